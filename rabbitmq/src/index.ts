@@ -1,0 +1,4 @@
+export * from './connection.js';
+export * from './messages.js';
+export * from './publisher.js';
+export * from './topology.js';

@@ -1,0 +1,139 @@
+// The broker topology as data (CONTRACT §5). Both services assert it on every (re)connect;
+// definitions.json for operators is generated from the same objects. Arguments are not configurable:
+// a queue declared with other arguments fails with PRECONDITION_FAILED on the next assert.
+
+export const PRIORITIES = ['high', 'medium', 'low'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+export const EXCHANGES = {
+  tasks: 'tasks',
+  deadLetter: 'tasks.dlx',
+} as const;
+
+export const WORK_QUEUES = {
+  high: 'tasks.high',
+  medium: 'tasks.medium',
+  low: 'tasks.low',
+} as const satisfies Record<Priority, string>;
+export type WorkQueue = (typeof WORK_QUEUES)[Priority];
+export const ALL_WORK_QUEUES: readonly WorkQueue[] = PRIORITIES.map((p) => WORK_QUEUES[p]);
+
+export const QUEUES = {
+  deadLetter: 'tasks.dlq',
+  results: 'tasks.results',
+  parking: 'tasks.parking',
+} as const;
+
+/** Redeliveries (crashes, channel closes) before a work message is dead-lettered as `delivery_limit`. */
+export const WORK_DELIVERY_LIMIT = 20;
+/** Queues that must never drop: RabbitMQ 4 defaults quorum queues to 20, and -1 drops on 3.10. */
+export const NEVER_DROP_DELIVERY_LIMIT = 1_000_000;
+/** A safety net only (soft on quorum queues); the dispatcher's in-flight cap is the real brake. */
+export const QUEUE_MAX_LENGTH = 1_000_000;
+
+export const retryExchangeName = (delaySeconds: number): string => `tasks.retry.${delaySeconds}`;
+export const retryQueueName = retryExchangeName;
+
+export type ExchangeType = 'direct' | 'fanout';
+export interface ExchangeSpec {
+  name: string;
+  type: ExchangeType;
+}
+export interface QueueSpec {
+  name: string;
+  arguments: Record<string, string | number>;
+}
+export interface BindingSpec {
+  exchange: string;
+  queue: string;
+  routingKey: string;
+}
+export interface Topology {
+  exchanges: ExchangeSpec[];
+  queues: QueueSpec[];
+  bindings: BindingSpec[];
+}
+
+const quorum = { 'x-queue-type': 'quorum' } as const;
+const safeDeadLettering = {
+  'x-dead-letter-strategy': 'at-least-once',
+  'x-overflow': 'reject-publish',
+  'x-max-length': QUEUE_MAX_LENGTH,
+} as const;
+
+const workQueueArguments = {
+  ...quorum,
+  ...safeDeadLettering,
+  'x-dead-letter-exchange': EXCHANGES.deadLetter,
+  'x-delivery-limit': WORK_DELIVERY_LIMIT,
+};
+
+const keptQueueArguments = { ...quorum, 'x-delivery-limit': NEVER_DROP_DELIVERY_LIMIT };
+
+export interface TopologyOptions {
+  /** The producer asserts the work path and the DLQ; the consumer everything it uses. */
+  role: 'producer' | 'consumer';
+  /** One retry exchange/queue per distinct delay (consumer only). */
+  retryDelaysSeconds?: readonly number[];
+}
+
+export function buildTopology({ role, retryDelaysSeconds = [] }: TopologyOptions): Topology {
+  const exchanges: ExchangeSpec[] = [
+    { name: EXCHANGES.tasks, type: 'direct' },
+    { name: EXCHANGES.deadLetter, type: 'fanout' },
+  ];
+  const queues: QueueSpec[] = [
+    ...PRIORITIES.map((p) => ({ name: WORK_QUEUES[p], arguments: workQueueArguments })),
+    { name: QUEUES.deadLetter, arguments: keptQueueArguments },
+  ];
+  const bindings: BindingSpec[] = [
+    ...PRIORITIES.map((p) => ({ exchange: EXCHANGES.tasks, queue: WORK_QUEUES[p], routingKey: p })),
+    { exchange: EXCHANGES.deadLetter, queue: QUEUES.deadLetter, routingKey: '' },
+  ];
+  if (role === 'consumer') {
+    queues.push(
+      { name: QUEUES.results, arguments: keptQueueArguments },
+      { name: QUEUES.parking, arguments: keptQueueArguments },
+    );
+    for (const delay of [...new Set(retryDelaysSeconds)].sort((a, b) => a - b)) {
+      const name = retryExchangeName(delay);
+      exchanges.push({ name, type: 'fanout' });
+      // No dead-letter routing key: an expired message keeps the routing key it was published with
+      // (its priority) and so returns to its own work queue through the `tasks` exchange.
+      queues.push({
+        name: retryQueueName(delay),
+        arguments: {
+          ...quorum,
+          ...safeDeadLettering,
+          'x-message-ttl': delay * 1000,
+          'x-dead-letter-exchange': EXCHANGES.tasks,
+          'x-delivery-limit': NEVER_DROP_DELIVERY_LIMIT,
+        },
+      });
+      bindings.push({ exchange: name, queue: retryQueueName(delay), routingKey: '' });
+    }
+  }
+  return { exchanges, queues, bindings };
+}
+
+/** The part of an amqplib channel that asserting a topology needs. */
+export interface TopologyChannel {
+  assertExchange(name: string, type: string, options: { durable: boolean }): Promise<unknown>;
+  assertQueue(
+    name: string,
+    options: { durable: boolean; arguments: Record<string, unknown> },
+  ): Promise<unknown>;
+  bindQueue(queue: string, exchange: string, routingKey: string): Promise<unknown>;
+}
+
+export async function assertTopology(channel: TopologyChannel, topology: Topology): Promise<void> {
+  for (const exchange of topology.exchanges) {
+    await channel.assertExchange(exchange.name, exchange.type, { durable: true });
+  }
+  for (const queue of topology.queues) {
+    await channel.assertQueue(queue.name, { durable: true, arguments: queue.arguments });
+  }
+  for (const binding of topology.bindings) {
+    await channel.bindQueue(binding.queue, binding.exchange, binding.routingKey);
+  }
+}

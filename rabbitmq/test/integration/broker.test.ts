@@ -1,0 +1,89 @@
+import {
+  Broker,
+  buildTopology,
+  confirmedPublisher,
+  EXCHANGES,
+  PublishError,
+  WORK_QUEUES,
+} from '@task-pipeline/rabbitmq';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTestVhost, rabbitmqctl, type TestVhost } from '../../../scripts/src/testing/isolation.js';
+
+let vhost: TestVhost;
+beforeAll(async () => {
+  vhost = await createTestVhost('broker');
+});
+afterAll(async () => {
+  await vhost?.drop();
+});
+
+const logger = pino({ level: 'silent' });
+
+describe('Broker', () => {
+  test('asserts the topology, publishes with confirms, fails unroutable publishes', async () => {
+    const broker = new Broker({
+      url: vhost.url,
+      connectionName: 'test-broker',
+      topology: buildTopology({ role: 'producer' }),
+      logger,
+    });
+    await broker.start();
+    const channel = broker.confirmChannel({ name: 'publish' });
+    const ch = await channel.wait();
+    const publisher = confirmedPublisher(ch, 5_000);
+    await publisher.publish(EXCHANGES.tasks, 'high', Buffer.from('{}'), { messageId: 'a' });
+    const q = await ch.checkQueue(WORK_QUEUES.high);
+    expect(q.messageCount).toBe(1);
+    const err = await publisher
+      .publish(EXCHANGES.tasks, 'nowhere', Buffer.from('{}'), { messageId: 'b' })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(PublishError);
+    expect((err as PublishError).code).toBe('UNROUTABLE');
+    await broker.close();
+  });
+
+  test('reopens a channel that the broker closed while the connection lives', async () => {
+    const broker = new Broker({
+      url: vhost.url,
+      connectionName: 'test-reopen',
+      topology: buildTopology({ role: 'producer' }),
+      logger,
+      reconnectInitialDelayMs: 50,
+    });
+    await broker.start();
+    const channel = broker.confirmChannel({ name: 'publish' });
+    const first = await channel.wait();
+    // A passive declare of a missing queue closes the channel with 404.
+    await first.checkQueue('does-not-exist').catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    const second = await channel.wait();
+    expect(second).not.toBe(first);
+    expect(broker.ready).toBe(true);
+    await broker.close();
+  });
+
+  test('reconnects after the broker closes the connection', async () => {
+    const broker = new Broker({
+      url: vhost.url,
+      connectionName: 'test-reconnect',
+      topology: buildTopology({ role: 'producer' }),
+      logger,
+      reconnectInitialDelayMs: 50,
+    });
+    await broker.start();
+    await broker.confirmChannel({ name: 'publish' }).wait();
+    const disconnected = new Promise((r) => broker.once('disconnected', r));
+    const out = await rabbitmqctl('list_connections', '-p', vhost.name, 'pid', 'client_properties');
+    const pid = out
+      .split('\n')
+      .find((l) => l.includes('test-reconnect'))
+      ?.split('\t')[0];
+    expect(pid).toBeTruthy();
+    await rabbitmqctl('close_connection', pid as string, 'test');
+    await disconnected;
+    await new Promise<void>((r) => broker.once('channel-open', () => r()));
+    expect(broker.ready).toBe(true);
+    await broker.close();
+  });
+});

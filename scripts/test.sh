@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The one test command (README, `npm test`, .ci/run): installs, makes sure PostgreSQL and RabbitMQ
+# answer, then lint, types and every test. Ends with its own line "N passed, N failed[, N skipped]".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RESULTS="$ROOT/.test-results"
+rm -rf "$RESULTS" && mkdir -p "$RESULTS"
+
+STAGES_FAILED=0
+STAGE_NAMES=()
+STAGE_RESULTS=()
+stage() {
+  local name=$1
+  shift
+  local start=$SECONDS
+  echo "::: $name"
+  "$@"
+  local rc=$?
+  local took=$((SECONDS - start))
+  STAGE_NAMES+=("$name")
+  if [ $rc -eq 0 ]; then STAGE_RESULTS+=("ok ${took}s"); else STAGE_RESULTS+=("FAILED (exit $rc) ${took}s"); fi
+  echo "::: $name: $([ $rc -eq 0 ] && echo ok || echo "failed, exit $rc") in ${took}s"
+  return $rc
+}
+
+install_deps() {
+  if [ "${CI:-}" = "true" ] || [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund
+  else
+    echo "node_modules is up to date"
+  fi
+}
+
+ensure_services() {
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+    echo "PostgreSQL is down: starting it"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || return 1
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+  fi
+  if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+    echo "RabbitMQ is down: starting it"
+    rabbitmq-server -detached || return 1
+    for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done
+  fi
+  pg_isready -h 127.0.0.1 -p 5432 && (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && echo "RabbitMQ answers on 5672"
+}
+
+ensure_chromium() {
+  # The Swagger UI test drives Debian's Chromium through playwright-core.
+  if command -v chromium >/dev/null; then echo "chromium: $(chromium --version 2>/dev/null)"; return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium"
+  else
+    echo "chromium is missing and cannot be installed here (needs root and apt-get)"
+  fi
+  return 0
+}
+
+run_vitest() {
+  local out=$1
+  shift
+  npx vitest run "$@" --reporter=default --reporter=json --outputFile.json="$out"
+}
+
+stage install install_deps || { echo "0 passed, 1 failed"; exit 1; }
+stage services ensure_services || { echo "0 passed, 1 failed"; exit 1; }
+stage chromium ensure_chromium
+stage build npm run build --silent || STAGES_FAILED=$((STAGES_FAILED + 1))
+stage lint npx biome check . || STAGES_FAILED=$((STAGES_FAILED + 1))
+stage types npx tsc -p tsconfig.json --noEmit || STAGES_FAILED=$((STAGES_FAILED + 1))
+stage tests run_vitest "$RESULTS/tests.json" --project unit --project integration
+stage system-tests run_vitest "$RESULTS/system.json" --project system
+
+echo
+echo "Stage durations:"
+for i in "${!STAGE_NAMES[@]}"; do printf '  %-14s %s\n' "${STAGE_NAMES[$i]}" "${STAGE_RESULTS[$i]}"; done
+npx tsx scripts/src/test-summary.ts --extra-failed "$STAGES_FAILED" "$RESULTS/tests.json" "$RESULTS/system.json"

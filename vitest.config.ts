@@ -1,0 +1,41 @@
+import { defineConfig } from 'vitest/config';
+
+// Workspace packages export their TypeScript sources under the `source` condition,
+// so tests run against src/ without a build step.
+const resolve = { conditions: ['source', 'node', 'import', 'default'] };
+
+export default defineConfig({
+  resolve,
+  ssr: { resolve: { conditions: resolve.conditions, externalConditions: ['source'] } },
+  test: {
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['{producer,consumer,rabbitmq,scripts}/test/unit/**/*.test.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['{producer,consumer,rabbitmq,scripts}/test/integration/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        // Whole-system runs (launcher, chaos, containers): one file at a time, after the rest.
+        extends: true,
+        test: {
+          name: 'system',
+          include: ['scripts/test/system/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 600_000,
+          hookTimeout: 300_000,
+        },
+      },
+    ],
+  },
+});
