@@ -1,0 +1,102 @@
+// The producer's whole configuration: one zod schema over the environment, parsed once at start.
+// process.env is read nowhere else. A bad value stops the boot with the variable's name.
+import { QUEUE_MAX_LENGTH } from '@task-pipeline/rabbitmq';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+export const ProducerEnvSchema = z
+  .object({
+    PORT: int(0, 65_535).default(3000),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    DATABASE_URL: z
+      .url({ protocol: /^postgres(ql)?$/ })
+      .default('postgres://postgres:postgres@127.0.0.1:5432/tasks'),
+    AMQP_URL: z.url({ protocol: /^amqps?$/ }).default('amqp://guest:guest@127.0.0.1:5672'),
+    STATUS_API_TOKEN: z.string().min(16, 'must be at least 16 characters'),
+    DISPATCHER_ENABLED: bool.default(true),
+    DISPATCH_BATCH_SIZE: int(1, 10_000).default(500),
+    DISPATCH_POLL_INTERVAL_MS: int(10).default(1000),
+    DISPATCH_ORDER: z.enum(['random', 'fifo']).default('random'),
+    DISPATCH_LEASE_S: int(1).default(30),
+    DISPATCH_CONFIRM_TIMEOUT_MS: int(100).default(5000),
+    DISPATCH_MAX_IN_FLIGHT: int(1).default(10_000),
+    SHUTDOWN_GRACE_MS: int(0).default(8000),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    // A lease shorter than a few confirm timeouts would let a second dispatcher re-claim tasks whose
+    // confirms are merely slow, publishing them twice.
+    if (env.DISPATCH_LEASE_S * 1000 <= 3 * env.DISPATCH_CONFIRM_TIMEOUT_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DISPATCH_LEASE_S'],
+        message: `must exceed 3 × DISPATCH_CONFIRM_TIMEOUT_MS (${(3 * env.DISPATCH_CONFIRM_TIMEOUT_MS) / 1000} s)`,
+      });
+    }
+    if (env.DISPATCH_MAX_IN_FLIGHT >= QUEUE_MAX_LENGTH) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DISPATCH_MAX_IN_FLIGHT'],
+        message: `must stay below the work queues' x-max-length (${QUEUE_MAX_LENGTH})`,
+      });
+    }
+  });
+
+export type ProducerEnv = z.input<typeof ProducerEnvSchema>;
+
+export interface ProducerConfig {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  amqpUrl: string;
+  statusApiToken: string;
+  shutdownGraceMs: number;
+  logLevel: z.infer<typeof ProducerEnvSchema>['LOG_LEVEL'];
+  dispatch: {
+    enabled: boolean;
+    batchSize: number;
+    pollIntervalMs: number;
+    order: 'random' | 'fifo';
+    leaseSeconds: number;
+    confirmTimeoutMs: number;
+    maxInFlight: number;
+  };
+}
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+}
+
+/** Parses the environment; throws a ConfigError whose message names every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): ProducerConfig {
+  // Empty strings mean "unset", as compose files often pass `VAR=` through.
+  const defined = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = ProducerEnvSchema.safeParse(defined);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    amqpUrl: e.AMQP_URL,
+    statusApiToken: e.STATUS_API_TOKEN,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    logLevel: e.LOG_LEVEL,
+    dispatch: {
+      enabled: e.DISPATCHER_ENABLED,
+      batchSize: e.DISPATCH_BATCH_SIZE,
+      pollIntervalMs: e.DISPATCH_POLL_INTERVAL_MS,
+      order: e.DISPATCH_ORDER,
+      leaseSeconds: e.DISPATCH_LEASE_S,
+      confirmTimeoutMs: e.DISPATCH_CONFIRM_TIMEOUT_MS,
+      maxInFlight: e.DISPATCH_MAX_IN_FLIGHT,
+    },
+  };
+}
