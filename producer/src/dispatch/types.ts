@@ -1,0 +1,27 @@
+// What the dispatcher shows to the rest of the producer (health, tests, the create route).
+
+/** Why the dispatcher is holding back right now; undefined while it claims normally. */
+export type PauseReason = 'broker_down' | 'broker_blocked' | 'in_flight' | 'database';
+
+export interface DispatcherStats {
+  /** DISPATCHER_ENABLED: false means this replica only wakes the others. */
+  enabled: boolean;
+  /** The loop is running (false before start and after close). */
+  running: boolean;
+  paused: PauseReason | undefined;
+  /** Claimed batches being published or recorded by this replica. */
+  batchesInFlight: number;
+  /** Last cached count of `sent` tasks (all replicas), as used for back-pressure. */
+  sentCount: number | undefined;
+  /** Tasks this replica published, had confirmed and recorded as sent since start. */
+  dispatched: number;
+}
+
+export interface DispatcherHandle {
+  /**
+   * Called after a task-creating transaction committed: wakes this replica's loop now and, rate-limited,
+   * the other replicas through NOTIFY. Works (and only notifies) when the dispatcher is disabled.
+   */
+  taskCreated(): void;
+  stats(): DispatcherStats;
+}
