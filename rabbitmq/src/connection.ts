@@ -213,6 +213,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     slot.opening = true;
     const { logger } = this.#options;
     let channel: Channel | undefined;
+    // Set when the connection was replaced while this open ran: the 'connect' handler skipped this
+    // slot (it was still opening), so nobody else would open it on the new connection.
+    let reopenOnNewConnection = false;
     try {
       channel = slot.confirm ? await model.createConfirmChannel() : await model.createChannel();
       const opened = channel;
@@ -226,6 +229,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       await slot.setup?.(opened);
       if (this.#closing || this.#model !== model) {
         await opened.close().catch(() => undefined);
+        reopenOnNewConnection = !this.#closing && this.#model !== undefined;
         return;
       }
       slot.channel = opened;
@@ -239,6 +243,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.#scheduleReopen(slot);
     } finally {
       slot.opening = false;
+      if (reopenOnNewConnection) void this.#open(slot);
     }
   }
 

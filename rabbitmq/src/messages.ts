@@ -14,6 +14,8 @@ export const HEADERS = {
   retryCount: 'x-retry-count',
   error: 'x-error',
   parkReason: 'x-park-reason',
+  /** The queue a parked message was taken from: tells a human where it would have gone. */
+  parkedFrom: 'x-parked-from',
   death: 'x-death',
   traceparent: 'traceparent',
 } as const;

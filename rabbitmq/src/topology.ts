@@ -31,6 +31,9 @@ export const NEVER_DROP_DELIVERY_LIMIT = 1_000_000;
 /** A safety net only (soft on quorum queues); the dispatcher's in-flight cap is the real brake. */
 export const QUEUE_MAX_LENGTH = 1_000_000;
 
+/** The consumer's default `RETRY_DELAYS_SECONDS`; definitions.json is generated with it. */
+export const DEFAULT_RETRY_DELAYS_SECONDS: readonly number[] = [1, 5, 30];
+
 export const retryExchangeName = (delaySeconds: number): string => `tasks.retry.${delaySeconds}`;
 export const retryQueueName = retryExchangeName;
 

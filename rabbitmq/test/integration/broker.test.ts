@@ -87,3 +87,62 @@ describe('Broker', () => {
     await broker.close();
   });
 });
+
+describe('Broker, a connection replaced while a channel is being set up', () => {
+  test('opens that channel on the new connection', async () => {
+    const broker = new Broker({
+      url: vhost.url,
+      connectionName: 'test-replaced-during-setup',
+      topology: buildTopology({ role: 'producer' }),
+      logger,
+      reconnectInitialDelayMs: 50,
+    });
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    let setups = 0;
+    const channel = broker.channel({
+      name: 'slow-setup',
+      setup: async () => {
+        setups += 1;
+        await released;
+      },
+    });
+    await broker.start();
+    await broker.waitForConnect();
+    await waitUntil(() => setups === 1);
+
+    const reconnected = new Promise((r) => broker.once('connected', () => r(undefined)));
+    await rabbitmqctl('close_connection', await connectionPid('test-replaced-during-setup'), 'test');
+    await reconnected;
+    // The first setup finishes only now, on a connection that is gone.
+    release();
+    const opened = await Promise.race([
+      channel.wait(),
+      new Promise((r) => setTimeout(() => r('never opened'), 10_000)),
+    ]);
+    expect(opened).not.toBe('never opened');
+    expect(setups).toBe(2);
+    expect(broker.ready).toBe(true);
+    await broker.close();
+  });
+});
+
+async function connectionPid(name: string): Promise<string> {
+  const out = await rabbitmqctl('list_connections', '-p', vhost.name, 'pid', 'client_properties');
+  const pid = out
+    .split('\n')
+    .find((l) => l.includes(name))
+    ?.split('\t')[0];
+  if (!pid) throw new Error(`no connection named ${name}`);
+  return pid;
+}
+
+async function waitUntil(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
