@@ -1,0 +1,65 @@
+// What the reporter sends for a message from tasks.results or tasks.dlq (CONTRACT §7). Pure: the
+// caller decides what an unreadable message means (it parks it).
+import {
+  FAILURE_REASONS,
+  HEADERS,
+  MAX_ERROR_LENGTH,
+  type ParseResult,
+  parseMessage,
+  ResultMessageSchema,
+  type ResultStatus,
+  readTaskReference,
+} from '@task-pipeline/rabbitmq';
+
+/** One item of the producer's batch route `PUT /api/v1/update-task-statuses`. */
+export interface StatusReport {
+  taskId: string;
+  taskStatus: ResultStatus;
+  attempt: number;
+  error?: string;
+}
+
+type Headers = Record<string, unknown> | undefined;
+
+export function reportFromResult(body: Buffer, contentType: string | undefined): ParseResult<StatusReport> {
+  const parsed = parseMessage(ResultMessageSchema, body, contentType);
+  if (!parsed.ok) return parsed;
+  const { taskId, attempt, status, error } = parsed.value;
+  return {
+    ok: true,
+    value: { taskId, attempt, taskStatus: status, ...(error === undefined ? {} : { error }) },
+  };
+}
+
+/**
+ * A dead-lettered work message becomes an `error` report. Only taskId and attempt must be readable:
+ * a message the worker could not even parse may reach the DLQ through the delivery limit.
+ */
+export function reportFromDeadLetter(body: Buffer, headers: Headers): ParseResult<StatusReport> {
+  const ref = readTaskReference(body);
+  if (!ref) return { ok: false, reason: 'dead-lettered message without a readable taskId and attempt' };
+  return { ok: true, value: { ...ref, taskStatus: 'error', error: deadLetterReason(headers) } };
+}
+
+/**
+ * The newest `x-death` entry's reason (`delivery_limit`, `expired`, ...), or the worker's own
+ * `x-error` when the reason is merely `rejected` (the worker gave up after its retries).
+ */
+export function deadLetterReason(headers: Headers): string {
+  const deaths = headers?.[HEADERS.death];
+  const newest = Array.isArray(deaths) ? (deaths[0] as Record<string, unknown> | undefined) : undefined;
+  const reason = text(newest?.reason);
+  const workerError = text(headers?.[HEADERS.error]);
+  const chosen =
+    reason === undefined || reason === FAILURE_REASONS.rejected
+      ? (workerError ?? reason ?? FAILURE_REASONS.rejected)
+      : reason;
+  return chosen.slice(0, MAX_ERROR_LENGTH);
+}
+
+/** Header values arrive as strings, or as Buffers when a publisher sent bytes. */
+function text(value: unknown): string | undefined {
+  if (typeof value === 'string') return value || undefined;
+  if (Buffer.isBuffer(value)) return value.toString('utf8') || undefined;
+  return undefined;
+}

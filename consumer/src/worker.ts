@@ -1,0 +1,212 @@
+// The worker (CONTRACT §7): a work message becomes an outcome value (ack | retry | dead-letter |
+// park) in a pure function; one wrapper turns the outcome into confirmed publishes followed by the
+// ack or nack on the delivering channel. A failed publish returns the message to its queue.
+
+import type { Broker } from '@task-pipeline/rabbitmq';
+import {
+  FAILURE_REASONS,
+  HEADERS,
+  type ManagedChannel,
+  type Priority,
+  parseMessage,
+  type ResultMessage,
+  readTaskReference,
+  WorkMessageSchema,
+  type WorkQueue,
+} from '@task-pipeline/rabbitmq';
+import type { Channel } from 'amqplib';
+import type { Logger } from 'pino';
+import { cancelAll, consumeAll, type Delivery, type Settlement, settle } from './deliveries.js';
+import type { ConsumerMetrics } from './metrics.js';
+import { publishParked } from './parking.js';
+import { type Publisher, publishResult } from './publishing.js';
+import { decideRetry, type RetryPolicy, readRetryCount } from './retry-policy.js';
+import { type SimulationPolicy, simulateOutcome } from './simulate-processing.js';
+
+export type WorkOutcome =
+  /** Processed: publish the success result, then ack. */
+  | { kind: 'ack'; result: ResultMessage }
+  /** Failed with retries left: publish a copy to the retry exchange, then ack. */
+  | {
+      kind: 'retry';
+      taskId: string;
+      exchange: string;
+      delaySeconds: number;
+      routingKey: Priority;
+      retryCount: number;
+      error: string;
+    }
+  /** Failed for the last time: nack without requeue, so the broker dead-letters it to tasks.dlq. */
+  | { kind: 'dead-letter'; error: string }
+  /** Unusable: copy to tasks.parking (and report invalid_message when the task is known), then ack. */
+  | { kind: 'park'; reason: string; report?: ResultMessage };
+
+export type WorkPolicy = SimulationPolicy & RetryPolicy;
+
+export interface IncomingWork {
+  content: Buffer;
+  contentType: string | undefined;
+  headers: Record<string, unknown> | undefined;
+}
+
+export function decideWork(policy: WorkPolicy, message: IncomingWork): WorkOutcome {
+  const parsed = parseMessage(WorkMessageSchema, message.content, message.contentType);
+  if (!parsed.ok) {
+    const ref = readTaskReference(message.content);
+    return {
+      kind: 'park',
+      reason: parsed.reason,
+      ...(ref && { report: { ...ref, status: 'error', error: FAILURE_REASONS.invalidMessage } }),
+    };
+  }
+  const { taskId, attempt, priority } = parsed.value;
+  const retryCount = readRetryCount(message.headers);
+  const simulated = simulateOutcome(policy, { taskId, attempt, retryCount });
+  if (simulated.ok) return { kind: 'ack', result: { taskId, attempt, status: 'success' } };
+  const next = decideRetry(policy, retryCount);
+  if (next.kind === 'dead-letter') return { kind: 'dead-letter', error: simulated.error };
+  return {
+    kind: 'retry',
+    taskId,
+    exchange: next.exchange,
+    delaySeconds: next.delaySeconds,
+    routingKey: priority,
+    retryCount: next.nextRetryCount,
+    error: simulated.error,
+  };
+}
+
+/** Headers the broker writes when it dead-letters; a fresh retry copy starts without them. */
+const BROKER_HEADERS = /^x-(death|first-death-|last-death-|delivery-count)/;
+
+export function retryHeaders(
+  original: Record<string, unknown> | undefined,
+  retryCount: number,
+  error: string,
+): Record<string, unknown> {
+  const kept = Object.entries(original ?? {}).filter(([name]) => !BROKER_HEADERS.test(name));
+  return { ...Object.fromEntries(kept), [HEADERS.retryCount]: retryCount, [HEADERS.error]: error };
+}
+
+export interface WorkerOptions {
+  broker: Broker;
+  queues: readonly WorkQueue[];
+  prefetch: number;
+  processingTimeMs: number;
+  policy: WorkPolicy;
+  publisher: Publisher;
+  metrics: ConsumerMetrics;
+  logger: Logger;
+}
+
+export interface Worker {
+  readonly channel: ManagedChannel<Channel>;
+  /** Stops consuming and waits (until `signal` aborts) for in-flight messages to settle. */
+  stop(signal: AbortSignal): Promise<void>;
+}
+
+export function createWorker(options: WorkerOptions): Worker {
+  const { broker, queues, prefetch, processingTimeMs, policy, publisher, metrics, logger } = options;
+  const inFlight = new Set<Promise<void>>();
+  let stopping = false;
+  let consumerTags: string[] = [];
+
+  const channel = broker.channel({
+    name: 'worker',
+    setup: async (ch) => {
+      if (stopping) return;
+      // Per-consumer prefetch: quorum queues do not support a channel-wide (global) limit.
+      await ch.prefetch(prefetch);
+      consumerTags = await consumeAll(ch, queues, (delivery) => {
+        const handled = handle(delivery).finally(() => inFlight.delete(handled));
+        inFlight.add(handled);
+      });
+    },
+  });
+
+  function settleOrDrop(delivery: Delivery, how: Settlement): boolean {
+    if (settle(delivery, how)) return true;
+    metrics.droppedSettlements.inc({ queue: delivery.queue });
+    return false;
+  }
+
+  async function handle(delivery: Delivery): Promise<void> {
+    const stopTimer = metrics.processingDuration.startTimer({ queue: delivery.queue });
+    const { content, properties } = delivery.message;
+    const outcome = decideWork(policy, {
+      content,
+      contentType: properties.contentType,
+      headers: properties.headers,
+    });
+    const log = logger.child({ queue: delivery.queue, messageId: properties.messageId });
+    try {
+      if (outcome.kind !== 'park' && processingTimeMs > 0) {
+        await new Promise((r) => setTimeout(r, processingTimeMs));
+      }
+      await apply(delivery, outcome, log);
+    } catch (err) {
+      // Only publishes throw: the outcome could not be made durable, so the message goes back.
+      log.warn({ err, outcome: outcome.kind }, 'could not publish the outcome; returning the message');
+      settleOrDrop(delivery, 'requeue');
+    } finally {
+      stopTimer();
+    }
+  }
+
+  async function apply(delivery: Delivery, outcome: WorkOutcome, log: Logger): Promise<void> {
+    const queue = delivery.queue;
+    switch (outcome.kind) {
+      case 'ack': {
+        await publishResult(publisher, outcome.result);
+        if (settleOrDrop(delivery, 'ack')) metrics.processed.inc({ queue });
+        return;
+      }
+      case 'retry': {
+        const { properties, content } = delivery.message;
+        await publisher.publish(outcome.exchange, outcome.routingKey, content, {
+          messageId: outcome.taskId,
+          contentType: properties.contentType,
+          timestamp: properties.timestamp,
+          headers: retryHeaders(properties.headers, outcome.retryCount, outcome.error),
+        });
+        if (settleOrDrop(delivery, 'ack')) {
+          metrics.failed.inc({ queue });
+          metrics.retried.inc({ queue, delay_seconds: String(outcome.delaySeconds) });
+        }
+        return;
+      }
+      case 'dead-letter': {
+        // The broker adds x-death (reason `rejected`); the reporter reports the x-error of the last
+        // retry, which this same simulated failure wrote.
+        if (settleOrDrop(delivery, 'reject')) {
+          metrics.failed.inc({ queue });
+          metrics.deadLettered.inc({ queue });
+        }
+        return;
+      }
+      case 'park': {
+        await publishParked(publisher, delivery, outcome.reason);
+        // Reported before the ack: a task whose message was unusable must not stay `sent`.
+        if (outcome.report) await publishResult(publisher, outcome.report);
+        if (settleOrDrop(delivery, 'ack')) {
+          metrics.parked.inc({ queue });
+          log.warn({ reason: outcome.reason, taskId: outcome.report?.taskId }, 'parked a work message');
+        }
+        return;
+      }
+    }
+  }
+
+  return {
+    channel,
+    async stop(signal) {
+      stopping = true;
+      await cancelAll(channel.current(), consumerTags);
+      const aborted = new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        else signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      await Promise.race([Promise.allSettled([...inFlight]), aborted]);
+    },
+  };
+}

@@ -1,0 +1,77 @@
+import { ALL_WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const token = { STATUS_API_TOKEN: 'a-long-enough-test-token' };
+
+function errorOf(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  test('applies the contract defaults (CONTRACT §8)', () => {
+    const config = loadConfig(token);
+    expect(config).toMatchObject({
+      amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
+      producerUrl: 'http://127.0.0.1:3000',
+      workerQueues: ALL_WORK_QUEUES,
+      workerPrefetch: 32,
+      processingTimeMs: 100,
+      failureRate: 0.1,
+      failureSeed: 'task-pipeline',
+      maxRetries: 3,
+      retryDelaysSeconds: [1, 5, 30],
+      reporterEnabled: true,
+      reportBatchSize: 200,
+      reportBatchMs: 20,
+      healthPort: 3001,
+      shutdownGraceMs: 8000,
+      logLevel: 'info',
+    });
+  });
+
+  test('parses lists, numbers and booleans', () => {
+    const config = loadConfig({
+      ...token,
+      WORKER_QUEUES: ' tasks.high ',
+      RETRY_DELAYS_SECONDS: '2, 10',
+      FAILURE_RATE: '0.3',
+      REPORTER_ENABLED: 'false',
+      HEALTH_PORT: '0',
+    });
+    expect(config.workerQueues).toEqual(['tasks.high']);
+    expect(config.retryDelaysSeconds).toEqual([2, 10]);
+    expect(config.failureRate).toBe(0.3);
+    expect(config.reporterEnabled).toBe(false);
+    expect(config.healthPort).toBe(0);
+  });
+
+  test('treats empty strings as unset, as compose passes `VAR=` through', () => {
+    expect(loadConfig({ ...token, WORKER_QUEUES: '', MAX_RETRIES: '' }).maxRetries).toBe(3);
+  });
+
+  test.each([
+    [{}, 'STATUS_API_TOKEN'],
+    [{ ...token, WORKER_QUEUES: 'tasks.urgent' }, 'WORKER_QUEUES'],
+    [{ ...token, WORKER_QUEUES: 'tasks.high,tasks.high' }, 'WORKER_QUEUES'],
+    [{ ...token, FAILURE_RATE: '1.5' }, 'FAILURE_RATE'],
+    [{ ...token, FAILURE_RATE: 'often' }, 'FAILURE_RATE'],
+    [{ ...token, RETRY_DELAYS_SECONDS: '1,0' }, 'RETRY_DELAYS_SECONDS'],
+    [{ ...token, RETRY_DELAYS_SECONDS: '1.5' }, 'RETRY_DELAYS_SECONDS'],
+    [{ ...token, REPORT_BATCH_SIZE: '1001' }, 'REPORT_BATCH_SIZE'],
+    [{ ...token, REPORTER_ENABLED: 'maybe' }, 'REPORTER_ENABLED'],
+    [{ ...token, AMQP_URL: 'http://broker' }, 'AMQP_URL'],
+    [{ ...token, PRODUCER_URL: 'not a url' }, 'PRODUCER_URL'],
+    [{ ...token, LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+  ])('rejects %o naming %s in one line', (env, variable) => {
+    const message = errorOf(env as Record<string, string>);
+    expect(message).toContain(`${variable}:`);
+    expect(message).not.toContain('\n');
+  });
+});

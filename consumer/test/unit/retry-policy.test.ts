@@ -1,0 +1,35 @@
+import { describe, expect, test } from 'vitest';
+import { decideRetry, readRetryCount } from '../../src/retry-policy.js';
+
+describe('decideRetry', () => {
+  const policy = { maxRetries: 4, retryDelaysSeconds: [1, 5, 30] };
+
+  test('walks the delays and reuses the last one', () => {
+    expect([0, 1, 2, 3].map((count) => decideRetry(policy, count))).toEqual([
+      { kind: 'retry', exchange: 'tasks.retry.1', delaySeconds: 1, nextRetryCount: 1 },
+      { kind: 'retry', exchange: 'tasks.retry.5', delaySeconds: 5, nextRetryCount: 2 },
+      { kind: 'retry', exchange: 'tasks.retry.30', delaySeconds: 30, nextRetryCount: 3 },
+      { kind: 'retry', exchange: 'tasks.retry.30', delaySeconds: 30, nextRetryCount: 4 },
+    ]);
+  });
+
+  test('dead-letters once MAX_RETRIES retries are spent', () => {
+    expect(decideRetry(policy, 4)).toEqual({ kind: 'dead-letter' });
+    expect(decideRetry(policy, 99)).toEqual({ kind: 'dead-letter' });
+    expect(decideRetry({ maxRetries: 0, retryDelaysSeconds: [1] }, 0)).toEqual({ kind: 'dead-letter' });
+  });
+});
+
+describe('readRetryCount', () => {
+  test.each([
+    [undefined, 0],
+    [{}, 0],
+    [{ 'x-retry-count': 2 }, 2],
+    [{ 'x-retry-count': '3' }, 3],
+    [{ 'x-retry-count': -1 }, 0],
+    [{ 'x-retry-count': 1.5 }, 0],
+    [{ 'x-retry-count': 'many' }, 0],
+  ])('%o → %i', (headers, expected) => {
+    expect(readRetryCount(headers)).toBe(expected);
+  });
+});

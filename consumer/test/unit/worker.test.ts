@@ -1,0 +1,105 @@
+import { describe, expect, test } from 'vitest';
+import { simulateOutcome } from '../../src/simulate-processing.js';
+import { decideWork, retryHeaders } from '../../src/worker.js';
+
+const taskId = '5b0c3c1e-9d5c-4c1a-8f0e-2c8a4b7d9e10';
+const body = (value: unknown) => Buffer.from(JSON.stringify(value));
+const workBody = body({
+  taskId,
+  text: 'hello',
+  priority: 'low',
+  createdAt: '2024-01-01T00:00:00Z',
+  attempt: 1,
+});
+const json = 'application/json';
+
+const policy = (failureRate: number, maxRetries = 2) => ({
+  failureSeed: 'unit',
+  failureRate,
+  maxRetries,
+  retryDelaysSeconds: [1, 5],
+});
+
+describe('decideWork', () => {
+  test('success → ack with a success result for the same attempt', () => {
+    expect(decideWork(policy(0), { content: workBody, contentType: json, headers: {} })).toEqual({
+      kind: 'ack',
+      result: { taskId, attempt: 1, status: 'success' },
+    });
+  });
+
+  test('failure with retries left → the next retry exchange, routed by priority', () => {
+    expect(
+      decideWork(policy(1), { content: workBody, contentType: json, headers: { 'x-retry-count': 1 } }),
+    ).toEqual({
+      kind: 'retry',
+      taskId,
+      exchange: 'tasks.retry.5',
+      delaySeconds: 5,
+      routingKey: 'low',
+      retryCount: 2,
+      error: 'simulated processing failure',
+    });
+  });
+
+  test('failure with retries spent → dead-letter', () => {
+    const outcome = decideWork(policy(1), {
+      content: workBody,
+      contentType: json,
+      headers: { 'x-retry-count': 2 },
+    });
+    expect(outcome.kind).toBe('dead-letter');
+  });
+
+  test('the outcome follows the hash of seed, task, attempt and retry count', () => {
+    const p = policy(0.5, 10);
+    for (let retryCount = 0; retryCount < 10; retryCount++) {
+      const expected = simulateOutcome(p, { taskId, attempt: 1, retryCount }).ok ? 'ack' : 'retry';
+      const headers = { 'x-retry-count': retryCount };
+      expect(decideWork(p, { content: workBody, contentType: json, headers }).kind).toBe(expected);
+    }
+  });
+
+  test.each([
+    ['garbage bytes', Buffer.from([0xde, 0xad, 0xbe, 0xef]), json, /not valid JSON/, false],
+    ['JSON without taskId', body({ text: 'x', priority: 'high', attempt: 1 }), json, /taskId/, false],
+    ['a wrong content type', workBody, 'text/plain', /content type/, true],
+    ['a 1 MB body', body({ taskId, attempt: 1, text: 'x'.repeat(1024 * 1024) }), json, /exceeds/, true],
+    [
+      'an unknown priority',
+      body({ taskId, attempt: 1, text: 'x', priority: 'urgent', createdAt: 'x' }),
+      json,
+      /priority/,
+      true,
+    ],
+  ])(
+    '%s → park with a reason (reported invalid_message: %s)',
+    (_name, content, contentType, reason, reported) => {
+      const outcome = decideWork(policy(0), { content, contentType, headers: undefined });
+      expect(outcome.kind).toBe('park');
+      if (outcome.kind !== 'park') return;
+      expect(outcome.reason).toMatch(reason as RegExp);
+      expect(outcome.report).toEqual(
+        reported ? { taskId, attempt: 1, status: 'error', error: 'invalid_message' } : undefined,
+      );
+    },
+  );
+});
+
+describe('retryHeaders', () => {
+  test('sets count and error, keeps tracing, drops what the broker wrote', () => {
+    const headers = retryHeaders(
+      {
+        traceparent: '00-abc-def-01',
+        'x-death': [{ reason: 'expired' }],
+        'x-first-death-reason': 'expired',
+        'x-last-death-queue': 'tasks.retry.1',
+        'x-delivery-count': 2,
+        'x-retry-count': 1,
+      },
+      2,
+      'boom',
+    );
+    expect(headers).toEqual({ traceparent: '00-abc-def-01', 'x-retry-count': 2, 'x-error': 'boom' });
+  });
+});
