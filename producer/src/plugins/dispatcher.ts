@@ -1,9 +1,14 @@
 // The dispatcher (CONTRACT §6) as a plugin: claims waiting tasks, publishes them with confirms and
-// records them as sent. Needs the database pool, the metrics and the broker connection.
+// records them as sent; wakes up on creates here and, through LISTEN/NOTIFY, on the other replicas.
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ProducerConfig } from '../config.js';
+import { createDispatchRepository } from '../dispatch/dispatch-repository.js';
+import { createDispatcher, type DispatcherHooks } from '../dispatch/dispatcher.js';
+import { startTaskGauges } from '../dispatch/task-gauges.js';
 import type { DispatcherHandle } from '../dispatch/types.js';
+import { createCrossReplicaWakeup } from '../dispatch/wakeup.js';
 
 export type { DispatcherHandle, DispatcherStats, PauseReason } from '../dispatch/types.js';
 
@@ -15,22 +20,69 @@ declare module 'fastify' {
 
 export interface DispatcherPluginOptions {
   config: Pick<ProducerConfig, 'dispatch' | 'shutdownGraceMs'>;
+  /** Crash-point seams for tests. */
+  hooks?: DispatcherHooks;
+  /** Overrides the default number of overlapping batches (benchmarks). */
+  pipelineDepth?: number;
 }
 
 async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginOptions): Promise<void> {
-  const { enabled } = options.config.dispatch;
-  // Interim seam so app.ts and the create route can be wired now; the loop lands in the next commits.
+  const { config } = options;
+  const logger = app.log.child({ component: 'dispatcher' });
+  const repository = createDispatchRepository(app.sql);
+  const gauges = startTaskGauges({ repository, metrics: app.metrics, logger });
+
+  const dispatcher = config.dispatch.enabled
+    ? createDispatcher({
+        config: config.dispatch,
+        repository,
+        broker: app.broker,
+        channel: app.broker.confirmChannel({ name: 'dispatch' }),
+        metrics: app.metrics,
+        logger,
+        hooks: options.hooks,
+        ...(options.pipelineDepth ? { pipelineDepth: options.pipelineDepth } : {}),
+      })
+    : undefined;
+
+  const wakeup = createCrossReplicaWakeup({
+    sql: app.sql,
+    instanceId: randomUUID(),
+    logger,
+    onWake: () => dispatcher?.wake(),
+  });
+
   app.decorate('dispatcher', {
-    taskCreated: () => undefined,
-    stats: () => ({
-      enabled,
-      running: false,
-      paused: undefined,
-      batchesInFlight: 0,
-      sentCount: undefined,
-      dispatched: 0,
-    }),
+    taskCreated() {
+      dispatcher?.wake();
+      wakeup.notify();
+    },
+    stats: () =>
+      dispatcher?.stats() ?? {
+        enabled: false,
+        running: false,
+        paused: undefined,
+        batchesInFlight: 0,
+        sentCount: undefined,
+        dispatched: 0,
+      },
   } satisfies DispatcherHandle);
+
+  if (dispatcher) {
+    // Starts once the whole app is ready, not while later plugins are still registering.
+    app.addHook('onReady', async () => {
+      wakeup.listen();
+      dispatcher.start();
+    });
+  }
+
+  // Registered after db and amqp, so this runs before their onClose: the pool and the channel are
+  // still open while in-flight batches finish and unpublished leases are released.
+  app.addHook('onClose', async () => {
+    gauges.stop();
+    await dispatcher?.stop(Math.min(config.dispatch.confirmTimeoutMs + 2_000, config.shutdownGraceMs));
+    await wakeup.close();
+  });
 }
 
 export default fp(dispatcherPlugin, {

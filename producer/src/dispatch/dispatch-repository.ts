@@ -1,0 +1,149 @@
+// The dispatcher's SQL. Every write is fenced by (status = 'waiting', attempts = the claimed attempt),
+// so a report that landed first, or a newer claim by another dispatcher, always wins; and every write
+// selects its rows FOR UPDATE SKIP LOCKED, so it never waits on (or deadlocks with) the reporters'
+// batch updates of the same tasks, which arrive while confirms are still pending.
+import type { Priority } from '@task-pipeline/rabbitmq';
+import type { PendingQuery, Row, Sql } from 'postgres';
+import { buildClaimPlan, type DispatchOrder } from './claim-query.js';
+
+export interface ClaimedTask {
+  id: string;
+  text: string;
+  priority: Priority;
+  createdAt: Date;
+  /** The attempt this claim owns: the message carries it and every later write is fenced by it. */
+  attempt: number;
+}
+
+export interface FencedOutcome {
+  /** Rows this call changed. */
+  done: string[];
+  /** Rows still waiting with the same attempt but locked by another transaction right now. */
+  locked: string[];
+}
+
+export interface TaskCounts {
+  waiting: number;
+  sent: number;
+  oldestSentAt: Date | undefined;
+}
+
+export interface ClaimOptions {
+  order: DispatchOrder;
+  limit: number;
+  leaseSeconds: number;
+  startId: string;
+}
+
+interface ClaimRow {
+  id: string;
+  text: string;
+  priority: Priority;
+  created_at: Date;
+  attempts: number;
+}
+
+interface FencedRow {
+  id: string;
+  done: boolean;
+  pending: boolean;
+}
+
+export function createDispatchRepository(sql: Sql) {
+  /**
+   * Applies `set` to the tasks still waiting with their claimed attempt. The final SELECT reads the
+   * statement's snapshot, so `pending` tells a row skipped because it was locked from one that no
+   * longer matches.
+   */
+  async function fencedUpdate(
+    tasks: readonly ClaimedTask[],
+    set: PendingQuery<Row[]>,
+  ): Promise<FencedOutcome> {
+    if (tasks.length === 0) return { done: [], locked: [] };
+    const rows = await sql<FencedRow[]>`
+      WITH claimed AS (
+        SELECT * FROM unnest(${tasks.map((t) => t.id)}::uuid[], ${tasks.map((t) => t.attempt)}::int[])
+          AS c(id, attempt)
+      ),
+      locked AS (
+        SELECT t.id FROM tasks t JOIN claimed c ON c.id = t.id AND c.attempt = t.attempts
+        WHERE t.status = 'waiting'
+        FOR UPDATE OF t SKIP LOCKED
+      ),
+      updated AS (
+        UPDATE tasks t SET ${set} FROM locked WHERE t.id = locked.id RETURNING t.id
+      )
+      SELECT c.id,
+             u.id IS NOT NULL AS done,
+             coalesce(t.status = 'waiting' AND t.attempts = c.attempt, false) AS pending
+      FROM claimed c
+      LEFT JOIN updated u ON u.id = c.id
+      LEFT JOIN tasks t ON t.id = c.id`;
+    return {
+      done: rows.filter((r) => r.done).map((r) => r.id),
+      locked: rows.filter((r) => !r.done && r.pending).map((r) => r.id),
+    };
+  }
+
+  return {
+    /** One short transaction (a single statement): lease + attempt + 1 on up to `limit` rows. */
+    async claim(options: ClaimOptions): Promise<ClaimedTask[]> {
+      const plan = buildClaimPlan(options);
+      const rows = await sql.unsafe<ClaimRow[]>(plan.text, plan.params, { prepare: true });
+      return rows.map((r) => ({
+        id: r.id,
+        text: r.text,
+        priority: r.priority,
+        createdAt: r.created_at,
+        attempt: r.attempts,
+      }));
+    },
+
+    /**
+     * Confirmed messages → `sent`. A row whose report landed first (status no longer waiting) or that
+     * another dispatcher re-claimed (attempts moved on) is left alone. The final SELECT reads the
+     * statement's snapshot, so `pending` tells a row skipped because it was locked from one that no
+     * longer matches.
+     */
+    /**
+     * Confirmed messages → `sent`. A row whose report landed first (status no longer waiting) or that
+     * another dispatcher re-claimed (attempts moved on) is left alone.
+     */
+    recordSent(tasks: readonly ClaimedTask[]): Promise<FencedOutcome> {
+      return fencedUpdate(
+        tasks,
+        sql`status = 'sent', sent_at = now(), updated_at = now(), claimed_until = NULL`,
+      );
+    },
+
+    /**
+     * Tasks that were not published (failed, or never sent out) keep their claim for `delayMs` more:
+     * the next claim cannot pick them before, which spaces out retries of a broken route.
+     */
+    release(tasks: readonly ClaimedTask[], delayMs: number): Promise<FencedOutcome> {
+      return fencedUpdate(tasks, sql`claimed_until = now() + make_interval(secs => ${delayMs / 1000})`);
+    },
+
+    /** `sent` tasks, counted only up to `cap` (an index-only scan of at most cap+1 entries). */
+    async countSent(cap: number): Promise<number> {
+      const [row] = await sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM (SELECT 1 FROM tasks WHERE status = 'sent' LIMIT ${cap}) s`;
+      return row?.n ?? 0;
+    },
+
+    /** The gauges' numbers; full counts, so refreshed on a timer, never per scrape. */
+    async counts(): Promise<TaskCounts> {
+      const [row] = await sql<{ waiting: number; sent: number; oldest_sent_at: Date | null }[]>`
+        SELECT (SELECT count(*) FROM tasks WHERE status = 'waiting')::int AS waiting,
+               (SELECT count(*) FROM tasks WHERE status = 'sent')::int AS sent,
+               (SELECT min(sent_at) FROM tasks WHERE status = 'sent') AS oldest_sent_at`;
+      return {
+        waiting: row?.waiting ?? 0,
+        sent: row?.sent ?? 0,
+        oldestSentAt: row?.oldest_sent_at ?? undefined,
+      };
+    },
+  };
+}
+
+export type DispatchRepository = ReturnType<typeof createDispatchRepository>;

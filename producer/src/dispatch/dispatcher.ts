@@ -1,0 +1,472 @@
+// The dispatch loop (CONTRACT §6): claim → publish with confirms → record, in batches. Claims run one
+// at a time (so priority order holds across batches) while up to `pipelineDepth` claimed batches wait
+// for their confirms and records: waiting for quorum confirms is most of a batch's time, and
+// overlapping it is what makes the loop fast. Everything it calls is injected, so it runs in tests
+// without Fastify.
+import { randomUUID } from 'node:crypto';
+import {
+  type Broker,
+  confirmedPublisher,
+  type ManagedChannel,
+  PRIORITIES,
+  type Priority,
+  PublishError,
+} from '@task-pipeline/rabbitmq';
+import type { ConfirmChannel } from 'amqplib';
+import type { ProducerConfig } from '../config.js';
+import type { ProducerMetrics } from '../metrics.js';
+import { backoffMs, DATABASE_BACKOFF, PUBLISH_FAILURE_BACKOFF } from './backoff.js';
+import type { ClaimedTask, DispatchRepository } from './dispatch-repository.js';
+import type { DispatcherStats, PauseReason } from './types.js';
+import { createWakeSignal } from './wakeup.js';
+import { buildWorkMessage } from './work-message.js';
+
+export type DispatchConfig = ProducerConfig['dispatch'];
+
+export type DispatcherMetrics = Pick<
+  ProducerMetrics,
+  'tasksDispatched' | 'publishFailures' | 'dispatchBatchSize' | 'dispatchBatchDuration' | 'dispatcherPaused'
+>;
+
+export interface DispatchLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** What the dispatcher needs of the broker connection: its state and when it changes. */
+export type DispatchBroker = Pick<Broker, 'connected' | 'blocked' | 'on' | 'off'>;
+
+export interface FailedPublish {
+  task: ClaimedTask;
+  reason: string;
+}
+
+export interface BatchResult {
+  claimed: readonly ClaimedTask[];
+  /** Confirmed and recorded as sent by this batch. */
+  sent: readonly string[];
+  /** Confirmed, but a report or a newer claim got there first (or the row stayed locked). */
+  notRecorded: readonly string[];
+  failed: readonly FailedPublish[];
+  /** Claimed but never handed to the broker (channel lost, blocked, stopping, lease running out). */
+  unpublished: readonly ClaimedTask[];
+}
+
+/** Test seams at the crash points of CONTRACT §6; a hook that never resolves freezes its batch there. */
+export interface DispatcherHooks {
+  afterClaim?(tasks: readonly ClaimedTask[]): void | Promise<void>;
+  beforePublish?(task: ClaimedTask, index: number): void | Promise<void>;
+  beforeRecord?(confirmed: readonly ClaimedTask[], failed: readonly FailedPublish[]): void | Promise<void>;
+  afterBatch?(result: BatchResult): void;
+}
+
+export interface DispatcherOptions {
+  config: DispatchConfig;
+  repository: DispatchRepository;
+  broker: DispatchBroker;
+  channel: ManagedChannel<ConfirmChannel>;
+  metrics: DispatcherMetrics;
+  logger: DispatchLogger;
+  hooks?: DispatcherHooks;
+  /**
+   * Claimed batches in flight at once (publishing, awaiting confirms, recording). The unconfirmed
+   * publish window is therefore at most pipelineDepth × DISPATCH_BATCH_SIZE messages.
+   */
+  pipelineDepth?: number;
+  random?: () => number;
+  randomId?: () => string;
+}
+
+export const DEFAULT_PIPELINE_DEPTH = 4;
+/** How long a cached `sent` count is trusted before the next claim recounts it. */
+const SENT_COUNT_TTL_MS = 1_000;
+/** While held back by the in-flight cap, how often to recount `sent`. */
+const IN_FLIGHT_RECHECK_MS = 250;
+/** Record retries for rows a concurrent report holds locked for a moment. */
+const RECORD_LOCKED_RETRIES = 6;
+const RECORD_LOCKED_BACKOFF = { initialMs: 10, maxMs: 250 };
+
+const PRIORITY_RANK = new Map<Priority, number>(PRIORITIES.map((p, i) => [p, i]));
+
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+
+export class Dispatcher {
+  readonly #o: Required<Omit<DispatcherOptions, 'hooks'>> & { hooks: DispatcherHooks };
+  readonly #signal = createWakeSignal();
+  readonly #batches = new Set<Promise<void>>();
+  #abort = new AbortController();
+  #loop: Promise<void> | undefined;
+  #stopping = false;
+  #paused: PauseReason | undefined;
+  /** Cached count of `sent` tasks (all replicas) and when it was read; adjusted by our own records. */
+  #sentCount: number | undefined;
+  #sentCountAt = Number.NEGATIVE_INFINITY;
+  /** Tasks this replica claimed and has not recorded or released yet. */
+  #unrecorded = 0;
+  #publishFailureStreak = 0;
+  #databaseFailureStreak = 0;
+  /** No claims before this time (performance.now()): backoff after failures. */
+  #holdUntil = 0;
+  #dispatched = 0;
+
+  constructor(options: DispatcherOptions) {
+    this.#o = {
+      pipelineDepth: DEFAULT_PIPELINE_DEPTH,
+      random: Math.random,
+      randomId: randomUUID,
+      hooks: {},
+      ...options,
+    };
+  }
+
+  stats(): DispatcherStats {
+    return {
+      enabled: true,
+      running: this.#loop !== undefined && !this.#stopping,
+      paused: this.#paused,
+      batchesInFlight: this.#batches.size,
+      sentCount: this.#sentCount,
+      dispatched: this.#dispatched,
+    };
+  }
+
+  /** New work may be waiting (a create here or on another replica, a broker that came back). */
+  wake(): void {
+    this.#signal.wake();
+  }
+
+  start(): void {
+    if (this.#loop) return;
+    this.#stopping = false;
+    this.#abort = new AbortController();
+    for (const event of ['connected', 'unblocked', 'channel-open'] as const)
+      this.#o.broker.on(event, this.#onBroker);
+    this.#loop = this.#run();
+  }
+
+  /**
+   * Stops claiming, lets batches in flight finish (their confirms are bounded by the confirm timeout;
+   * tasks not yet handed to the broker are released at once for any replica to take) and waits up to
+   * `timeoutMs` for them. A batch still unfinished after that keeps its leases, which expire.
+   */
+  async stop(timeoutMs: number): Promise<void> {
+    if (!this.#loop) return;
+    this.#stopping = true;
+    this.#abort.abort();
+    this.#signal.wake();
+    for (const event of ['connected', 'unblocked', 'channel-open'] as const)
+      this.#o.broker.off(event, this.#onBroker);
+    await this.#loop;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    const outcome = await Promise.race([Promise.allSettled([...this.#batches]), deadline]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      this.#o.logger.warn(
+        { batches: this.#batches.size },
+        'dispatcher stopped with batches unfinished; their leases will expire',
+      );
+    }
+    this.#loop = undefined;
+    this.#setPaused(undefined);
+  }
+
+  /**
+   * One claim and its batch, awaited: what the loop does once, for tests that walk the crash points
+   * step by step. Returns undefined when nothing was claimable.
+   */
+  async dispatchOnce(): Promise<BatchResult | undefined> {
+    const limit = Math.min(this.#o.config.batchSize, await this.#room());
+    if (limit <= 0) return undefined;
+    const claimedAt = performance.now();
+    const claimed = await this.#claim(limit);
+    if (claimed.length === 0) return undefined;
+    return this.#process(claimed, claimedAt);
+  }
+
+  readonly #onBroker = () => this.#signal.wake();
+
+  async #run(): Promise<void> {
+    const { config, logger } = this.#o;
+    logger.info(
+      { order: config.order, batchSize: config.batchSize, maxInFlight: config.maxInFlight },
+      'dispatcher started',
+    );
+    while (!this.#stopping) {
+      try {
+        await this.#step();
+      } catch (err) {
+        // Only the database can fail here (claims and counts); publish errors are per message.
+        this.#databaseFailureStreak += 1;
+        const delay = backoffMs(this.#databaseFailureStreak, DATABASE_BACKOFF, this.#o.random);
+        this.#holdUntil = performance.now() + delay;
+        this.#setPaused('database');
+        logger.warn({ err, retryInMs: delay }, 'dispatcher cannot reach PostgreSQL; retrying');
+      }
+    }
+    logger.info({ dispatched: this.#dispatched }, 'dispatcher stopped claiming');
+  }
+
+  async #step(): Promise<void> {
+    const { config, broker, channel } = this.#o;
+    const wait = (ms: number) => this.#signal.wait(ms, this.#abort.signal);
+    const holdFor = this.#holdUntil - performance.now();
+    if (holdFor > 0) return wait(holdFor);
+    if (!broker.connected || !channel.current()) {
+      this.#setPaused('broker_down');
+      return wait(config.pollIntervalMs);
+    }
+    if (broker.blocked) {
+      this.#setPaused('broker_blocked');
+      return wait(config.pollIntervalMs);
+    }
+    if (this.#batches.size >= this.#o.pipelineDepth) return wait(config.pollIntervalMs);
+    const room = await this.#room();
+    this.#databaseFailureStreak = 0;
+    if (room <= 0) {
+      this.#setPaused('in_flight');
+      return wait(Math.min(IN_FLIGHT_RECHECK_MS, config.pollIntervalMs));
+    }
+    this.#setPaused(undefined);
+    const limit = Math.min(config.batchSize, room);
+    const claimedAt = performance.now();
+    const claimed = await this.#claim(limit);
+    if (claimed.length > 0) this.#track(this.#process(claimed, claimedAt));
+    // A short batch means the backlog is drained (for this replica): sleep until woken or the poll.
+    if (claimed.length < limit) await wait(config.pollIntervalMs);
+  }
+
+  /** Free places under DISPATCH_MAX_IN_FLIGHT, counting our own claimed-but-unrecorded tasks. */
+  async #room(): Promise<number> {
+    const { maxInFlight } = this.#o.config;
+    const now = performance.now();
+    const estimate = (this.#sentCount ?? 0) + this.#unrecorded;
+    if (
+      this.#sentCount === undefined ||
+      now - this.#sentCountAt > SENT_COUNT_TTL_MS ||
+      estimate >= maxInFlight
+    ) {
+      this.#sentCount = await this.#o.repository.countSent(maxInFlight + 1);
+      this.#sentCountAt = now;
+    }
+    return maxInFlight - this.#sentCount - this.#unrecorded;
+  }
+
+  async #claim(limit: number): Promise<ClaimedTask[]> {
+    const { config } = this.#o;
+    const claimed = await this.#o.repository.claim({
+      order: config.order,
+      limit,
+      leaseSeconds: config.leaseSeconds,
+      startId: this.#o.randomId(),
+    });
+    this.#unrecorded += claimed.length;
+    // High first within the batch too; the claim's RETURNING order is the update's, not the scan's.
+    return claimed.sort(
+      (a, b) => (PRIORITY_RANK.get(a.priority) ?? 0) - (PRIORITY_RANK.get(b.priority) ?? 0),
+    );
+  }
+
+  #track(batch: Promise<unknown>): void {
+    const tracked = batch.then(
+      () => undefined,
+      (err: unknown) => this.#o.logger.error({ err }, 'dispatch batch failed unexpectedly'),
+    );
+    this.#batches.add(tracked);
+    void tracked.finally(() => {
+      this.#batches.delete(tracked);
+      this.#signal.wake();
+    });
+  }
+
+  async #process(claimed: ClaimedTask[], claimedAt: number): Promise<BatchResult> {
+    const { hooks, metrics } = this.#o;
+    const started = performance.now();
+    metrics.dispatchBatchSize.observe(claimed.length);
+    try {
+      await hooks.afterClaim?.(claimed);
+      const { confirmed, failed, unpublished } = await this.#publish(claimed, claimedAt);
+      await hooks.beforeRecord?.(confirmed, failed);
+      const { sent, notRecorded } = await this.#record(confirmed);
+      await this.#releaseFailed(failed);
+      if (confirmed.length > 0) {
+        this.#publishFailureStreak = 0;
+      } else if (failed.length > 0) {
+        // Nothing got through: the channel or the broker is failing as a whole, so the next batch
+        // would fail alike. Hold claims back (a partial failure, an unbound priority, does not).
+        this.#publishFailureStreak += 1;
+        const hold = backoffMs(this.#publishFailureStreak, PUBLISH_FAILURE_BACKOFF, this.#o.random);
+        this.#holdUntil = Math.max(this.#holdUntil, performance.now() + hold);
+      }
+      // Never handed to the broker: free at once for any replica whose broker is reachable.
+      await this.#release(unpublished, 0);
+      const result: BatchResult = { claimed, sent, notRecorded, failed, unpublished };
+      metrics.dispatchBatchDuration.observe((performance.now() - started) / 1000);
+      if (failed.length + unpublished.length > 0) {
+        this.#o.logger.debug(
+          {
+            claimed: claimed.length,
+            sent: sent.length,
+            failed: failed.length,
+            unpublished: unpublished.length,
+          },
+          'dispatch batch partly failed',
+        );
+      }
+      hooks.afterBatch?.(result);
+      return result;
+    } finally {
+      this.#unrecorded -= claimed.length;
+    }
+  }
+
+  async #publish(tasks: readonly ClaimedTask[], claimedAt: number) {
+    const { broker, channel: managed, config, hooks, metrics } = this.#o;
+    // Publishing must end early enough that every confirm (bounded by the confirm timeout) and the
+    // record land before the lease runs out and another dispatcher may claim the task again.
+    const publishDeadline = claimedAt + config.leaseSeconds * 1000 - 2 * config.confirmTimeoutMs;
+    const channel = managed.current();
+    const publisher = channel && confirmedPublisher(channel, config.confirmTimeoutMs);
+    const outcomes: Promise<FailedPublish | ClaimedTask>[] = [];
+    const unpublished: ClaimedTask[] = [];
+    for (let i = 0; i < tasks.length; i += 1) {
+      const task = tasks[i] as ClaimedTask;
+      if (hooks.beforePublish) await hooks.beforePublish(task, i);
+      if (
+        !publisher ||
+        managed.current() !== channel ||
+        broker.blocked ||
+        this.#stopping ||
+        performance.now() > publishDeadline
+      ) {
+        unpublished.push(...tasks.slice(i));
+        break;
+      }
+      const message = buildWorkMessage(task);
+      outcomes.push(
+        publisher.publish(message.exchange, message.routingKey, message.body, message.options).then(
+          () => task,
+          (err: unknown) => ({ task, reason: err instanceof PublishError ? err.code : 'UNKNOWN' }),
+        ),
+      );
+    }
+    const confirmed: ClaimedTask[] = [];
+    const failed: FailedPublish[] = [];
+    for (const outcome of await Promise.all(outcomes)) {
+      if ('reason' in outcome) {
+        failed.push(outcome);
+        metrics.publishFailures.inc({ reason: outcome.reason });
+      } else {
+        confirmed.push(outcome);
+      }
+    }
+    return { confirmed, failed, unpublished };
+  }
+
+  /**
+   * Confirmed → sent. Rows a report holds locked for a moment are retried a few times; a database
+   * error is retried until it works or the dispatcher stops (the fence keeps a late record correct).
+   * Whatever stays unrecorded keeps its lease, expires and goes out again: at-least-once.
+   */
+  async #record(confirmed: readonly ClaimedTask[]): Promise<{ sent: string[]; notRecorded: string[] }> {
+    const { repository, metrics, logger } = this.#o;
+    const sent: string[] = [];
+    let remaining = confirmed;
+    let lockedRounds = 0;
+    let errors = 0;
+    while (remaining.length > 0) {
+      let outcome: Awaited<ReturnType<DispatchRepository['recordSent']>>;
+      try {
+        outcome = await repository.recordSent(remaining);
+      } catch (err) {
+        errors += 1;
+        if (this.#stopping) {
+          logger.warn(
+            { err, tasks: remaining.length },
+            'could not record confirmed tasks while stopping; they will be re-sent',
+          );
+          break;
+        }
+        const delay = backoffMs(errors, DATABASE_BACKOFF, this.#o.random);
+        logger.warn(
+          { err, tasks: remaining.length, retryInMs: delay },
+          'could not record confirmed tasks; retrying',
+        );
+        await sleep(delay);
+        continue;
+      }
+      sent.push(...outcome.done);
+      const locked = new Set(outcome.locked);
+      remaining = remaining.filter((t) => locked.has(t.id));
+      if (remaining.length === 0) break;
+      lockedRounds += 1;
+      if (lockedRounds > RECORD_LOCKED_RETRIES) {
+        logger.warn(
+          { tasks: remaining.length },
+          'confirmed tasks stayed locked; their leases will expire and they go out again',
+        );
+        break;
+      }
+      await sleep(backoffMs(lockedRounds, RECORD_LOCKED_BACKOFF, this.#o.random));
+    }
+    const byPriority = new Map<Priority, number>();
+    const sentIds = new Set(sent);
+    for (const task of confirmed) {
+      if (sentIds.has(task.id)) byPriority.set(task.priority, (byPriority.get(task.priority) ?? 0) + 1);
+    }
+    for (const [priority, n] of byPriority) metrics.tasksDispatched.inc({ priority }, n);
+    this.#dispatched += sent.length;
+    if (this.#sentCount !== undefined) this.#sentCount += sent.length;
+    return { sent, notRecorded: confirmed.filter((t) => !sentIds.has(t.id)).map((t) => t.id) };
+  }
+
+  /**
+   * A failed task keeps its lease for a while longer, growing with its attempt number: a task that
+   * keeps failing (its priority unbound, say) is retried ever more slowly while the others flow.
+   */
+  async #releaseFailed(failed: readonly FailedPublish[]): Promise<void> {
+    const byAttempt = new Map<number, ClaimedTask[]>();
+    for (const { task } of failed)
+      byAttempt.set(task.attempt, [...(byAttempt.get(task.attempt) ?? []), task]);
+    for (const [attempt, tasks] of byAttempt) {
+      await this.#release(tasks, backoffMs(attempt, PUBLISH_FAILURE_BACKOFF, this.#o.random));
+    }
+  }
+
+  async #release(tasks: readonly ClaimedTask[], delayMs: number): Promise<void> {
+    if (tasks.length === 0) return;
+    try {
+      await this.#o.repository.release(tasks, delayMs);
+    } catch (err) {
+      // Harmless: the leases expire by themselves.
+      this.#o.logger.warn(
+        { err, tasks: tasks.length },
+        'could not release claimed tasks; their leases will expire',
+      );
+    }
+  }
+
+  #setPaused(reason: PauseReason | undefined): void {
+    if (this.#paused === reason) return;
+    const { metrics, logger } = this.#o;
+    if (this.#paused) metrics.dispatcherPaused.set({ reason: this.#paused }, 0);
+    if (reason) {
+      metrics.dispatcherPaused.set({ reason }, 1);
+      logger.info({ reason }, 'dispatcher paused');
+    } else if (this.#paused) {
+      logger.info({ was: this.#paused }, 'dispatcher resumed');
+    }
+    this.#paused = reason;
+  }
+}
+
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  return new Dispatcher(options);
+}

@@ -1,0 +1,39 @@
+// A claimed task as the work message of CONTRACT §5. Pure: the dispatcher publishes what this returns.
+import {
+  EXCHANGES,
+  HEADERS,
+  JSON_CONTENT_TYPE,
+  type PublishOptions,
+  type WorkMessage,
+} from '@task-pipeline/rabbitmq';
+import type { ClaimedTask } from './dispatch-repository.js';
+
+export interface OutgoingMessage {
+  exchange: string;
+  routingKey: string;
+  body: Buffer;
+  options: PublishOptions;
+}
+
+export function buildWorkMessage(task: ClaimedTask): OutgoingMessage {
+  const message: WorkMessage = {
+    taskId: task.id,
+    text: task.text,
+    priority: task.priority,
+    createdAt: task.createdAt.toISOString(),
+    attempt: task.attempt,
+  };
+  return {
+    exchange: EXCHANGES.tasks,
+    // The routing key is the priority: the `tasks` exchange binds each one to its work queue.
+    routingKey: task.priority,
+    body: Buffer.from(JSON.stringify(message)),
+    options: {
+      messageId: task.id,
+      persistent: true,
+      mandatory: true,
+      contentType: JSON_CONTENT_TYPE,
+      headers: { [HEADERS.retryCount]: 0 },
+    },
+  };
+}

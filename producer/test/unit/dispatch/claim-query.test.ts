@@ -1,0 +1,62 @@
+import { describe, expect, test } from 'vitest';
+import { buildClaimPlan } from '../../../src/dispatch/claim-query.js';
+
+const start = '7d444840-9dc0-11d1-b245-5ffdce74fad2';
+
+describe('buildClaimPlan', () => {
+  test('random: two wrap branches per priority, high first, each an id range in index order', () => {
+    const plan = buildClaimPlan({ order: 'random', limit: 500, leaseSeconds: 30, startId: start });
+    expect(plan.params).toEqual([500, 30, start]);
+    const branches = [...plan.text.matchAll(/priority = '(\w+)' (AND id [<>]=? \$3::uuid)/g)].map((m) => [
+      m[1],
+      m[2],
+    ]);
+    expect(branches).toEqual([
+      ['high', 'AND id >= $3::uuid'],
+      ['high', 'AND id < $3::uuid'],
+      ['medium', 'AND id >= $3::uuid'],
+      ['medium', 'AND id < $3::uuid'],
+      ['low', 'AND id >= $3::uuid'],
+      ['low', 'AND id < $3::uuid'],
+    ]);
+    expect(plan.text.match(/ORDER BY id\n/g)).toHaveLength(6);
+    expect(plan.text).not.toContain('created_at\n    LIMIT');
+  });
+
+  test('every branch skips locked rows, honours leases and stops at the limit', () => {
+    const plan = buildClaimPlan({ order: 'random', limit: 10, leaseSeconds: 5, startId: start });
+    expect(plan.text.match(/FOR UPDATE SKIP LOCKED/g)).toHaveLength(6);
+    expect(plan.text.match(/claimed_until IS NULL OR claimed_until < now\(\)/g)).toHaveLength(6);
+    expect(plan.text.match(/LIMIT \$1/g)).toHaveLength(7);
+    expect(plan.text).toContain("status = 'waiting'");
+    expect(plan.text).toContain('attempts = t.attempts + 1');
+    expect(plan.text).toContain('claimed_until = now() + make_interval(secs => $2)');
+  });
+
+  test('fifo: one branch per priority, oldest first, no start id', () => {
+    const plan = buildClaimPlan({ order: 'fifo', limit: 100, leaseSeconds: 30, startId: 'ignored' });
+    expect(plan.params).toEqual([100, 30]);
+    expect([...plan.text.matchAll(/priority = '(\w+)'/g)].map((m) => m[1])).toEqual([
+      'high',
+      'medium',
+      'low',
+    ]);
+    expect(plan.text.match(/ORDER BY created_at/g)).toHaveLength(3);
+    expect(plan.text).not.toContain('$3');
+  });
+
+  test('rejects values that would make a broken statement', () => {
+    expect(() => buildClaimPlan({ order: 'random', limit: 0, leaseSeconds: 30, startId: start })).toThrow(
+      RangeError,
+    );
+    expect(() => buildClaimPlan({ order: 'random', limit: 1.5, leaseSeconds: 30, startId: start })).toThrow(
+      RangeError,
+    );
+    expect(() => buildClaimPlan({ order: 'random', limit: 1, leaseSeconds: 0, startId: start })).toThrow(
+      RangeError,
+    );
+    expect(() =>
+      buildClaimPlan({ order: 'random', limit: 1, leaseSeconds: 30, startId: "x'; drop" }),
+    ).toThrow(RangeError);
+  });
+});
