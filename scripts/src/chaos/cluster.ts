@@ -1,0 +1,185 @@
+// The system under chaos: private PostgreSQL and RabbitMQ (never the shared servers), the producer
+// and two consumer replicas as local processes from source, and a pausable proxy on the consumers'
+// path to the producer. Every process can be killed, stopped and started again on the same ports.
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { type Service, startService, waitForHttp } from '../bench/processes.js';
+import { type PrivatePostgres, startPrivatePostgres } from '../testing/private-postgres.js';
+import { freePort } from '../testing/private-process.js';
+import { type PrivateRabbit, startPrivateRabbit } from '../testing/private-rabbitmq.js';
+import { type PausableProxy, startPausableProxy } from './proxy.js';
+
+export interface ClusterOptions {
+  processingTimeMs: number;
+  failureRate: number;
+  maxRetries: number;
+  retryDelaysSeconds: readonly number[];
+  /** Short leases make a killed producer's claims come back sooner; must exceed 3× the confirm timeout. */
+  leaseSeconds: number;
+  confirmTimeoutMs: number;
+  logLevel: string;
+}
+
+/** One service slot: the process in it can die and be replaced, on the same ports and settings. */
+export interface ManagedService {
+  readonly name: string;
+  current(): Service | undefined;
+  /** Starts a process and waits until it is ready. */
+  start(): Promise<Service>;
+  /** Sends `signal` and waits for the exit; returns how it ended. */
+  signal(
+    signal: 'SIGKILL' | 'SIGTERM',
+    timeoutMs?: number,
+  ): Promise<{ pid: number; exitCode: number | null }>;
+  stop(): Promise<void>;
+  /** Process starts so far (1 = never restarted). */
+  starts(): number;
+  /** Log files of every process this slot ran, oldest first. */
+  logs(): readonly string[];
+}
+
+export interface Cluster {
+  pg: PrivatePostgres;
+  rabbit: PrivateRabbit;
+  proxy: PausableProxy;
+  databaseUrl: string;
+  producerUrl: string;
+  token: string;
+  producer: ManagedService;
+  consumers: readonly [ManagedService, ManagedService];
+  consumerHealthUrls: readonly [string, string];
+  /** Stops every process; `keep` leaves the private instances' folders for inspection. */
+  close(options?: { keep?: boolean }): Promise<void>;
+}
+
+function managed(name: string, entry: string, env: Record<string, string>, readyUrl: string): ManagedService {
+  let service: Service | undefined;
+  let starts = 0;
+  const logs: string[] = [];
+  const waitExit = async (s: Service, timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    while (s.exitCode() === undefined) {
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return true;
+  };
+  return {
+    name,
+    current: () => service,
+    async start() {
+      const s = startService(name, entry, env);
+      service = s;
+      starts += 1;
+      logs.push(s.logPath);
+      await waitForHttp(s, readyUrl, 120_000);
+      return s;
+    },
+    async signal(signal, timeoutMs = 30_000) {
+      const s = service;
+      if (!s || s.exitCode() !== undefined) throw new Error(`${name} is not running`);
+      process.kill(s.pid, signal);
+      if (!(await waitExit(s, timeoutMs))) {
+        process.kill(s.pid, 'SIGKILL');
+        await waitExit(s, 10_000);
+      }
+      return { pid: s.pid, exitCode: s.exitCode() ?? null };
+    },
+    async stop() {
+      await service?.stop();
+    },
+    starts: () => starts,
+    logs: () => logs,
+  };
+}
+
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const pg = await startPrivatePostgres();
+  let rabbit: PrivateRabbit | undefined;
+  let proxy: PausableProxy | undefined;
+  const slots: ManagedService[] = [];
+  try {
+    rabbit = await startPrivateRabbit();
+    const admin = postgres(pg.url, { max: 1, onnotice: () => undefined });
+    await admin`create database tasks`;
+    await admin.end();
+    const databaseUrl = pg.urlFor('tasks');
+    const token = randomBytes(24).toString('hex');
+    const producerPort = await freePort();
+    const producerUrl = `http://127.0.0.1:${producerPort}`;
+    proxy = await startPausableProxy('127.0.0.1', producerPort);
+
+    const producer = managed(
+      'producer',
+      'producer/src/server.ts',
+      {
+        PORT: String(producerPort),
+        HOST: '127.0.0.1',
+        DATABASE_URL: databaseUrl,
+        AMQP_URL: rabbit.url,
+        STATUS_API_TOKEN: token,
+        DISPATCH_LEASE_S: String(options.leaseSeconds),
+        DISPATCH_CONFIRM_TIMEOUT_MS: String(options.confirmTimeoutMs),
+        LOG_LEVEL: options.logLevel,
+      },
+      `${producerUrl}/health/ready`,
+    );
+    const consumerEnv = {
+      AMQP_URL: rabbit.url,
+      PRODUCER_URL: proxy.url,
+      STATUS_API_TOKEN: token,
+      PROCESSING_TIME_MS: String(options.processingTimeMs),
+      FAILURE_RATE: String(options.failureRate),
+      MAX_RETRIES: String(options.maxRetries),
+      RETRY_DELAYS_SECONDS: options.retryDelaysSeconds.join(','),
+      LOG_LEVEL: options.logLevel,
+    };
+    const healthPorts = [await freePort(), await freePort()] as const;
+    const consumerHealthUrls = [
+      `http://127.0.0.1:${healthPorts[0]}`,
+      `http://127.0.0.1:${healthPorts[1]}`,
+    ] as const;
+    const consumers = [
+      managed(
+        'consumer-a',
+        'consumer/src/main.ts',
+        { ...consumerEnv, HEALTH_PORT: String(healthPorts[0]) },
+        `${consumerHealthUrls[0]}/health/ready`,
+      ),
+      managed(
+        'consumer-b',
+        'consumer/src/main.ts',
+        { ...consumerEnv, HEALTH_PORT: String(healthPorts[1]) },
+        `${consumerHealthUrls[1]}/health/ready`,
+      ),
+    ] as const;
+    slots.push(producer, ...consumers);
+    await producer.start();
+    await Promise.all(consumers.map((c) => c.start()));
+
+    const [startedRabbit, startedProxy] = [rabbit, proxy];
+    return {
+      pg,
+      rabbit: startedRabbit,
+      proxy: startedProxy,
+      databaseUrl,
+      producerUrl,
+      token,
+      producer,
+      consumers,
+      consumerHealthUrls,
+      async close({ keep = false } = {}) {
+        await Promise.all([producer.stop(), ...consumers.map((c) => c.stop())]);
+        await startedProxy.close();
+        if (keep) await Promise.all([pg.stop(), startedRabbit.stop()]);
+        else await Promise.all([pg.destroy(), startedRabbit.destroy()]);
+      },
+    };
+  } catch (error) {
+    await Promise.all(slots.map((s) => s.stop()));
+    await proxy?.close();
+    await rabbit?.destroy();
+    await pg.destroy();
+    throw error;
+  }
+}

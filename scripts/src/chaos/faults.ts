@@ -1,0 +1,215 @@
+// The fault injectors. Each one returns evidence that the fault really happened (a pid that died and
+// a new one that answers, a partition that actually held traffic, ...): a planned fault that left no
+// trace fails the run, because a chaos run that injected nothing proves nothing.
+import {
+  confirmedPublisher,
+  HEADERS,
+  JSON_CONTENT_TYPE,
+  type Priority,
+  retryExchangeName,
+  type WorkMessage,
+} from '@task-pipeline/rabbitmq';
+import amqp from 'amqplib';
+import postgres from 'postgres';
+import { request } from 'undici';
+import type { Cluster, ManagedService } from './cluster.js';
+import type { FlipDetector } from './flip-detector.js';
+import type { FaultKind, PlannedFault } from './plan.js';
+
+export interface FaultRecord {
+  kind: FaultKind;
+  plannedAtMs: number;
+  startedAtMs: number;
+  /** From injection until the system was whole again. */
+  durationMs: number;
+  happened: boolean;
+  evidence: string;
+  /** SIGTERM only: whether the process exited 0 within its grace period. */
+  graceful?: boolean;
+  /** redrive only: the tasks redriven and the attempt their stale copies carry. */
+  redriven?: ReadonlyMap<string, number>;
+}
+
+export interface FaultContext {
+  cluster: Cluster;
+  detector: FlipDetector;
+  retryDelaysSeconds: readonly number[];
+  /** Consumers' grace period: a SIGTERM gets this plus slack before it counts as not graceful. */
+  shutdownGraceMs: number;
+  redriveBatch: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function killAndRestart(
+  service: ManagedService,
+  signal: 'SIGKILL' | 'SIGTERM',
+  downMs: number,
+  graceMs: number,
+): Promise<Pick<FaultRecord, 'happened' | 'evidence' | 'graceful'>> {
+  const { pid, exitCode } = await service.signal(signal, graceMs);
+  await sleep(downMs);
+  const next = await service.start();
+  const died = signal === 'SIGKILL' ? exitCode === null : exitCode !== undefined;
+  const how = exitCode === null ? 'killed by a signal' : `exit code ${exitCode}`;
+  return {
+    happened: died && next.pid !== pid,
+    evidence: `${service.name} pid ${pid} ${signal} → ${how}; down ${downMs} ms; pid ${next.pid} ready`,
+    ...(signal === 'SIGTERM' ? { graceful: exitCode === 0 } : {}),
+  };
+}
+
+async function restartServer(
+  name: string,
+  server: { pid(): number | undefined; restart(): Promise<void> },
+): Promise<Pick<FaultRecord, 'happened' | 'evidence'>> {
+  const before = server.pid();
+  const started = Date.now();
+  await server.restart();
+  const after = server.pid();
+  return {
+    happened: before !== undefined && after !== undefined && before !== after,
+    evidence: `${name} pid ${before} → ${after}, back in ${Date.now() - started} ms`,
+  };
+}
+
+async function partition(
+  ctx: FaultContext,
+  downMs: number,
+): Promise<Pick<FaultRecord, 'happened' | 'evidence'>> {
+  ctx.cluster.proxy.pause();
+  await sleep(downMs);
+  const held = ctx.cluster.proxy.resume();
+  return {
+    happened: held.connectionsHeld + held.bytesHeld > 0,
+    evidence: `blackholed ${downMs} ms: held ${held.connectionsHeld} new connections, ${held.bytesHeld} bytes`,
+  };
+}
+
+interface ErrorTask {
+  id: string;
+  text: string;
+  priority: Priority;
+  created_at: Date;
+  attempts: number;
+}
+
+/**
+ * Takes a batch of `error` tasks, puts a stale copy of each one's last work message (its old attempt)
+ * into the longest retry queue — so the copies are certainly still queued when the redrive lands and
+ * come back to the work queues afterwards — then redrives them through the API.
+ */
+async function redriveErrors(
+  ctx: FaultContext,
+): Promise<Pick<FaultRecord, 'happened' | 'evidence' | 'redriven'>> {
+  const sql = postgres(ctx.cluster.databaseUrl, { max: 1, onnotice: () => undefined });
+  let tasks: ErrorTask[] = [];
+  try {
+    const deadline = Date.now() + 120_000;
+    while (tasks.length === 0 && Date.now() < deadline) {
+      tasks = await sql<ErrorTask[]>`
+        select id, text, priority, created_at, attempts from tasks
+        where status = 'error' order by random() limit ${ctx.redriveBatch}`;
+      if (tasks.length === 0) await sleep(1_000);
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  if (tasks.length === 0) return { happened: false, evidence: 'no error task appeared within 120 s' };
+
+  const delay = Math.max(...ctx.retryDelaysSeconds);
+  const connection = await amqp.connect(ctx.cluster.rabbit.url);
+  const published = Date.now();
+  try {
+    const channel = await connection.createConfirmChannel();
+    const publisher = confirmedPublisher(channel, 10_000);
+    await Promise.all(
+      tasks.map((t) => {
+        const message: WorkMessage = {
+          taskId: t.id,
+          text: t.text,
+          priority: t.priority,
+          createdAt: t.created_at.toISOString(),
+          attempt: t.attempts,
+        };
+        return publisher.publish(retryExchangeName(delay), t.priority, Buffer.from(JSON.stringify(message)), {
+          messageId: t.id,
+          persistent: true,
+          mandatory: true,
+          contentType: JSON_CONTENT_TYPE,
+          headers: { [HEADERS.retryCount]: 1, [HEADERS.error]: 'chaos: stale copy queued before a redrive' },
+        });
+      }),
+    );
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+
+  const redriven = new Map<string, number>();
+  const refused: string[] = [];
+  for (const t of tasks) {
+    ctx.detector.allowRedrive(t.id);
+    const res = await request(
+      `${ctx.cluster.producerUrl}/api/v1/redrive-task?taskId=${encodeURIComponent(t.id)}`,
+      { method: 'POST', headers: { authorization: `Bearer ${ctx.cluster.token}` } },
+    ).catch(() => undefined);
+    await res?.body.dump();
+    if (res?.statusCode === 200) redriven.set(t.id, t.attempts);
+    else refused.push(`${t.id}: ${res?.statusCode ?? 'no answer'}`);
+  }
+  const redriveMs = Date.now() - published;
+  const stillQueued = redriveMs < delay * 1000;
+  return {
+    happened: redriven.size === tasks.length && stillQueued,
+    evidence:
+      `${tasks.length} stale copies into ${retryExchangeName(delay)} (${delay} s), ${redriven.size} redriven ` +
+      `in ${redriveMs} ms${stillQueued ? ' while the copies were still queued' : ' — copies may have left the queue first'}` +
+      (refused.length > 0 ? `; refused: ${refused.slice(0, 5).join(', ')}` : ''),
+    redriven,
+  };
+}
+
+export async function injectFault(
+  fault: PlannedFault,
+  ctx: FaultContext,
+  runStartedAt: number,
+): Promise<FaultRecord> {
+  const startedAtMs = Date.now() - runStartedAt;
+  const t0 = Date.now();
+  const [consumerA, consumerB] = ctx.cluster.consumers;
+  const base = { kind: fault.kind, plannedAtMs: fault.atMs, startedAtMs };
+  try {
+    let outcome: Omit<FaultRecord, keyof typeof base | 'durationMs'>;
+    switch (fault.kind) {
+      case 'kill-producer':
+        outcome = await killAndRestart(ctx.cluster.producer, 'SIGKILL', fault.downMs, 10_000);
+        break;
+      case 'kill-consumer':
+        outcome = await killAndRestart(consumerA, 'SIGKILL', fault.downMs, 10_000);
+        break;
+      case 'term-consumer':
+        outcome = await killAndRestart(consumerB, 'SIGTERM', fault.downMs, ctx.shutdownGraceMs + 5_000);
+        break;
+      case 'restart-rabbitmq':
+        outcome = await restartServer('RabbitMQ', ctx.cluster.rabbit);
+        break;
+      case 'restart-postgres':
+        outcome = await restartServer('PostgreSQL', ctx.cluster.pg);
+        break;
+      case 'partition-producer':
+        outcome = await partition(ctx, fault.downMs);
+        break;
+      case 'redrive-errors':
+        outcome = await redriveErrors(ctx);
+        break;
+    }
+    return { ...base, ...outcome, durationMs: Date.now() - t0 };
+  } catch (error) {
+    return {
+      ...base,
+      durationMs: Date.now() - t0,
+      happened: false,
+      evidence: `injection failed: ${(error as Error).message.split('\n')[0]}`,
+    };
+  }
+}

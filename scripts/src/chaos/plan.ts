@@ -1,0 +1,62 @@
+// Which faults happen when: pure, from the seed, so `--seed S` repeats a run's fault timing.
+
+import { seededRandom } from './random.js';
+
+export const FAULT_KINDS = [
+  'kill-producer',
+  'kill-consumer',
+  'term-consumer',
+  'restart-rabbitmq',
+  'restart-postgres',
+  'partition-producer',
+  'redrive-errors',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export const FAULT_DESCRIPTIONS: Record<FaultKind, string> = {
+  'kill-producer': 'SIGKILL the producer, restart it',
+  'kill-consumer': 'SIGKILL consumer A, restart it',
+  'term-consumer': 'SIGTERM consumer B (graceful), restart it',
+  'restart-rabbitmq': 'stop and start the RabbitMQ node',
+  'restart-postgres': 'stop (fast) and start PostgreSQL',
+  'partition-producer': 'producer unreachable to the consumers (TCP blackhole)',
+  'redrive-errors': 'redrive error tasks while stale copies of their messages are queued',
+};
+
+export interface PlannedFault {
+  kind: FaultKind;
+  /** When to inject it, in ms after the first create. */
+  atMs: number;
+  /** How long the service stays down (kills, SIGTERM) or the partition lasts. */
+  downMs: number;
+}
+
+export interface PlanInput {
+  kinds: readonly FaultKind[];
+  seed: number;
+  /** How long tasks are being created: faults land inside this window. */
+  windowMs: number;
+  partitionMs: number;
+}
+
+/**
+ * Spreads the faults over 10–85 % of the creation window in a seeded order, one per slot with a
+ * seeded offset inside it. Redrive needs `error` tasks to exist, so it never takes the first half.
+ */
+export function planFaults({ kinds, seed, windowMs, partitionMs }: PlanInput): PlannedFault[] {
+  const random = seededRandom(seed);
+  const unique = [...new Set(kinds)];
+  const others = random.shuffle(unique.filter((k) => k !== 'redrive-errors'));
+  const order: FaultKind[] = others;
+  if (unique.includes('redrive-errors')) {
+    const earliest = Math.ceil((others.length + 1) / 2);
+    order.splice(random.int(earliest, others.length), 0, 'redrive-errors');
+  }
+  const start = windowMs * 0.1;
+  const slot = order.length > 0 ? (windowMs * 0.75) / order.length : 0;
+  return order.map((kind, i) => ({
+    kind,
+    atMs: Math.round(start + slot * i + random.next() * slot * 0.5),
+    downMs: kind === 'partition-producer' ? partitionMs : random.int(500, 3_000),
+  }));
+}

@@ -1,0 +1,277 @@
+// One chaos run: start the private cluster, create tasks at a steady rate, inject the planned faults
+// while they flow, wait until the system is quiet, then judge what the database and broker hold.
+
+import { QUEUES } from '@task-pipeline/rabbitmq';
+import postgres from 'postgres';
+import { type Cluster, startCluster } from './cluster.js';
+import { counterSum, startScraper } from './counters.js';
+import { startCreator } from './creator.js';
+import { type FaultRecord, injectFault } from './faults.js';
+import { FAULT_KINDS, type FaultKind, type PlannedFault, planFaults } from './plan.js';
+import { startPoller } from './poller.js';
+import { type FinalRow, judge, type Verdict } from './verdict.js';
+
+export interface ChaosOptions {
+  tasks: number;
+  seed: number;
+  ratePerSecond: number;
+  faults: readonly FaultKind[];
+  processingTimeMs: number;
+  failureRate: number;
+  maxRetries: number;
+  retryDelaysSeconds: readonly number[];
+  partitionMs: number;
+  redriveBatch: number;
+  /** How long to wait for every task to finish after the last create and fault. */
+  quietTimeoutMs: number;
+  /** Leave the private instances' folders (data, logs) for inspection. */
+  keep: boolean;
+  logLevel: string;
+}
+
+export const DEFAULT_CHAOS_OPTIONS: ChaosOptions = {
+  tasks: 50_000,
+  seed: 1,
+  ratePerSecond: 250,
+  faults: FAULT_KINDS,
+  processingTimeMs: 10,
+  failureRate: 0.2,
+  // Two short retries: a task ends in `error` with probability 0.2³ ≈ 0.8 %, enough for the redrive
+  // fault to find a batch, and the retry tail stays seconds long.
+  maxRetries: 2,
+  retryDelaysSeconds: [1, 3],
+  partitionMs: 10_000,
+  redriveBatch: 50,
+  quietTimeoutMs: 180_000,
+  keep: false,
+  logLevel: 'warn',
+};
+
+export interface ChaosFigures {
+  accepted: number;
+  createsSent: number;
+  unknownCreateOutcomes: number;
+  acceptedAfterRetry: number;
+  idempotentReplays: number;
+  finalByStatus: Record<string, number>;
+  /** Reports the producer received, by outcome (lower bounds: see counters.ts). */
+  reports: Record<string, number>;
+  /** Reports beyond one per task: stale + duplicate outcomes. */
+  duplicateReports: number;
+  /** Consumer counters, summed over replicas and restarts. */
+  consumerCounters: Record<string, number>;
+  samples: { ok: number; failed: number };
+  creationMs: number;
+  quietAfterMs: number;
+  totalMs: number;
+}
+
+export interface ChaosReport {
+  options: ChaosOptions;
+  plan: PlannedFault[];
+  faults: FaultRecord[];
+  verdict: Verdict;
+  figures: ChaosFigures;
+  logs: Record<string, readonly string[]>;
+  dataDirs: { postgres: string; rabbitmq: string };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function queueDepths(cluster: Cluster): Promise<Map<string, number>> {
+  const { stdout } = await cluster.rabbit.ctl('-q', 'list_queues', '--no-table-headers', 'name', 'messages');
+  const depths = new Map<string, number>();
+  for (const line of stdout.split('\n')) {
+    const [name, count] = line.trim().split(/\s+/);
+    if (name && count !== undefined && /^\d+$/.test(count)) depths.set(name, Number(count));
+  }
+  return depths;
+}
+
+async function unfinishedCount(sql: postgres.Sql): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`
+    select count(*)::int as n from tasks where status in ('waiting', 'sent')`;
+  return row?.n ?? 0;
+}
+
+export async function runChaos(
+  options: ChaosOptions,
+  log: (line: string) => void = (line) => console.error(line),
+): Promise<ChaosReport> {
+  const t0 = Date.now();
+  const seconds = () => `${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s`;
+  const windowMs = (options.tasks / options.ratePerSecond) * 1000;
+  const plan = planFaults({
+    kinds: options.faults,
+    seed: options.seed,
+    windowMs,
+    partitionMs: options.partitionMs,
+  });
+  log(
+    `chaos: ${options.tasks} tasks at ${options.ratePerSecond}/s (≈${Math.round(windowMs / 1000)} s), seed ${options.seed}, ` +
+      `FAILURE_RATE=${options.failureRate}, MAX_RETRIES=${options.maxRetries}, RETRY_DELAYS_SECONDS=${options.retryDelaysSeconds.join(',')}`,
+  );
+  for (const f of plan) log(`  plan: ${f.kind} at ${(f.atMs / 1000).toFixed(1)} s (down ${f.downMs} ms)`);
+  log(`${seconds()} starting private PostgreSQL, RabbitMQ, producer and 2 consumers`);
+  const cluster = await startCluster({
+    processingTimeMs: options.processingTimeMs,
+    failureRate: options.failureRate,
+    maxRetries: options.maxRetries,
+    retryDelaysSeconds: options.retryDelaysSeconds,
+    leaseSeconds: 10,
+    confirmTimeoutMs: 3_000,
+    logLevel: options.logLevel,
+  });
+  log(
+    `${seconds()} cluster up: PostgreSQL :${cluster.pg.port}, RabbitMQ ${cluster.rabbit.nodeName} :${cluster.rabbit.port}`,
+  );
+
+  const poller = startPoller(cluster.databaseUrl);
+  const producerScraper = startScraper(() => {
+    const producer = cluster.producer.current();
+    return producer ? { [`producer:${producer.pid}`]: `${cluster.producerUrl}/metrics` } : {};
+  });
+  const consumerScraper = startScraper(() => {
+    const targets: Record<string, string> = {};
+    cluster.consumers.forEach((c, i) => {
+      const s = c.current();
+      if (s) targets[`${c.name}:${s.pid}`] = `${cluster.consumerHealthUrls[i]}/metrics`;
+    });
+    return targets;
+  });
+  const sql = postgres(cluster.databaseUrl, { max: 1, connect_timeout: 3, onnotice: () => undefined });
+  const faults: FaultRecord[] = [];
+  let creationMs = 0;
+  let quietAfterMs = 0;
+  let verdictInput: Parameters<typeof judge>[0] | undefined;
+  let finalRows: FinalRow[] = [];
+  try {
+    const runStartedAt = Date.now();
+    const creator = startCreator({
+      producerUrl: cluster.producerUrl,
+      total: options.tasks,
+      ratePerSecond: options.ratePerSecond,
+      giveUpAfterMs: Math.max(120_000, options.quietTimeoutMs),
+    });
+    const ticker = setInterval(() => {
+      const c = creator.stats();
+      const s = poller.counts();
+      log(
+        `${seconds()} created ${c.accepted}/${options.tasks} (unknown outcomes ${c.unknownOutcomes}) | ` +
+          `waiting ${s.waiting} sent ${s.sent} success ${s.success} error ${s.error} | faults ${faults.length}/${plan.length}`,
+      );
+    }, 5_000);
+    try {
+      const faultsDone = (async () => {
+        for (const fault of plan) {
+          const wait = runStartedAt + fault.atMs - Date.now();
+          if (wait > 0) await sleep(wait);
+          log(`${seconds()} inject ${fault.kind}`);
+          const record = await injectFault(
+            fault,
+            {
+              cluster,
+              detector: poller.detector,
+              retryDelaysSeconds: options.retryDelaysSeconds,
+              shutdownGraceMs: 8_000,
+              redriveBatch: options.redriveBatch,
+            },
+            runStartedAt,
+          );
+          faults.push(record);
+          log(`${seconds()} ${record.happened ? 'done' : 'FAILED'} ${fault.kind}: ${record.evidence}`);
+        }
+      })();
+      const created = await creator.done;
+      creationMs = created.elapsedMs;
+      log(
+        `${seconds()} creates finished: ${created.accepted} accepted in ${(creationMs / 1000).toFixed(1)} s`,
+      );
+      await faultsDone;
+
+      log(`${seconds()} waiting for quiet (every task terminal, queues empty)`);
+      const quietStarted = Date.now();
+      let depths = new Map<string, number>();
+      for (;;) {
+        const unfinished = await unfinishedCount(sql).catch(() => -1);
+        if (unfinished === 0) {
+          depths = await queueDepths(cluster).catch(() => new Map());
+          const left = [...depths].filter(([q]) => q !== QUEUES.parking).reduce((n, [, d]) => n + d, 0);
+          if (depths.size > 0 && left === 0) break;
+        }
+        if (Date.now() - quietStarted > options.quietTimeoutMs) {
+          log(`${seconds()} not quiet after ${options.quietTimeoutMs / 1000} s: judging as is`);
+          depths = await queueDepths(cluster).catch(() => new Map());
+          break;
+        }
+        await sleep(1_000);
+      }
+      quietAfterMs = Date.now() - quietStarted;
+
+      finalRows = (
+        await sql<
+          {
+            id: string;
+            status: string;
+            attempts: number;
+            error: string | null;
+            idempotency_key: string | null;
+          }[]
+        >`
+          select id, status, attempts, error, idempotency_key from tasks`
+      ).map((r) => ({ ...r, idempotencyKey: r.idempotency_key }));
+      await Promise.all([poller.stop(), producerScraper.stop(), consumerScraper.stop()]);
+      verdictInput = {
+        accepted: created.taskIdsByKey,
+        unresolvedKeys: created.unresolvedKeys,
+        rejectedKeys: created.rejectedKeys,
+        finalRows,
+        flips: poller.detector.flips(),
+        planned: plan,
+        faults,
+        parked: depths.get(QUEUES.parking) ?? 0,
+        queuedLeft: [...depths].filter(([q]) => q !== QUEUES.parking).reduce((n, [, d]) => n + d, 0),
+      };
+      const verdict = judge(verdictInput);
+      const totals = producerScraper.accumulator.totals();
+      const reports: Record<string, number> = {};
+      for (const outcome of ['applied', 'stale', 'duplicate', 'conflict', 'not_found', 'invalid']) {
+        reports[outcome] = counterSum(totals, 'task_reports_total', `outcome="${outcome}"`);
+      }
+      const consumerCounters = Object.fromEntries(
+        [...consumerScraper.accumulator.totals()].filter(([series]) => !/^(process|nodejs)_/.test(series)),
+      );
+      const finalByStatus: Record<string, number> = {};
+      for (const r of finalRows) finalByStatus[r.status] = (finalByStatus[r.status] ?? 0) + 1;
+      return {
+        options,
+        plan,
+        faults,
+        verdict,
+        figures: {
+          accepted: created.accepted,
+          createsSent: created.sent,
+          unknownCreateOutcomes: created.unknownOutcomes,
+          acceptedAfterRetry: created.acceptedAfterRetry,
+          idempotentReplays: created.replays,
+          finalByStatus,
+          reports,
+          duplicateReports: (reports.stale ?? 0) + (reports.duplicate ?? 0),
+          consumerCounters,
+          samples: poller.samples(),
+          creationMs,
+          quietAfterMs,
+          totalMs: Date.now() - t0,
+        },
+        logs: Object.fromEntries([cluster.producer, ...cluster.consumers].map((s) => [s.name, s.logs()])),
+        dataDirs: { postgres: cluster.pg.dir, rabbitmq: cluster.rabbit.dir },
+      };
+    } finally {
+      clearInterval(ticker);
+    }
+  } finally {
+    await Promise.all([poller.stop(), producerScraper.stop(), consumerScraper.stop()]).catch(() => undefined);
+    await sql.end({ timeout: 5 }).catch(() => undefined);
+    await cluster.close({ keep: options.keep });
+  }
+}
