@@ -1,0 +1,106 @@
+// One place turns every failure into application/problem+json (RFC 9457) and stamps x-request-id on
+// every response. Registered before any route: Fastify binds a route to the error handler that is
+// current when the route is added.
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { describeIssues, ProblemError, problem } from '../problems.js';
+import { PROBLEM_CONTENT_TYPE, type Problem } from '../schemas/problem.js';
+import { isDatabaseUnavailable } from './db.js';
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+/** An incoming id is reused only if it cannot smuggle anything into logs or headers. */
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:+=/-]{1,128}$/;
+
+/** Fastify's `genReqId`: the caller's x-request-id when sane, a fresh UUID otherwise. */
+export function requestIdFor(request: { headers: Record<string, string | string[] | undefined> }): string {
+  const incoming = request.headers[REQUEST_ID_HEADER];
+  return typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/** Seconds a client should wait before retrying while the database is away. */
+const RETRY_AFTER_S = 2;
+
+function fromStatus(status: number, detail: string): Problem {
+  const kind = (
+    {
+      400: 'invalidRequest',
+      401: 'unauthorized',
+      404: 'notFound',
+      413: 'payloadTooLarge',
+      415: 'unsupportedMediaType',
+    } as const
+  )[status];
+  if (kind) return problem(kind, detail);
+  return { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail };
+}
+
+function validationProblem(err: FastifyError): Problem {
+  const part = err.validationContext === 'querystring' ? 'query' : (err.validationContext ?? 'request');
+  const issues = (err.validation ?? []).map((issue) => ({
+    path: `${part}${issue.instancePath === '/' ? '' : issue.instancePath}`,
+    message: issue.message ?? 'is invalid',
+  }));
+  return problem('invalidRequest', describeIssues(issues));
+}
+
+export function toProblem(err: FastifyError, request: FastifyRequest): Problem {
+  if (err instanceof ProblemError) return err.problem;
+  if (hasZodFastifySchemaValidationErrors(err) || err.validation) return validationProblem(err);
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return problem(
+        'payloadTooLarge',
+        `body exceeds this route's limit of ${request.routeOptions.bodyLimit ?? 'unknown'} bytes`,
+      );
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return problem(
+        'unsupportedMediaType',
+        `content type ${request.headers['content-type'] ?? '(none)'} is not supported; send application/json`,
+      );
+    // The parser's message quotes the body: it would carry client data into the log.
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return problem('invalidRequest', 'body is not valid JSON');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return problem('invalidRequest', 'body is empty but the content type says JSON');
+  }
+  if (isDatabaseUnavailable(err)) {
+    return problem('unavailable', 'the database is unavailable; retry later');
+  }
+  const status = err.statusCode ?? 500;
+  // Client errors raised by Fastify itself (bad content length, prototype poisoning) describe the input.
+  if (status >= 400 && status < 500) return fromStatus(status, err.message);
+  return problem('internal', `the request failed unexpectedly; quote ${REQUEST_ID_HEADER} ${request.id}`);
+}
+
+export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
+  return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
+}
+
+async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const body = toProblem(err, request);
+    if (body.status >= 500) {
+      request.log.error({ err }, 'request failed');
+      if (body.status === 503) reply.header('retry-after', String(RETRY_AFTER_S));
+    } else {
+      request.log.info({ status: body.status, detail: body.detail }, 'request refused');
+    }
+    // Errors raised before onRequest (a bad URL) have not been stamped yet.
+    reply.header(REQUEST_ID_HEADER, request.id);
+    return sendProblem(reply, body);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?', 1)[0];
+    return sendProblem(reply, problem('notFound', `no route ${request.method} ${path}`));
+  });
+}
+
+export default fp(errorHandlerPlugin, { name: 'error-handler', fastify: '5.x' });

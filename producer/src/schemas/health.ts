@@ -1,0 +1,24 @@
+// Bodies of the health routes. Readiness depends on PostgreSQL only; the broker and the dispatcher are
+// reported for operators (tasks are accepted while the broker is away: they wait in the outbox).
+import { z } from 'zod';
+import { ProblemSchema } from './problem.js';
+
+const ReadinessChecksSchema = z.object({
+  database: z.enum(['up', 'down']),
+  broker: z.object({
+    connected: z.boolean(),
+    blocked: z.boolean().describe('RabbitMQ raised a resource alarm: publishing is paused'),
+    ready: z.boolean(),
+  }),
+  dispatcher: z.record(z.string(), z.unknown()).describe('The dispatcher’s own view (enabled, paused, …)'),
+});
+
+export const LiveSchema = z.object({ status: z.literal('ok') });
+
+export const ReadySchema = z
+  .object({ status: z.literal('ready'), checks: ReadinessChecksSchema })
+  .meta({ id: 'Ready' });
+
+export const NotReadySchema = ProblemSchema.extend({ checks: ReadinessChecksSchema }).meta({
+  id: 'NotReady',
+});

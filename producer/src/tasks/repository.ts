@@ -1,0 +1,232 @@
+// SQL for tasks. Every status change is one check-and-set UPDATE whose guard comes from
+// status-transitions.ts; reads afterwards only explain why a guard did not match.
+import { createHash, randomUUID } from 'node:crypto';
+import type { Priority } from '@task-pipeline/rabbitmq';
+import type { Sql } from '../plugins/db.js';
+import type { StatusUpdate, Task } from '../schemas/tasks.js';
+import {
+  applyReport,
+  decideRedrive,
+  decideReport,
+  RECOVERABLE_ERROR,
+  REDRIVABLE_FROM,
+  REPORTABLE_FROM,
+  type ReportDecision,
+  type TaskState,
+  type TaskStatus,
+} from './status-transitions.js';
+
+interface TaskRow {
+  id: string;
+  text: string;
+  priority: Priority;
+  status: TaskStatus;
+  attempts: number;
+  error: string | null;
+  created_at: Date;
+  updated_at: Date;
+  sent_at: Date | null;
+  finished_at: Date | null;
+}
+
+const COLUMNS = [
+  'id',
+  'text',
+  'priority',
+  'status',
+  'attempts',
+  'error',
+  'created_at',
+  'updated_at',
+  'sent_at',
+  'finished_at',
+] as const satisfies readonly (keyof TaskRow)[];
+
+/** The guard would have matched on a re-read, so a concurrent change got in between: try again. */
+const MAX_CAS_ROUNDS = 5;
+
+function toTask(row: TaskRow): Task {
+  return {
+    taskId: row.id,
+    text: row.text,
+    priority: row.priority,
+    status: row.status,
+    attempts: row.attempts,
+    error: row.error,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    sentAt: row.sent_at?.toISOString() ?? null,
+    finishedAt: row.finished_at?.toISOString() ?? null,
+  };
+}
+
+export interface NewTask {
+  text: string;
+  priority: Priority;
+  idempotencyKey?: string | undefined;
+}
+
+export type CreateResult =
+  | { outcome: 'created'; task: Task }
+  /** The same Idempotency-Key with the same body: the task the first request created. */
+  | { outcome: 'replayed'; task: Task }
+  | { outcome: 'key_reused' };
+
+export type ReportResult =
+  | { outcome: 'applied' | 'stale' | 'duplicate'; task: Task }
+  | { outcome: 'conflict'; reason: 'terminal' | 'attempt_ahead'; task: Task }
+  | { outcome: 'not_found' };
+
+export type RedriveResult = { outcome: 'applied' | 'conflict'; task: Task } | { outcome: 'not_found' };
+
+export class ConcurrentUpdateError extends Error {
+  readonly code = 'CONCURRENT_UPDATE';
+}
+
+function requestHash(task: NewTask): Buffer {
+  return createHash('sha256')
+    .update(JSON.stringify([task.text, task.priority]))
+    .digest();
+}
+
+function toState(row: Pick<TaskRow, 'status' | 'attempts' | 'error'>): TaskState {
+  return { status: row.status, attempts: row.attempts, error: row.error };
+}
+
+function toStatusReport(update: StatusUpdate) {
+  return { status: update.taskStatus, attempt: update.attempt, error: update.error };
+}
+
+function outcomeOf(decision: Exclude<ReportDecision, { outcome: 'apply' }>, task: Task): ReportResult {
+  return decision.outcome === 'conflict'
+    ? { outcome: 'conflict', reason: decision.reason, task }
+    : { outcome: decision.outcome, task };
+}
+
+export function createTaskRepository(sql: Sql) {
+  const columns = sql(COLUMNS);
+
+  async function get(taskId: string): Promise<Task | undefined> {
+    const [row] = await sql<TaskRow[]>`select ${columns} from tasks where id = ${taskId}`;
+    return row && toTask(row);
+  }
+
+  async function create(input: NewTask): Promise<CreateResult> {
+    const id = randomUUID();
+    if (input.idempotencyKey === undefined) {
+      const [row] = await sql<TaskRow[]>`
+        insert into tasks (id, text, priority) values (${id}, ${input.text}, ${input.priority})
+        returning ${columns}`;
+      return { outcome: 'created', task: toTask(row as TaskRow) };
+    }
+    const hash = requestHash(input);
+    // A concurrent insert under the same key makes this wait for it, then do nothing: the lookup
+    // below sees the committed winner. Tasks are never deleted, so the lookup always finds it.
+    const [inserted] = await sql<TaskRow[]>`
+      insert into tasks (id, text, priority, idempotency_key, request_hash)
+      values (${id}, ${input.text}, ${input.priority}, ${input.idempotencyKey}, ${hash})
+      on conflict (idempotency_key) where idempotency_key is not null do nothing
+      returning ${columns}`;
+    if (inserted) return { outcome: 'created', task: toTask(inserted) };
+    const [existing] = await sql<(TaskRow & { request_hash: Buffer })[]>`
+      select ${columns}, request_hash from tasks where idempotency_key = ${input.idempotencyKey}`;
+    if (!existing) throw new ConcurrentUpdateError('idempotency key vanished between insert and lookup');
+    return existing.request_hash.equals(hash)
+      ? { outcome: 'replayed', task: toTask(existing) }
+      : { outcome: 'key_reused' };
+  }
+
+  async function report(update: StatusUpdate): Promise<ReportResult> {
+    const newError = update.taskStatus === 'error' ? (update.error ?? null) : null;
+    for (let round = 0; round < MAX_CAS_ROUNDS; round += 1) {
+      const [applied] = await sql<TaskRow[]>`
+        update tasks
+           set status = ${update.taskStatus}, error = ${newError}, claimed_until = null,
+               finished_at = now(), updated_at = now()
+         where id = ${update.taskId}
+           and attempts = coalesce(${update.attempt ?? null}::int, attempts)
+           and (status = any(${REPORTABLE_FROM as TaskStatus[]}::text[])
+                or (${update.taskStatus}::text = 'success' and status = 'error' and error = ${RECOVERABLE_ERROR}))
+        returning ${columns}`;
+      if (applied) return { outcome: 'applied', task: toTask(applied) };
+      const [current] = await sql<TaskRow[]>`select ${columns} from tasks where id = ${update.taskId}`;
+      if (!current) return { outcome: 'not_found' };
+      const decision = decideReport(toState(current), toStatusReport(update));
+      if (decision.outcome !== 'apply') return outcomeOf(decision, toTask(current));
+    }
+    throw new ConcurrentUpdateError(`task ${update.taskId} kept changing under a status report`);
+  }
+
+  /**
+   * Reports of a batch in one short transaction: rows are locked in taskId order (two reporters
+   * sharing tasks queue up instead of deadlocking), several reports of one task are folded in request
+   * order through the pure rule, and each changed row is written once.
+   */
+  async function reportBatch(updates: readonly StatusUpdate[]): Promise<ReportResult[]> {
+    const ids = [...new Set(updates.map((u) => u.taskId))].sort();
+    return sql.begin(async (tx) => {
+      const locked = await tx<TaskRow[]>`
+        select ${columns} from tasks where id = any(${ids}::uuid[]) order by id for update`;
+      const before = new Map(locked.map((row) => [row.id, toState(row)]));
+      const after = new Map(before);
+      const decisions = updates.map((update) => {
+        const state = after.get(update.taskId);
+        if (!state) return undefined;
+        const decision = decideReport(state, toStatusReport(update));
+        if (decision.outcome === 'apply')
+          after.set(update.taskId, applyReport(state, toStatusReport(update)));
+        return decision;
+      });
+
+      const changed = [...after].filter(([id, state]) => state !== before.get(id));
+      const rows = new Map(locked.map((row) => [row.id, row]));
+      if (changed.length > 0) {
+        const written = await tx<TaskRow[]>`
+          update tasks t
+             set status = u.status, error = u.error, claimed_until = null,
+                 finished_at = now(), updated_at = now()
+            from unnest(${changed.map(([id]) => id)}::uuid[], ${changed.map(([, s]) => s.status)}::text[],
+                        ${changed.map(([, s]) => s.error)}::text[],
+                        ${changed.map(([id]) => before.get(id)?.status ?? null)}::text[],
+                        ${changed.map(([, s]) => s.attempts)}::int[])
+                 as u(id, status, error, from_status, attempts)
+           where t.id = u.id and t.status = u.from_status and t.attempts = u.attempts
+          returning ${sql(COLUMNS.map((c) => `t.${c}`))}`;
+        // The rows are locked, so every guard holds; a miss means the rule and the SQL disagree.
+        if (written.length !== changed.length) {
+          throw new ConcurrentUpdateError(`batch wrote ${written.length} of ${changed.length} locked tasks`);
+        }
+        for (const row of written) rows.set(row.id, row);
+      }
+
+      return updates.map((update, i): ReportResult => {
+        const row = rows.get(update.taskId);
+        const decision = decisions[i];
+        if (!row || !decision) return { outcome: 'not_found' };
+        const task = toTask(row);
+        return decision.outcome === 'apply' ? { outcome: 'applied', task } : outcomeOf(decision, task);
+      });
+    });
+  }
+
+  /** error | sent → waiting with the next attempt, so every older message and report is stale. */
+  async function redrive(taskId: string): Promise<RedriveResult> {
+    for (let round = 0; round < MAX_CAS_ROUNDS; round += 1) {
+      const [applied] = await sql<TaskRow[]>`
+        update tasks
+           set status = 'waiting', attempts = attempts + 1, error = null, claimed_until = null,
+               sent_at = null, finished_at = null, updated_at = now()
+         where id = ${taskId} and status = any(${REDRIVABLE_FROM as TaskStatus[]}::text[])
+        returning ${columns}`;
+      if (applied) return { outcome: 'applied', task: toTask(applied) };
+      const [current] = await sql<TaskRow[]>`select ${columns} from tasks where id = ${taskId}`;
+      if (!current) return { outcome: 'not_found' };
+      if (decideRedrive(current).outcome !== 'apply') return { outcome: 'conflict', task: toTask(current) };
+    }
+    throw new ConcurrentUpdateError(`task ${taskId} kept changing under a redrive`);
+  }
+
+  return { get, create, report, reportBatch, redrive };
+}
+
+export type TaskRepository = ReturnType<typeof createTaskRepository>;
