@@ -1,0 +1,188 @@
+// The reporter's reply classes (CONTRACT §7) against a real HTTP server playing the producer's batch
+// route: the real producer will not answer 413, 401 or 503 on demand. Reporter-only consumers read
+// result messages published straight into tasks.results.
+import { randomUUID } from 'node:crypto';
+import { HEADERS, QUEUES, type ResultMessage } from '@task-pipeline/rabbitmq';
+import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
+import { acceptAll, type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
+import {
+  drainQueue,
+  metricValue,
+  publishResults,
+  type StartedConsumer,
+  startTestConsumer,
+  TEST_TOKEN,
+  testConfig,
+  waitUntil,
+} from '../support/harness.js';
+
+let vhost: TestVhost;
+let producer: FakeProducer;
+let connection: ChannelModel;
+let channel: ConfirmChannel;
+let consumer: StartedConsumer | undefined;
+
+beforeAll(async () => {
+  vhost = await createTestVhost('consumer_reporter');
+  producer = await startFakeProducer();
+  connection = await amqp.connect(vhost.url);
+  channel = await connection.createConfirmChannel();
+});
+beforeEach(() => producer.reset());
+afterEach(async () => {
+  await consumer?.close();
+  consumer = undefined;
+  // Whatever a test left behind must not leak into the next one.
+  await drainQueue(channel, QUEUES.results);
+  await drainQueue(channel, QUEUES.parking);
+});
+afterAll(async () => {
+  await connection?.close();
+  await producer?.close();
+  await vhost?.drop();
+});
+
+async function startReporter(overrides: Partial<Parameters<typeof testConfig>[0]> = {}) {
+  consumer = await startTestConsumer(
+    testConfig({ amqpUrl: vhost.url, producerUrl: producer.url, workerQueues: [], ...overrides }),
+  );
+  await waitUntil('the reporter is ready', () => consumer?.readiness().ready === true);
+  return consumer;
+}
+
+function results(n: number, status: ResultMessage['status'] = 'success'): ResultMessage[] {
+  return Array.from({ length: n }, () => ({ taskId: randomUUID(), attempt: 1, status }));
+}
+
+const acceptedIds = () => new Set(producer.accepted.map((r) => r.taskId));
+
+const queued = async (queue: string) => (await channel.checkQueue(queue)).messageCount;
+
+/** Closing the consumer returns whatever it has not acked: an empty queue afterwards means all were acked. */
+async function closeConsumer(): Promise<void> {
+  await consumer?.close();
+  consumer = undefined;
+}
+
+describe('reporter', () => {
+  test('batches reports with the Bearer token and acks each one the producer answered', async () => {
+    const seen: (string | undefined)[] = [];
+    producer.setHandler((reports, request) => {
+      seen.push(request.authorization);
+      return acceptAll(reports, request);
+    });
+    const c = await startReporter({ reportBatchSize: 20, reportBatchMs: 50 });
+    const sent = results(45);
+    await publishResults(channel, sent);
+    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    expect(new Set(seen)).toEqual(new Set([`Bearer ${TEST_TOKEN}`]));
+    expect(Math.max(...producer.requests.map((r) => r.length))).toBeLessThanOrEqual(20);
+    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 45);
+    expect(await metricValue(c, 'consumer_reports_total', { outcome: 'applied' })).toBe(45);
+    await closeConsumer();
+    expect(await queued(QUEUES.results)).toBe(0);
+  });
+
+  test('413 splits the batch until it fits; a single report still too large is parked', async () => {
+    const tooLarge = randomUUID();
+    producer.setHandler((reports, request) =>
+      reports.length > 4 || reports.some((r) => r.taskId === tooLarge)
+        ? { status: 413 }
+        : acceptAll(reports, request),
+    );
+    const c = await startReporter({ reportBatchSize: 16, reportBatchMs: 200 });
+    const sent = results(16);
+    await publishResults(channel, [...sent, { taskId: tooLarge, attempt: 1, status: 'success' }]);
+    await waitUntil('all but one reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await waitUntil('one parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1);
+    const parked = await drainQueue(channel, QUEUES.parking);
+    expect(parked.map((m) => m.properties.messageId)).toEqual([tooLarge]);
+    expect(String(parked[0]?.properties.headers?.[HEADERS.parkReason])).toMatch(/413/);
+    expect(await metricValue(c, 'consumer_report_requests_total', { result: 'split' })).toBeGreaterThan(0);
+    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 16);
+    await closeConsumer();
+    expect(await queued(QUEUES.results)).toBe(0);
+  });
+
+  test('per item: 404 and 400 are parked with the reason, 409 and stale 200 are acked', async () => {
+    const sent = results(4, 'error');
+    const [notFound, invalid, conflict, stale] = sent.map((r) => r.taskId);
+    producer.setHandler((reports) => ({
+      status: 200,
+      items: reports.map((r) => {
+        if (r.taskId === notFound)
+          return {
+            status: 404,
+            problem: { type: 'about:blank', title: 'Not Found', status: 404, detail: 'no such task' },
+          };
+        if (r.taskId === invalid)
+          return {
+            status: 400,
+            problem: { type: 'about:blank', title: 'Bad Request', status: 400, detail: 'bad attempt' },
+          };
+        if (r.taskId === conflict) return { status: 409 };
+        if (r.taskId === stale) return { status: 200, stale: true };
+        return { status: 200 };
+      }),
+    }));
+    const c = await startReporter();
+    await publishResults(channel, sent);
+    await waitUntil('two parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 2);
+    await waitUntil('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 4);
+    expect(c.readiness().ready).toBe(true);
+    await closeConsumer();
+    expect(await queued(QUEUES.results)).toBe(0);
+    const parked = await drainQueue(channel, QUEUES.parking);
+    const reasonOf = (id: string | undefined) =>
+      String(parked.find((m) => m.properties.messageId === id)?.properties.headers?.[HEADERS.parkReason]);
+    expect(reasonOf(notFound)).toBe('producer answered 404: no such task');
+    expect(reasonOf(invalid)).toBe('producer answered 400: bad attempt');
+    expect(await metricValue(c, 'consumer_reports_total', { outcome: 'conflict' })).toBe(1);
+    expect(await metricValue(c, 'consumer_reports_total', { outcome: 'stale' })).toBe(1);
+  });
+
+  test('5xx: retries with backoff and acks nothing early; all are reported once it recovers', async () => {
+    let healthy = false;
+    producer.setHandler((reports, request) => (healthy ? acceptAll(reports, request) : { status: 503 }));
+    const c = await startReporter({ reportBatchSize: 50 });
+    const sent = results(30);
+    await publishResults(channel, sent);
+    await waitUntil('three refused requests', () => producer.requests.length >= 3);
+    expect(
+      await metricValue(c, 'consumer_report_requests_total', { result: 'retry' }),
+    ).toBeGreaterThanOrEqual(3);
+    expect(c.readiness().ready).toBe(true);
+    // Held, not acked: closing returns every one of them to the queue.
+    await closeConsumer();
+    expect(await queued(QUEUES.results)).toBe(30);
+
+    const again = await startReporter({ reportBatchSize: 50 });
+    await waitUntil('more refused requests', () => producer.requests.length >= 5);
+    healthy = true;
+    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await waitUntil('all acked', async () => (await metricValue(again, 'consumer_reports_total')) === 30);
+    await closeConsumer();
+    expect(await queued(QUEUES.results)).toBe(0);
+  });
+
+  test('401/403/other 4xx: stops consuming, not ready, returns the messages to the queue, parks nothing', async () => {
+    for (const status of [401, 403, 422]) {
+      producer.setHandler(() => ({ status }));
+      const c = await startReporter();
+      const sent = results(10);
+      await publishResults(channel, sent);
+      await waitUntil(`stopped on ${status}`, () => c.readiness().ready === false);
+      expect(c.readiness().reporter).toEqual({ stopped: expect.stringContaining(String(status)) });
+      // Returned while the consumer still runs: nothing is held, nothing consumed any more.
+      await waitUntil('messages back in the queue', async () => (await queued(QUEUES.results)) === 10);
+      expect((await channel.checkQueue(QUEUES.results)).consumerCount).toBe(0);
+      expect((await channel.checkQueue(QUEUES.parking)).messageCount).toBe(0);
+      const health = await fetch(`${c.healthUrl}/health/ready`);
+      expect(health.status).toBe(503);
+      await closeConsumer();
+      await drainQueue(channel, QUEUES.results);
+    }
+  });
+});

@@ -1,0 +1,164 @@
+// The worker on a real broker, reporting to a real HTTP server that plays the producer's batch
+// route: success, the retry path, dead-lettering, and poison messages.
+import { randomUUID } from 'node:crypto';
+import { HEADERS, QUEUES, WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
+import { simulateOutcome } from '../../src/simulate-processing.js';
+import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
+import {
+  drainQueue,
+  metricValue,
+  publishRaw,
+  publishWork,
+  type StartedConsumer,
+  startTestConsumer,
+  testConfig,
+  waitUntil,
+  workMessage,
+} from '../support/harness.js';
+
+let vhost: TestVhost;
+let producer: FakeProducer;
+let connection: ChannelModel;
+let channel: ConfirmChannel;
+let consumer: StartedConsumer | undefined;
+
+beforeAll(async () => {
+  vhost = await createTestVhost('consumer_worker');
+  producer = await startFakeProducer();
+  connection = await amqp.connect(vhost.url);
+  channel = await connection.createConfirmChannel();
+});
+afterEach(async () => {
+  await consumer?.close();
+  consumer = undefined;
+});
+afterAll(async () => {
+  await connection?.close();
+  await producer?.close();
+  await vhost?.drop();
+});
+
+async function start(overrides: Parameters<typeof testConfig>[0]) {
+  consumer = await startTestConsumer(testConfig({ producerUrl: producer.url, ...overrides }));
+  await waitUntil('the consumer is ready', () => consumer?.readiness().ready === true);
+  return consumer;
+}
+
+const acceptedFor = (taskId: string) => producer.accepted.filter((r) => r.taskId === taskId);
+
+describe('worker', () => {
+  test('processes work: success is reported for the message’s attempt and every queue drains', async () => {
+    const c = await start({ amqpUrl: vhost.url });
+    const messages = [
+      workMessage({ priority: 'high', attempt: 1 }),
+      workMessage({ priority: 'medium', attempt: 2 }),
+      workMessage({ priority: 'low', attempt: 3 }),
+    ];
+    for (const m of messages) await publishWork(channel, m);
+    await waitUntil('all three reported', () => messages.every((m) => acceptedFor(m.taskId).length > 0));
+    for (const m of messages) {
+      expect(acceptedFor(m.taskId)).toEqual([
+        { taskId: m.taskId, attempt: m.attempt, taskStatus: 'success' },
+      ]);
+    }
+    expect(await metricValue(c, 'consumer_tasks_processed_total')).toBe(3);
+    await waitUntil(
+      'results acked',
+      async () => (await channel.checkQueue(QUEUES.results)).messageCount === 0,
+    );
+    for (const queue of Object.values(WORK_QUEUES))
+      expect((await channel.checkQueue(queue)).messageCount).toBe(0);
+  });
+
+  test('retry path: a task that fails once then succeeds ends success, its retry counted', async () => {
+    const policy = { failureSeed: `retry-${randomUUID()}`, failureRate: 0.5 };
+    // The outcome is a hash: pick a task whose first try fails and whose retry succeeds.
+    let message = workMessage({ priority: 'high' });
+    while (
+      simulateOutcome(policy, { taskId: message.taskId, attempt: 1, retryCount: 0 }).ok ||
+      !simulateOutcome(policy, { taskId: message.taskId, attempt: 1, retryCount: 1 }).ok
+    ) {
+      message = workMessage({ priority: 'high' });
+    }
+    const c = await start({ amqpUrl: vhost.url, ...policy, maxRetries: 3, retryDelaysSeconds: [1] });
+    await publishWork(channel, message);
+    await waitUntil('the retried task is reported', () => acceptedFor(message.taskId).length > 0);
+    expect(acceptedFor(message.taskId)).toEqual([
+      { taskId: message.taskId, attempt: 1, taskStatus: 'success' },
+    ]);
+    expect(await metricValue(c, 'consumer_tasks_failed_total')).toBe(1);
+    expect(
+      await metricValue(c, 'consumer_tasks_retried_total', { delay_seconds: '1', queue: 'tasks.high' }),
+    ).toBe(1);
+    expect(await metricValue(c, 'consumer_tasks_processed_total')).toBe(1);
+    expect(await metricValue(c, 'consumer_tasks_dead_lettered_total')).toBe(0);
+  });
+
+  test('exhausted retries dead-letter through tasks.dlq, reported error with the worker’s reason', async () => {
+    const c = await start({ amqpUrl: vhost.url, failureRate: 1, maxRetries: 1, retryDelaysSeconds: [1] });
+    const message = workMessage({ priority: 'low', attempt: 4 });
+    await publishWork(channel, message);
+    await waitUntil('the dead-lettered task is reported', () => acceptedFor(message.taskId).length > 0);
+    expect(acceptedFor(message.taskId)).toEqual([
+      { taskId: message.taskId, attempt: 4, taskStatus: 'error', error: 'simulated processing failure' },
+    ]);
+    expect(await metricValue(c, 'consumer_tasks_retried_total')).toBe(1);
+    expect(await metricValue(c, 'consumer_tasks_dead_lettered_total', { queue: 'tasks.low' })).toBe(1);
+    await waitUntil(
+      'dlq acked',
+      async () => (await channel.checkQueue(QUEUES.deadLetter)).messageCount === 0,
+    );
+  });
+
+  test('poison messages are parked with a reason and consumption goes on', async () => {
+    const c = await start({ amqpUrl: vhost.url });
+    const readable = workMessage();
+    const huge = workMessage({ text: 'x'.repeat(1024 * 1024) });
+    await publishRaw(channel, 'high', Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00]), {
+      contentType: 'application/json',
+    });
+    await publishRaw(channel, 'medium', Buffer.from(JSON.stringify({ text: 'no id', attempt: 1 })), {
+      contentType: 'application/json',
+    });
+    await publishRaw(channel, 'low', Buffer.from(JSON.stringify(readable)), {
+      contentType: 'text/plain',
+      messageId: readable.taskId,
+    });
+    await publishWork(channel, huge);
+    const good = workMessage({ priority: 'high' });
+    await publishWork(channel, good);
+
+    await waitUntil('the good message is reported', () => acceptedFor(good.taskId).length > 0);
+    await waitUntil(
+      'four messages parked',
+      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 4,
+    );
+    const parked = await drainQueue(channel, QUEUES.parking);
+    expect(parked).toHaveLength(4);
+    const reasons = parked.map((m) => String(m.properties.headers?.[HEADERS.parkReason])).sort();
+    expect(reasons).toEqual([
+      'body is not valid JSON',
+      expect.stringMatching(/^body of \d+ bytes exceeds/),
+      'content type text/plain is not application/json',
+      expect.stringMatching(/^invalid taskId/),
+    ]);
+    expect(parked.map((m) => m.properties.headers?.[HEADERS.parkedFrom]).sort()).toEqual([
+      'tasks.high',
+      'tasks.low',
+      'tasks.medium',
+      'tasks.medium',
+    ]);
+    // The two with a readable taskId and attempt are also reported, so their tasks do not stay `sent`.
+    await waitUntil('invalid_message reported', () => acceptedFor(huge.taskId).length > 0);
+    for (const m of [readable, huge]) {
+      expect(acceptedFor(m.taskId)).toEqual([
+        { taskId: m.taskId, attempt: 1, taskStatus: 'error', error: 'invalid_message' },
+      ]);
+    }
+    expect(acceptedFor(good.taskId)).toEqual([{ taskId: good.taskId, attempt: 1, taskStatus: 'success' }]);
+    expect(c.readiness().ready).toBe(true);
+  });
+});

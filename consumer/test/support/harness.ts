@@ -1,0 +1,153 @@
+// Shared plumbing for consumer integration tests: a config for a test vhost, a consumer with its
+// logs captured, raw publishing of work messages, and polling until a condition holds.
+import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import {
+  EXCHANGES,
+  JSON_CONTENT_TYPE,
+  type Priority,
+  QUEUES,
+  type ResultMessage,
+  type WorkMessage,
+} from '@task-pipeline/rabbitmq';
+import type { Channel, ConfirmChannel } from 'amqplib';
+import pino from 'pino';
+import type { ConsumerConfig } from '../../src/config.js';
+import { type Consumer, type ConsumerTuning, startConsumer } from '../../src/consumer.js';
+
+export const TEST_TOKEN = 'consumer-integration-token';
+
+export function testConfig(
+  overrides: Partial<ConsumerConfig> & Pick<ConsumerConfig, 'amqpUrl'>,
+): ConsumerConfig {
+  return {
+    producerUrl: 'http://127.0.0.1:9',
+    statusApiToken: TEST_TOKEN,
+    workerQueues: ['tasks.high', 'tasks.medium', 'tasks.low'],
+    workerPrefetch: 16,
+    processingTimeMs: 5,
+    failureRate: 0,
+    failureSeed: 'test',
+    maxRetries: 1,
+    retryDelaysSeconds: [1],
+    reporterEnabled: true,
+    reportBatchSize: 50,
+    reportBatchMs: 10,
+    healthPort: 0,
+    shutdownGraceMs: 5_000,
+    logLevel: 'info',
+    ...overrides,
+  };
+}
+
+export const FAST_TUNING: Partial<ConsumerTuning> = {
+  reconnectInitialDelayMs: 50,
+  reconnectMaxDelayMs: 500,
+  reportBackoff: { initialMs: 50, maxMs: 500 },
+  publishConfirmTimeoutMs: 5_000,
+};
+
+export interface StartedConsumer extends Consumer {
+  /** Every log line, parsed: tests look for warnings such as a 406. */
+  readonly logs: Record<string, unknown>[];
+}
+
+export async function startTestConsumer(
+  config: ConsumerConfig,
+  tuning: Partial<ConsumerTuning> = {},
+): Promise<StartedConsumer> {
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const logger = pino({ level: 'debug' }, sink);
+  const consumer = await startConsumer(config, {
+    logger,
+    tuning: { connectionName: `test-consumer-${randomUUID()}`, ...FAST_TUNING, ...tuning },
+  });
+  return Object.assign(consumer, { logs });
+}
+
+export function workMessage(overrides: Partial<WorkMessage> = {}): WorkMessage {
+  return {
+    taskId: randomUUID(),
+    text: 'hello',
+    priority: 'medium',
+    createdAt: new Date().toISOString(),
+    attempt: 1,
+    ...overrides,
+  };
+}
+
+/** Publishes like the dispatcher: persistent, JSON, messageId = taskId, confirmed. */
+export async function publishWork(channel: ConfirmChannel, message: WorkMessage): Promise<void> {
+  channel.publish(EXCHANGES.tasks, message.priority, Buffer.from(JSON.stringify(message)), {
+    persistent: true,
+    contentType: JSON_CONTENT_TYPE,
+    messageId: message.taskId,
+    mandatory: true,
+  });
+  await channel.waitForConfirms();
+}
+
+/** Publishes result messages as a worker does, straight into tasks.results. */
+export async function publishResults(channel: ConfirmChannel, results: ResultMessage[]): Promise<void> {
+  for (const result of results) {
+    channel.sendToQueue(QUEUES.results, Buffer.from(JSON.stringify(result)), {
+      persistent: true,
+      contentType: JSON_CONTENT_TYPE,
+      messageId: result.taskId,
+    });
+  }
+  await channel.waitForConfirms();
+}
+
+/** Publishes arbitrary bytes to a work queue (poison tests). */
+export async function publishRaw(
+  channel: ConfirmChannel,
+  priority: Priority,
+  content: Buffer,
+  options: { contentType?: string; messageId?: string } = {},
+): Promise<void> {
+  channel.publish(EXCHANGES.tasks, priority, content, { persistent: true, mandatory: true, ...options });
+  await channel.waitForConfirms();
+}
+
+/** Takes every message now in `queue` (basic.get, acked). */
+export async function drainQueue(channel: Channel, queue: string) {
+  const messages = [];
+  for (;;) {
+    const message = await channel.get(queue, { noAck: true });
+    if (message === false) return messages;
+    messages.push(message);
+  }
+}
+
+export async function waitUntil(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A counter's value from the consumer's registry, summed over the labels given. */
+export async function metricValue(
+  consumer: Consumer,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const metric = consumer.metrics.registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  const { values } = await metric.get();
+  return values
+    .filter((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want))
+    .reduce((sum, v) => sum + v.value, 0);
+}
