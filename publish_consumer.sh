@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Builds and pushes the consumer image: ./publish_consumer.sh --registry REGISTRY [--tag TAG] [--dry-run]
+cd "$(dirname "${BASH_SOURCE[0]}")" && PUBLISH_SCRIPT=$(basename "$0") exec bash scripts/publish-image.sh task-pipeline-consumer consumer/Dockerfile . "$@"
