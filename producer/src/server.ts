@@ -1,0 +1,64 @@
+// The producer's entry point: configuration, logger, migrations, listen, graceful close. Built as
+// dist/server.js; from source: `tsx --conditions=source producer/src/server.ts`.
+import { setTimeout as sleep } from 'node:timers/promises';
+import closeWithGrace from 'close-with-grace';
+import type { Logger } from 'pino';
+import { buildApp, type ProducerApp } from './app.js';
+import { ConfigError, loadConfig, type ProducerConfig } from './config.js';
+import { migrate } from './db/migrate.js';
+import { createLogger } from './logger.js';
+import { isDatabaseUnavailable } from './plugins/db.js';
+
+const MIGRATE_RETRY_MAX_DELAY_MS = 5000;
+
+/**
+ * Compose starts the producer next to PostgreSQL: wait for it instead of crash-looping. Returns early,
+ * without migrating, when a shutdown signal arrives meanwhile.
+ */
+async function migrateWhenReachable(databaseUrl: string, logger: Logger, signal: AbortSignal): Promise<void> {
+  for (let attempt = 1; !signal.aborted; attempt += 1) {
+    try {
+      await migrate(databaseUrl, logger);
+      return;
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || signal.aborted) throw err;
+      const delayMs = Math.min(MIGRATE_RETRY_MAX_DELAY_MS, 250 * 2 ** attempt);
+      logger.warn({ err, attempt, delayMs }, 'PostgreSQL is not reachable yet; retrying the migrations');
+      await sleep(delayMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+}
+
+async function start(config: ProducerConfig, logger: Logger): Promise<void> {
+  const starting = new AbortController();
+  let app: ProducerApp | undefined;
+  closeWithGrace(
+    { delay: config.shutdownGraceMs, logger: { error: (msg: string) => logger.error(msg) } },
+    async ({ signal, err }) => {
+      if (err) logger.error({ err }, 'shutting down after an unexpected error');
+      else logger.info({ signal }, 'shutting down');
+      starting.abort();
+      await app?.close();
+      logger.info({}, 'stopped');
+    },
+  );
+  await migrateWhenReachable(config.databaseUrl, logger, starting.signal);
+  if (starting.signal.aborted) return;
+  app = await buildApp(config, { logger });
+  await app.listen({ port: config.port, host: config.host });
+}
+
+let config: ProducerConfig;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  // One plain line before any logger exists: the variable, what was wrong, and exit 1.
+  process.stderr.write(`producer: ${err.message}\n`);
+  process.exit(1);
+}
+const logger = createLogger(config.logLevel);
+start(config, logger).catch((err: unknown) => {
+  logger.fatal({ err }, 'producer failed to start');
+  process.exit(1);
+});
