@@ -1,0 +1,139 @@
+// A real producer for HTTP tests: its own migrated database (and vhost), buildApp listening on an
+// ephemeral port, and a client that speaks to it over the socket like any other caller.
+import pino from 'pino';
+import postgres from 'postgres';
+import { request } from 'undici';
+import {
+  createTestDatabase,
+  createTestVhost,
+  type TestDatabase,
+  type TestVhost,
+} from '../../../../scripts/src/testing/isolation.js';
+import { buildApp, type ProducerApp } from '../../../src/app.js';
+import { loadConfig, type ProducerEnv } from '../../../src/config.js';
+import { migrate } from '../../../src/db/migrate.js';
+
+export const TOKEN = 'test-status-token-0123456789';
+export const AUTH = { authorization: `Bearer ${TOKEN}` } as const;
+export const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+
+export const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+export interface Reply<T = unknown> {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: T;
+  text: string;
+}
+
+export interface HttpOptions {
+  headers?: Record<string, string>;
+  /** Serialized as JSON with a JSON content type unless `raw` is given. */
+  json?: unknown;
+  raw?: string | Buffer;
+}
+
+export type Http = <T = unknown>(method: string, path: string, options?: HttpOptions) => Promise<Reply<T>>;
+
+export function httpClient(baseUrl: string): Http {
+  return async <T>(method: string, path: string, options: HttpOptions = {}): Promise<Reply<T>> => {
+    const headers: Record<string, string> = { ...options.headers };
+    let body: string | Buffer | undefined = options.raw;
+    if (options.json !== undefined) {
+      body = JSON.stringify(options.json);
+      headers['content-type'] ??= 'application/json';
+    }
+    const res = await request(`${baseUrl}${path}`, {
+      method: method as 'GET',
+      headers,
+      ...(body === undefined ? {} : { body }),
+    });
+    const text = await res.body.text();
+    const type = String(res.headers['content-type'] ?? '');
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      text,
+      body: (type.includes('json') && text ? JSON.parse(text) : text) as T,
+    };
+  };
+}
+
+export interface TestProducer {
+  app: ProducerApp;
+  baseUrl: string;
+  http: Http;
+  /** A separate pool for arranging rows and checking them. */
+  sql: postgres.Sql;
+  db: TestDatabase;
+  vhost: TestVhost | undefined;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  env?: Partial<Record<keyof ProducerEnv, string>>;
+  /** A vhost of its own (default), or a broker URL nothing listens on: tasks are accepted regardless. */
+  broker?: 'vhost' | 'unreachable';
+}
+
+export async function startTestProducer(prefix: string, options: StartOptions = {}): Promise<TestProducer> {
+  const [db, vhost] = await Promise.all([
+    createTestDatabase(prefix),
+    options.broker === 'unreachable' ? undefined : createTestVhost(prefix),
+  ]);
+  await migrate(db.url, logger);
+  const config = loadConfig({
+    DATABASE_URL: db.url,
+    AMQP_URL: vhost?.url ?? 'amqp://guest:guest@127.0.0.1:1',
+    STATUS_API_TOKEN: TOKEN,
+    DISPATCHER_ENABLED: 'false',
+    ...options.env,
+  });
+  const app = await buildApp(config, { logger });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  const baseUrl = `http://127.0.0.1:${address.port}`;
+  const sql = postgres(db.url, { max: 5, onnotice: () => undefined });
+  return {
+    app,
+    baseUrl,
+    http: httpClient(baseUrl),
+    sql,
+    db,
+    vhost,
+    async close() {
+      await app.close();
+      await sql.end({ timeout: 1 });
+      await Promise.all([db.drop(), vhost?.drop()]);
+    },
+  };
+}
+
+export interface TaskJson {
+  taskId: string;
+  text: string;
+  priority: 'high' | 'medium' | 'low';
+  status: 'waiting' | 'sent' | 'success' | 'error';
+  attempts: number;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+  sentAt: string | null;
+  finishedAt: string | null;
+  stale?: true;
+}
+
+export interface ProblemJson {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+}
+
+/** Puts tasks where a dispatcher would have left them: `sent` with the given attempt. */
+export async function markSent(sql: postgres.Sql, taskIds: string[], attempt = 1): Promise<void> {
+  await sql`
+    update tasks set status = 'sent', attempts = ${attempt}, sent_at = now(), updated_at = now()
+     where id = any(${taskIds}::uuid[])`;
+}
