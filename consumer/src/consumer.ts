@@ -2,7 +2,8 @@
 // one confirm channel for every publish, the worker, the reporter, and the health/metrics port.
 // main.ts is the process entry; tests call startConsumer directly.
 import { hostname } from 'node:os';
-import { Broker, buildTopology } from '@task-pipeline/rabbitmq';
+import { Broker, buildTopology, type ManagedChannel } from '@task-pipeline/rabbitmq';
+import type { Channel } from 'amqplib';
 import type { Logger } from 'pino';
 import type { ConsumerConfig } from './config.js';
 import { type HealthServer, type Readiness, startHealthServer } from './health.js';
@@ -32,6 +33,13 @@ export interface Consumer {
   /** The health/metrics server, e.g. http://127.0.0.1:3001. */
   readonly healthUrl: string;
   readonly metrics: ConsumerMetrics;
+  /** The connection and its managed channels: diagnostics, and tests that force channel errors. */
+  readonly broker: Broker;
+  readonly channels: {
+    publish: ManagedChannel<Channel>;
+    worker: ManagedChannel<Channel> | undefined;
+    reporter: ManagedChannel<Channel> | undefined;
+  };
   readiness(): Readiness;
   /** Stops consuming, lets in-flight work finish within SHUTDOWN_GRACE_MS, closes everything. */
   close(): Promise<void>;
@@ -57,8 +65,9 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
     reconnectInitialDelayMs: tuning.reconnectInitialDelayMs,
     reconnectMaxDelayMs: tuning.reconnectMaxDelayMs,
   });
+  const publishChannel = broker.confirmChannel({ name: 'publish' });
   const publisher = createPublisher({
-    channel: broker.confirmChannel({ name: 'publish' }),
+    channel: publishChannel,
     confirmTimeoutMs: tuning.publishConfirmTimeoutMs,
   });
 
@@ -138,6 +147,8 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
   return {
     healthUrl: health.url,
     metrics,
+    broker,
+    channels: { publish: publishChannel, worker: worker?.channel, reporter: reporter?.channel },
     readiness,
     close() {
       closing ??= (async () => {

@@ -50,6 +50,10 @@ export const FAST_TUNING: Partial<ConsumerTuning> = {
 export interface StartedConsumer extends Consumer {
   /** Every log line, parsed: tests look for warnings such as a 406. */
   readonly logs: Record<string, unknown>[];
+  /** Its AMQP connection name, to find it with `rabbitmqctl list_connections`. */
+  readonly connectionName: string;
+  /** Readiness after every broker event (connection or channel lost or regained), in order. */
+  readonly readinessLog: boolean[];
 }
 
 export async function startTestConsumer(
@@ -64,11 +68,21 @@ export async function startTestConsumer(
     },
   });
   const logger = pino({ level: 'debug' }, sink);
+  const connectionName = `test-consumer-${randomUUID()}`;
   const consumer = await startConsumer(config, {
     logger,
-    tuning: { connectionName: `test-consumer-${randomUUID()}`, ...FAST_TUNING, ...tuning },
+    tuning: { connectionName, ...FAST_TUNING, ...tuning },
   });
-  return Object.assign(consumer, { logs });
+  const readinessLog: boolean[] = [];
+  for (const event of ['connected', 'disconnected', 'channel-open', 'channel-closed'] as const) {
+    consumer.broker.on(event, () => readinessLog.push(consumer.readiness().ready));
+  }
+  return Object.assign(consumer, { logs, connectionName, readinessLog });
+}
+
+/** Log lines that would show an ack on the wrong channel: the broker's 406 for an unknown tag. */
+export function preconditionFailures(logs: Record<string, unknown>[]): Record<string, unknown>[] {
+  return logs.filter((line) => /PRECONDITION_FAILED|unknown delivery tag/i.test(JSON.stringify(line)));
 }
 
 export function workMessage(overrides: Partial<WorkMessage> = {}): WorkMessage {
