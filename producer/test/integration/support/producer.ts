@@ -103,6 +103,7 @@ export async function startTestProducer(prefix: string, options: StartOptions = 
     db,
     vhost,
     async close() {
+      // app.close() may have run already (tests that need the producer's backends gone); it is idempotent.
       await app.close();
       await sql.end({ timeout: 1 });
       await Promise.all([db.drop(), vhost?.drop()]);
