@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 // Workspace packages export their TypeScript sources under the `source` condition,
-// so tests run against src/ without a build step.
-const resolve = { conditions: ['source', 'node', 'import', 'default'] };
+// so tests run against src/ without a build step. No explicit 'import': Vite adds import/require
+// itself per call site, and forcing 'import' makes pg's require('pg-pool') get the ESM build
+// ("Class extends value [object Module]" when node-pg-migrate loads pg).
+const resolve = { conditions: ['source', 'node', 'default'] };
 
 export default defineConfig({
   resolve,
