@@ -82,3 +82,32 @@ RETURNING t.id, t.text, t.priority, t.created_at, t.attempts`;
   }
   return { text, params };
 }
+
+export interface ClaimOrderKey {
+  priority: Priority;
+  id: string;
+  createdAt: Date;
+}
+
+const PRIORITY_RANK = new Map<Priority, number>(PRIORITIES.map((p, i) => [p, i]));
+
+/**
+ * The order the claim's scans visited the rows in. UPDATE … RETURNING gives them back in the join's
+ * order (often physical, i.e. creation order), so the dispatcher re-sorts before publishing.
+ * Lower-case UUID strings compare like PostgreSQL's uuid ordering.
+ */
+export function claimOrderComparator(
+  order: DispatchOrder,
+  startId: string,
+): (a: ClaimOrderKey, b: ClaimOrderKey) => number {
+  const start = startId.toLowerCase();
+  return (a, b) => {
+    const byPriority = (PRIORITY_RANK.get(a.priority) ?? 0) - (PRIORITY_RANK.get(b.priority) ?? 0);
+    if (byPriority !== 0) return byPriority;
+    if (order === 'fifo') return a.createdAt.getTime() - b.createdAt.getTime();
+    const wrapA = a.id < start ? 1 : 0;
+    const wrapB = b.id < start ? 1 : 0;
+    if (wrapA !== wrapB) return wrapA - wrapB;
+    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  };
+}

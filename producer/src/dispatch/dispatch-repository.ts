@@ -4,7 +4,7 @@
 // batch updates of the same tasks, which arrive while confirms are still pending.
 import type { Priority } from '@task-pipeline/rabbitmq';
 import type { PendingQuery, Row, Sql } from 'postgres';
-import { buildClaimPlan, type DispatchOrder } from './claim-query.js';
+import { buildClaimPlan, claimOrderComparator, type DispatchOrder } from './claim-query.js';
 
 export interface ClaimedTask {
   id: string;
@@ -86,17 +86,22 @@ export function createDispatchRepository(sql: Sql) {
   }
 
   return {
-    /** One short transaction (a single statement): lease + attempt + 1 on up to `limit` rows. */
+    /**
+     * One short transaction (a single statement): lease + attempt + 1 on up to `limit` rows, returned
+     * in claim order (priority, then random or oldest first).
+     */
     async claim(options: ClaimOptions): Promise<ClaimedTask[]> {
       const plan = buildClaimPlan(options);
       const rows = await sql.unsafe<ClaimRow[]>(plan.text, plan.params, { prepare: true });
-      return rows.map((r) => ({
-        id: r.id,
-        text: r.text,
-        priority: r.priority,
-        createdAt: r.created_at,
-        attempt: r.attempts,
-      }));
+      return rows
+        .map((r) => ({
+          id: r.id,
+          text: r.text,
+          priority: r.priority,
+          createdAt: r.created_at,
+          attempt: r.attempts,
+        }))
+        .sort(claimOrderComparator(options.order, options.startId));
     },
 
     /**

@@ -8,7 +8,6 @@ import {
   type Broker,
   confirmedPublisher,
   type ManagedChannel,
-  PRIORITIES,
   type Priority,
   PublishError,
 } from '@task-pipeline/rabbitmq';
@@ -87,8 +86,6 @@ const IN_FLIGHT_RECHECK_MS = 250;
 /** Record retries for rows a concurrent report holds locked for a moment. */
 const RECORD_LOCKED_RETRIES = 6;
 const RECORD_LOCKED_BACKOFF = { initialMs: 10, maxMs: 250 };
-
-const PRIORITY_RANK = new Map<Priority, number>(PRIORITIES.map((p, i) => [p, i]));
 
 const sleep = (ms: number) =>
   new Promise<void>((resolve) => {
@@ -268,10 +265,7 @@ export class Dispatcher {
       startId: this.#o.randomId(),
     });
     this.#unrecorded += claimed.length;
-    // High first within the batch too; the claim's RETURNING order is the update's, not the scan's.
-    return claimed.sort(
-      (a, b) => (PRIORITY_RANK.get(a.priority) ?? 0) - (PRIORITY_RANK.get(b.priority) ?? 0),
-    );
+    return claimed;
   }
 
   #track(batch: Promise<unknown>): void {

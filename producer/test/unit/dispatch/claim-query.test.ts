@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { buildClaimPlan } from '../../../src/dispatch/claim-query.js';
+import { buildClaimPlan, claimOrderComparator } from '../../../src/dispatch/claim-query.js';
 
 const start = '7d444840-9dc0-11d1-b245-5ffdce74fad2';
 
@@ -58,5 +58,26 @@ describe('buildClaimPlan', () => {
     expect(() =>
       buildClaimPlan({ order: 'random', limit: 1, leaseSeconds: 30, startId: "x'; drop" }),
     ).toThrow(RangeError);
+  });
+});
+
+describe('claimOrderComparator', () => {
+  const at = (ms: number) => new Date(ms);
+  const rows = [
+    { priority: 'low' as const, id: '00000000-0000-4000-8000-000000000001', createdAt: at(1) },
+    { priority: 'high' as const, id: '90000000-0000-4000-8000-000000000000', createdAt: at(5) },
+    { priority: 'high' as const, id: '10000000-0000-4000-8000-000000000000', createdAt: at(2) },
+    { priority: 'high' as const, id: 'a0000000-0000-4000-8000-000000000000', createdAt: at(9) },
+    { priority: 'medium' as const, id: 'f0000000-0000-4000-8000-000000000000', createdAt: at(3) },
+  ];
+
+  test('random: priority, then upward from the start id, then the wrapped part', () => {
+    const sorted = [...rows].sort(claimOrderComparator('random', '80000000-0000-4000-8000-000000000000'));
+    expect(sorted.map((r) => r.id.slice(0, 2))).toEqual(['90', 'a0', '10', 'f0', '00']);
+  });
+
+  test('fifo: priority, then oldest first', () => {
+    const sorted = [...rows].sort(claimOrderComparator('fifo', 'ignored'));
+    expect(sorted.map((r) => r.createdAt.getTime())).toEqual([2, 5, 9, 3, 1]);
   });
 });
