@@ -1,0 +1,147 @@
+// The real entry point as operators run it (`tsx --conditions=source producer/src/server.ts`):
+// configuration errors stop it with exit 1 and the variable's name; two replicas migrate one fresh
+// database under the advisory lock; SIGTERM and SIGINT close it gracefully with exit 0.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  createTestDatabase,
+  createTestVhost,
+  type TestDatabase,
+  type TestVhost,
+} from '../../../scripts/src/testing/isolation.js';
+import { freePort } from '../../../scripts/src/testing/private-process.js';
+import { TOKEN } from './support/producer.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
+const GRACE_MS = 8000;
+
+interface Running {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+}
+
+function startServer(env: Record<string, string>): Running {
+  // A clean environment: only what the test passes, so the shell's variables cannot leak in.
+  const child = spawn(process.execPath, [TSX_CLI, '--conditions=source', 'producer/src/server.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>(
+    (resolve) => {
+      child.on('exit', (code, signal) => resolve({ code, signal, stderr }));
+    },
+  );
+  return { child, output: () => stdout + stderr, exited };
+}
+
+async function waitUntilReady(port: number, server: Running): Promise<void> {
+  for (let i = 0; i < 600; i += 1) {
+    if (server.child.exitCode !== null) throw new Error(`server exited early:\n${server.output()}`);
+    const status = await request(`http://127.0.0.1:${port}/health/ready`)
+      .then(async (res) => {
+        await res.body.dump();
+        return res.statusCode;
+      })
+      .catch(() => 0);
+    if (status === 200) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`server never became ready:\n${server.output()}`);
+}
+
+describe.concurrent('configuration errors', () => {
+  test.each([
+    ['STATUS_API_TOKEN missing', {}, 'STATUS_API_TOKEN'],
+    ['a token too short', { STATUS_API_TOKEN: 'short' }, 'STATUS_API_TOKEN'],
+    ['PORT not a number', { STATUS_API_TOKEN: TOKEN, PORT: 'eighty' }, 'PORT'],
+    ['DISPATCH_ORDER unknown', { STATUS_API_TOKEN: TOKEN, DISPATCH_ORDER: 'lifo' }, 'DISPATCH_ORDER'],
+    [
+      'a lease below 3 × confirm timeout',
+      { STATUS_API_TOKEN: TOKEN, DISPATCH_LEASE_S: '10' },
+      'DISPATCH_LEASE_S',
+    ],
+    ['DATABASE_URL not postgres', { STATUS_API_TOKEN: TOKEN, DATABASE_URL: 'mysql://x/y' }, 'DATABASE_URL'],
+  ])('%s → exit 1 with one line naming the variable', async (_name, env, variable) => {
+    const { exited } = startServer(env);
+    const { code, stderr } = await exited;
+    expect(code).toBe(1);
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^producer: invalid configuration: /);
+    expect(lines[0]).toContain(variable);
+  });
+});
+
+describe('lifecycle', () => {
+  let db: TestDatabase;
+  let vhost: TestVhost;
+  const running: Running[] = [];
+
+  beforeAll(async () => {
+    [db, vhost] = await Promise.all([createTestDatabase('server'), createTestVhost('server')]);
+  });
+  afterAll(async () => {
+    for (const server of running) server.child.kill('SIGKILL');
+    await Promise.all([db?.drop(), vhost?.drop()]);
+  });
+
+  test('two replicas start on a fresh database, serve, and stop on SIGTERM / SIGINT with exit 0', async () => {
+    const ports = [await freePort(), await freePort()];
+    const servers = ports.map((port) =>
+      startServer({
+        DATABASE_URL: db.url,
+        AMQP_URL: vhost.url,
+        STATUS_API_TOKEN: TOKEN,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        SHUTDOWN_GRACE_MS: String(GRACE_MS),
+        LOG_LEVEL: 'info',
+      }),
+    );
+    running.push(...servers);
+    await Promise.all(ports.map((port, i) => waitUntilReady(port, servers[i] as Running)));
+
+    // Both migrated under the advisory lock: the migration is recorded once, the table serves both.
+    const created = await request(`http://127.0.0.1:${ports[0]}/api/v1/create-task`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text: 'served' }),
+    });
+    expect(created.statusCode).toBe(201);
+    const { taskId } = (await created.body.json()) as { taskId: string };
+    const read = await request(`http://127.0.0.1:${ports[1]}/api/v1/get-task-data?taskId=${taskId}`);
+    expect(read.statusCode).toBe(200);
+    await read.body.dump();
+    const logs = servers.map((s) => s.output()).join('\n');
+    expect(logs.match(/"msg":"database migrated"/g)).toHaveLength(1);
+    expect(logs.match(/"msg":"database schema is current"/g)).toHaveLength(1);
+
+    // close-with-grace exits 1 when closing outlasts SHUTDOWN_GRACE_MS, so exit 0 means it finished in time.
+    const [first, second] = servers as [Running, Running];
+    first.child.kill('SIGTERM');
+    second.child.kill('SIGINT');
+    for (const [server, signal] of [
+      [first, 'SIGTERM'],
+      [second, 'SIGINT'],
+    ] as const) {
+      const { code } = await server.exited;
+      expect(code, server.output()).toBe(0);
+      expect(server.output()).toContain(`"signal":"${signal}","msg":"shutting down"`);
+      expect(server.output()).toContain('"msg":"stopped"');
+    }
+  });
+});
