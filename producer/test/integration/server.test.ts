@@ -63,10 +63,9 @@ async function waitUntilReady(port: number, server: Running): Promise<void> {
   throw new Error(`server never became ready:\n${server.output()}`);
 }
 
-describe.concurrent('configuration errors', () => {
+describe('configuration errors', () => {
   test.each([
     ['STATUS_API_TOKEN missing', {}, 'STATUS_API_TOKEN'],
-    ['a token too short', { STATUS_API_TOKEN: 'short' }, 'STATUS_API_TOKEN'],
     ['PORT not a number', { STATUS_API_TOKEN: TOKEN, PORT: 'eighty' }, 'PORT'],
     ['DISPATCH_ORDER unknown', { STATUS_API_TOKEN: TOKEN, DISPATCH_ORDER: 'lifo' }, 'DISPATCH_ORDER'],
     [
@@ -74,7 +73,6 @@ describe.concurrent('configuration errors', () => {
       { STATUS_API_TOKEN: TOKEN, DISPATCH_LEASE_S: '10' },
       'DISPATCH_LEASE_S',
     ],
-    ['DATABASE_URL not postgres', { STATUS_API_TOKEN: TOKEN, DATABASE_URL: 'mysql://x/y' }, 'DATABASE_URL'],
   ])('%s → exit 1 with one line naming the variable', async (_name, env, variable) => {
     const { exited } = startServer(env);
     const { code, stderr } = await exited;
