@@ -1,0 +1,65 @@
+// consumer/src/main.ts as a process: a bad variable stops the boot with one line naming it; SIGTERM
+// stops it gracefully, returning unfinished work to the queue; the health port answers meanwhile.
+import { WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import amqp from 'amqplib';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
+import { publishWork, TEST_TOKEN, waitUntil, workMessage } from '../support/harness.js';
+import { counterFromText, scrape, spawnConsumer, spawnService } from '../support/processes.js';
+
+let vhost: TestVhost;
+beforeAll(async () => {
+  vhost = await createTestVhost('consumer_main');
+});
+afterAll(async () => {
+  await vhost?.drop();
+});
+
+describe('consumer process', () => {
+  test.each([
+    [{ STATUS_API_TOKEN: '' }, 'STATUS_API_TOKEN'],
+    [{ STATUS_API_TOKEN: TEST_TOKEN, FAILURE_RATE: '2' }, 'FAILURE_RATE'],
+    [{ STATUS_API_TOKEN: TEST_TOKEN, WORKER_QUEUES: 'tasks.urgent' }, 'WORKER_QUEUES'],
+  ])('exits 1 with one line naming the bad variable (%o)', async (env, variable) => {
+    const service = spawnService('consumer/src/main.ts', env);
+    const { code } = await service.exited;
+    expect(code).toBe(1);
+    expect(service.output).toHaveLength(1);
+    expect(service.output[0]).toMatch(new RegExp(`^consumer: invalid configuration: .*${variable}:`));
+  });
+
+  test('SIGTERM: stops consuming, finishes or returns in-flight work, exits 0 within the grace period', async () => {
+    const consumer = await spawnConsumer({
+      AMQP_URL: vhost.url,
+      STATUS_API_TOKEN: TEST_TOKEN,
+      // Nobody listens there: results stay in tasks.results, which is what this test counts.
+      PRODUCER_URL: 'http://127.0.0.1:9',
+      REPORTER_ENABLED: 'false',
+      WORKER_QUEUES: 'tasks.low',
+      WORKER_PREFETCH: '4',
+      PROCESSING_TIME_MS: '300',
+      FAILURE_RATE: '0',
+      SHUTDOWN_GRACE_MS: '4000',
+    });
+    await waitUntil('ready', async () => (await fetch(`${consumer.healthUrl}/health/ready`)).status === 200);
+    const connection = await amqp.connect(vhost.url);
+    try {
+      const channel = await connection.createConfirmChannel();
+      const messages = Array.from({ length: 40 }, () => workMessage({ priority: 'low' }));
+      for (const m of messages) await publishWork(channel, m);
+      await waitUntil('work under way', async () => {
+        return counterFromText(await scrape(consumer.healthUrl), 'consumer_tasks_processed_total') >= 4;
+      });
+      const { code, signal } = await consumer.stop();
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(consumer.output.some((l) => l.includes('consumer stopped'))).toBe(true);
+      // Every message is either processed (its result in tasks.results) or back in its queue.
+      const results = (await channel.checkQueue('tasks.results')).messageCount;
+      const left = (await channel.checkQueue(WORK_QUEUES.low)).messageCount;
+      expect(results).toBeGreaterThan(0);
+      expect(results + left).toBe(40);
+    } finally {
+      await connection.close();
+    }
+  });
+});
