@@ -113,11 +113,11 @@ export class Dispatcher {
 
   constructor(options: DispatcherOptions) {
     this.#o = {
-      pipelineDepth: DEFAULT_PIPELINE_DEPTH,
-      random: Math.random,
-      randomId: randomUUID,
-      hooks: {},
       ...options,
+      pipelineDepth: options.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH,
+      random: options.random ?? Math.random,
+      randomId: options.randomId ?? randomUUID,
+      hooks: options.hooks ?? {},
     };
   }
 

@@ -41,7 +41,7 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
         metrics: app.metrics,
         logger,
         hooks: options.hooks,
-        ...(options.pipelineDepth ? { pipelineDepth: options.pipelineDepth } : {}),
+        pipelineDepth: options.pipelineDepth,
       })
     : undefined;
 
