@@ -17,6 +17,12 @@ export interface HttpFuzzTarget {
 
 export interface HttpFinding {
   index: number;
+  /**
+   * true: a broken promise (5xx, no answer, a crash, internals leaked, a rejected request that
+   * changed data). false: a departure from the response format of CONTRACT §4 (problem+json,
+   * x-request-id) that harms nobody's data.
+   */
+  severe: boolean;
   problem: string;
   request: string;
   status?: number;
@@ -173,9 +179,10 @@ export async function runHttpFuzz(
   try {
     for (const [index, c] of cases.entries()) {
       const resolved = resolveCase(c, target);
-      const finding = (problem: string, status?: number, body?: string) =>
+      const finding = (problem: string, status?: number, body?: string, severe = true) =>
         result.findings.push({
           index,
+          severe,
           problem,
           request: describeRequest(resolved),
           ...(status !== undefined ? { status } : {}),
@@ -219,11 +226,11 @@ export async function runHttpFuzz(
         result.serverErrors += 1;
         finding('5xx', status, body);
       }
-      if (!headers['x-request-id']) finding('no x-request-id header', status);
+      if (!headers['x-request-id']) finding('no x-request-id header', status, undefined, false);
       if (status >= 400 && resolved.method !== 'HEAD') {
         const type = String(headers['content-type'] ?? '');
         if (!type.startsWith('application/problem+json'))
-          finding(`error answered as ${type || 'no content type'}`, status, body);
+          finding(`error answered as ${type || 'no content type'}`, status, body, false);
         const leak = findLeak(body);
         if (leak) finding(`internals in the error body (${leak})`, status, body);
       }

@@ -44,13 +44,24 @@ async function main(): Promise<number> {
   for (const [route, counts] of Object.entries(http.byRoute).sort()) {
     console.log(`  ${route.padEnd(40)} ${JSON.stringify(counts)}`);
   }
+  const failures = http.findings.filter((f) => f.severe);
+  const deviations = http.findings.filter((f) => !f.severe);
   console.log(
-    `  5xx ${http.serverErrors}, unsendable by the client ${http.unsendable}, findings ${http.findings.length}`,
+    `  5xx ${http.serverErrors}, failures ${failures.length}, format deviations ${deviations.length}, unsendable by the client ${http.unsendable}`,
   );
-  for (const f of http.findings.slice(0, 20)) {
+  for (const f of failures.slice(0, 20)) {
     console.log(
-      `  FINDING #${f.index} ${f.problem} [${f.status ?? '-'}]\n    ${f.request}\n    ${f.body ?? ''}`,
+      `  FAILURE #${f.index} ${f.problem} [${f.status ?? '-'}]\n    ${f.request}\n    ${f.body ?? ''}`,
     );
+  }
+  const grouped = new Map<string, typeof deviations>();
+  for (const f of deviations) {
+    const key = `${f.problem} [${f.status ?? '-'}]`;
+    grouped.set(key, [...(grouped.get(key) ?? []), f]);
+  }
+  for (const [key, list] of grouped) {
+    const first = list[0];
+    console.log(`  DEVIATION ×${list.length} ${key}, e.g. #${first?.index}: ${first?.request.slice(0, 160)}`);
   }
   if (amqp) {
     console.log(`\nAMQP: ${amqp.published} malformed messages`);
@@ -59,7 +70,7 @@ async function main(): Promise<number> {
     );
     const byReason = new Map<string, number>();
     for (const p of amqp.parked) {
-      const key = `${p.from} ← ${p.reason.slice(0, 70)}`;
+      const key = `${p.from} ← ${p.reason.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, '<uuid>').slice(0, 80)}`;
       byReason.set(key, (byReason.get(key) ?? 0) + 1);
     }
     for (const [reason, n] of [...byReason].sort()) console.log(`  ${String(n).padStart(4)}  ${reason}`);

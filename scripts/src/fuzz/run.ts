@@ -151,10 +151,16 @@ export async function runFuzz(
       },
     );
     if (producer.exitCode() !== undefined) {
-      http.findings.push({ index: -1, problem: `producer exited with ${producer.exitCode()}`, request: '' });
+      http.findings.push({
+        index: -1,
+        severe: true,
+        problem: `producer exited with ${producer.exitCode()}`,
+        request: '',
+      });
     }
     log(
-      `${at()} http done: ${http.requests} requests, 5xx ${http.serverErrors}, findings ${http.findings.length}`,
+      `${at()} http done: ${http.requests} requests, 5xx ${http.serverErrors}, ` +
+        `failures ${http.findings.filter((f) => f.severe).length}, format deviations ${http.findings.filter((f) => !f.severe).length}`,
     );
 
     let amqpResult: AmqpFuzzResult | undefined;
@@ -188,7 +194,7 @@ export async function runFuzz(
     }
 
     const ok =
-      http.findings.length === 0 &&
+      http.findings.every((f) => !f.severe) &&
       (amqpResult === undefined ||
         (amqpResult.drained &&
           amqpResult.servicesAlive &&
@@ -225,6 +231,13 @@ async function amqpPhase(ctx: {
     )[0]?.n ?? 0;
   for (let deadline = Date.now() + 120_000; (await unfinished()) > 0 && Date.now() < deadline; )
     await sleep(500);
+  const stuck = await ctx.sql<{ id: string; status: string; attempts: number }[]>`
+    select id, status, attempts from tasks where status in ('waiting', 'sent') order by id limit 20`;
+  if (stuck.length > 0) {
+    notes.push(
+      `tasks still unfinished before the malformed messages: ${stuck.map((t) => `${t.id} ${t.status}@${t.attempts}`).join(', ')}`,
+    );
+  }
   const snapshot = async () =>
     new Map(
       (
