@@ -1,0 +1,111 @@
+// Pieces several measures share: a rate over a fixed window, counted by the sink or by the database.
+import type { Progress, ProgressBar } from '../progress.js';
+import type { MeasureFailure, Rate } from '../results.js';
+import type { Sink } from '../sink.js';
+import { formatNumber, perSecond } from '../stats.js';
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class MeasureError extends Error {
+  constructor(
+    readonly code: 'NO_PROGRESS' | 'TIMEOUT',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MeasureError';
+  }
+}
+
+export interface MeasureContext {
+  progress: Progress;
+  /** Failed parts of a run: recorded and shown in the report, while the other parts still run. */
+  failures: MeasureFailure[];
+}
+
+/** Runs one part of a measure; a failure is recorded (with the service log tail) instead of thrown. */
+export async function attempt<T>(
+  ctx: MeasureContext,
+  part: string,
+  fn: () => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    ctx.failures.push({ measure: part, error });
+    ctx.progress.log(`✗ ${part} failed: ${error.split('\n')[0]}`);
+    return undefined;
+  }
+}
+
+/**
+ * Messages per second into the sink, from its first delivery until `windowMs` later or until all
+ * `total` arrived, whichever comes first: start-up time is not counted, and a fast publisher that
+ * empties the backlog is timed to its last message, not to the end of the window.
+ */
+export async function sinkRate(
+  sink: Sink,
+  total: number,
+  windowMs: number,
+  bar: ProgressBar,
+  alive: () => void = () => undefined,
+): Promise<Rate> {
+  const startDeadline = Date.now() + 60_000;
+  while (sink.firstAt === undefined) {
+    alive();
+    if (Date.now() > startDeadline)
+      throw new MeasureError('NO_PROGRESS', 'no message reached the sink in 60 s');
+    await sleep(10);
+  }
+  const start = sink.firstAt;
+  for (;;) {
+    alive();
+    const elapsed = Date.now() - start;
+    bar.update(Math.min(elapsed, windowMs), `${formatNumber(perSecond(sink.count, elapsed))} msg/s`);
+    if (sink.count >= total) {
+      const span = Math.max(1, (sink.lastAt ?? start) - start);
+      return {
+        count: sink.count,
+        elapsedMs: span,
+        perSecond: perSecond(sink.count, span),
+        duplicates: sink.count - sink.unique,
+      };
+    }
+    if (elapsed >= windowMs) {
+      const count = sink.count;
+      return {
+        count,
+        elapsedMs: elapsed,
+        perSecond: perSecond(count, elapsed),
+        duplicates: count - sink.unique,
+      };
+    }
+    await sleep(Math.min(20, windowMs - elapsed));
+  }
+}
+
+/**
+ * Items finished per second, polled from the database: from `startedAt` until `remaining()` is 0 or
+ * `windowMs` passed (then the rate is what finished within the window).
+ */
+export async function drainRate(
+  total: number,
+  startedAt: number,
+  windowMs: number,
+  remaining: () => Promise<number>,
+  bar: ProgressBar,
+  alive: () => void = () => undefined,
+): Promise<Rate & { completed: boolean }> {
+  for (;;) {
+    alive();
+    const left = await remaining();
+    const now = Date.now();
+    const done = total - left;
+    const elapsed = now - startedAt;
+    bar.update(done, `${formatNumber(perSecond(done, elapsed))}/s`);
+    if (left === 0 || elapsed >= windowMs) {
+      return { count: done, elapsedMs: elapsed, perSecond: perSecond(done, elapsed), completed: left === 0 };
+    }
+    await sleep(100);
+  }
+}

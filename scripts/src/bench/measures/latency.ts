@@ -1,0 +1,146 @@
+// Measure 4 (and the resources of measure 5): creates at a fixed rate (open loop: a request is sent
+// when it is due, whether or not earlier ones answered, so a slow server cannot slow the load down),
+// producer + 2 consumers with no simulated work; create → success latency from the database's own
+// timestamps (created_at, finished_at), so no client clock is involved.
+import { performance } from 'node:perf_hooks';
+import { Pool } from 'undici';
+import { freePort } from '../../testing/private-process.js';
+import { assertRunning, type Service, stopAll } from '../processes.js';
+import { sampleResources } from '../resources.js';
+import type { LatencyResult } from '../results.js';
+import { countUnfinished, withSandbox } from '../sandbox.js';
+import { type RunningProducer, startConsumer, startProducer } from '../services.js';
+import { formatNumber, percentile, perSecond } from '../stats.js';
+import { type MeasureContext, MeasureError, sleep } from './common.js';
+import { WORKER_PROCESSES } from './drain.js';
+
+export interface LatencyOptions {
+  ratePerS: number;
+  durationMs: number;
+  settleTimeoutMs: number;
+}
+
+const BODY = JSON.stringify({ text: 'benchmark task: latency probe' });
+
+interface LoadOutcome {
+  created: number;
+  failed: number;
+  elapsedMs: number;
+  createLatenciesMs: number[];
+}
+
+async function openLoopCreates(
+  url: string,
+  options: LatencyOptions,
+  onTick: (sent: number) => void,
+  alive: () => void,
+): Promise<LoadOutcome> {
+  const pool = new Pool(url, { connections: 128 });
+  const latencies: number[] = [];
+  let created = 0;
+  let failed = 0;
+  const inFlight = new Set<Promise<void>>();
+  const send = () => {
+    const started = performance.now();
+    const request = pool
+      .request({
+        path: '/api/v1/create-task',
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: BODY,
+      })
+      .then(async (res) => {
+        await res.body.dump();
+        latencies.push(performance.now() - started);
+        if (res.statusCode === 201) created += 1;
+        else failed += 1;
+      })
+      .catch(() => {
+        failed += 1;
+      })
+      .finally(() => inFlight.delete(request));
+    inFlight.add(request);
+  };
+  const total = Math.round((options.ratePerS * options.durationMs) / 1000);
+  const start = performance.now();
+  let sent = 0;
+  try {
+    while (sent < total) {
+      alive();
+      const due = Math.min(total, Math.floor(((performance.now() - start) * options.ratePerS) / 1000));
+      while (sent < due) {
+        send();
+        sent += 1;
+      }
+      onTick(sent);
+      await sleep(2);
+    }
+    const elapsedMs = performance.now() - start;
+    await Promise.all(inFlight);
+    return { created, failed, elapsedMs, createLatenciesMs: latencies };
+  } finally {
+    await pool.close();
+  }
+}
+
+export async function measureLatency(options: LatencyOptions, ctx: MeasureContext): Promise<LatencyResult> {
+  const { progress } = ctx;
+  return withSandbox('latency', async (sandbox) => {
+    const consumers: Service[] = [];
+    let producer: RunningProducer | undefined;
+    try {
+      const port = await freePort();
+      for (let i = 1; i <= WORKER_PROCESSES; i++) {
+        consumers.push(await startConsumer(sandbox, `http://127.0.0.1:${port}`, i));
+      }
+      producer = await startProducer(sandbox, { port });
+      const all = [producer.service, ...consumers];
+      const alive = () => assertRunning(all);
+      const sampler = sampleResources(all);
+      const total = Math.round((options.ratePerS * options.durationMs) / 1000);
+      const loadBar = progress.bar(`latency: ${formatNumber(options.ratePerS)} creates/s`, total);
+      const load = await openLoopCreates(producer.url, options, (sent) => loadBar.update(sent), alive);
+      loadBar.finish(`${formatNumber(load.created)} created, ${load.failed} failed`);
+
+      const settleBar = progress.bar('latency: until all succeeded', load.created);
+      const settleDeadline = Date.now() + options.settleTimeoutMs;
+      let left = await countUnfinished(sandbox.sql);
+      while (left > 0 && Date.now() < settleDeadline) {
+        alive();
+        settleBar.update(load.created - left);
+        await sleep(100);
+        left = await countUnfinished(sandbox.sql);
+      }
+      settleBar.finish(left === 0 ? 'all succeeded' : `${left} still unfinished`);
+      const resources = sampler.stop();
+
+      const [row] = await sandbox.sql<
+        { n: string; p50: number | null; p95: number | null; p99: number | null; max: number | null }[]
+      >`
+        select count(*)::text as n,
+               percentile_cont(0.50) within group (order by ms) as p50,
+               percentile_cont(0.95) within group (order by ms) as p95,
+               percentile_cont(0.99) within group (order by ms) as p99,
+               max(ms) as max
+        from (select extract(epoch from finished_at - created_at)::float8 * 1000 as ms
+              from tasks where status = 'success') as t`;
+      if (!row || Number(row.n) === 0) throw new MeasureError('NO_PROGRESS', 'no task reached success');
+      return {
+        targetPerSec: options.ratePerS,
+        created: load.created,
+        achievedPerSec: perSecond(load.created, load.elapsedMs),
+        succeeded: Number(row.n),
+        p50Ms: row.p50 ?? Number.NaN,
+        p95Ms: row.p95 ?? Number.NaN,
+        p99Ms: row.p99 ?? Number.NaN,
+        maxMs: row.max ?? Number.NaN,
+        createP50Ms: percentile(load.createLatenciesMs, 50),
+        createP99Ms: percentile(load.createLatenciesMs, 99),
+        resources,
+      };
+    } finally {
+      await producer?.service.stop();
+      await stopAll(consumers);
+    }
+  });
+}

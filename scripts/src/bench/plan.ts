@@ -1,0 +1,108 @@
+// What a benchmark run measures and at which sizes: pure, so the CLI, the smoke test and the report
+// agree on one plan. Sizes are the issue's; `quick` keeps every measure but shrinks windows and
+// backlogs so the whole run takes about a minute and a half.
+
+/** The text every seeded task and peer job carries: the size of a short real task. */
+export const BENCH_TEXT = 'benchmark task: resize the image at /uploads/2024/05/photo.jpg to 640x480';
+
+export const MEASURES = ['dispatch', 'drain', 'api', 'latency', 'scale'] as const;
+export type MeasureName = (typeof MEASURES)[number];
+
+export const PROFILES = ['smoke', 'quick', 'default', 'full'] as const;
+export type Profile = (typeof PROFILES)[number];
+
+export interface BenchPlan {
+  profile: Profile;
+  measures: readonly MeasureName[];
+  /** Measure 1: the real dispatcher vs the naive loop, each a rate over a fixed window. */
+  dispatch: { backlogs: readonly number[]; windowMs: number };
+  /** Measure 2: end-to-end drain of a pre-filled backlog, ours and the peers. */
+  drain: { tasks: number; timeoutMs: number };
+  /** Measure 3: autocannon against our routes and the naive ones. */
+  api: { connections: number; durationS: number; sentRows: number };
+  /** Measure 4: open-loop creates at a fixed rate, create → success latency. */
+  latency: { ratePerS: number; durationMs: number; settleTimeoutMs: number };
+  /** Measure 6: dispatch and drain at small and (with --full) large backlogs. */
+  scale: { backlogs: readonly number[]; windowMs: number };
+}
+
+const DEFAULT_PLAN: BenchPlan = {
+  profile: 'default',
+  measures: MEASURES,
+  dispatch: { backlogs: [50_000, 200_000], windowMs: 10_000 },
+  drain: { tasks: 100_000, timeoutMs: 300_000 },
+  api: { connections: 64, durationS: 10, sentRows: 200_000 },
+  latency: { ratePerS: 1_000, durationMs: 30_000, settleTimeoutMs: 60_000 },
+  scale: { backlogs: [10_000], windowMs: 15_000 },
+};
+
+export function planFor(profile: Profile, measures: readonly MeasureName[] = MEASURES): BenchPlan {
+  const base = { ...DEFAULT_PLAN, profile, measures };
+  switch (profile) {
+    case 'default':
+      return base;
+    case 'full':
+      return { ...base, scale: { backlogs: [10_000, 1_000_000], windowMs: 20_000 } };
+    case 'quick':
+      return {
+        ...base,
+        dispatch: { backlogs: [50_000, 200_000], windowMs: 3_000 },
+        drain: { tasks: 20_000, timeoutMs: 120_000 },
+        api: { connections: 64, durationS: 3, sentRows: 60_000 },
+        latency: { ratePerS: 1_000, durationMs: 8_000, settleTimeoutMs: 30_000 },
+        scale: { backlogs: [10_000], windowMs: 5_000 },
+      };
+    case 'smoke':
+      // Exercises every code path on N=200: numbers mean nothing here, only that nothing rotted.
+      return {
+        ...base,
+        dispatch: { backlogs: [200], windowMs: 1_000 },
+        drain: { tasks: 200, timeoutMs: 60_000 },
+        api: { connections: 4, durationS: 1, sentRows: 200 },
+        latency: { ratePerS: 100, durationMs: 1_000, settleTimeoutMs: 30_000 },
+        scale: { backlogs: [200], windowMs: 1_000 },
+      };
+  }
+}
+
+export interface CliOptions {
+  plan: BenchPlan;
+  /** Where BENCHMARKS.md goes; plots and raw results go to `<outDir>/docs/bench/`. */
+  outDir: string | undefined;
+}
+
+export class UsageError extends Error {
+  readonly code = 'BENCH_USAGE';
+}
+
+export const USAGE = `usage: npm run bench -- [--quick | --full] [--only=dispatch,drain,api,latency,scale] [--out=DIR]
+  (default)  every measure at the issue's sizes, about 10-15 minutes
+  --quick    every measure, smaller windows and backlogs, about 1-2 minutes
+  --full     the default plus the 1M-row scale run
+  --only     a comma-separated subset of the measures
+  --out      write BENCHMARKS.md and docs/bench/ under DIR instead of the repository root`;
+
+export function parseArgs(argv: readonly string[]): CliOptions {
+  let profile: Profile = 'default';
+  let measures: readonly MeasureName[] = MEASURES;
+  let outDir: string | undefined;
+  for (const arg of argv) {
+    if (arg === '--quick' || arg === '--full') {
+      if (profile !== 'default') throw new UsageError('--quick and --full exclude each other');
+      profile = arg === '--quick' ? 'quick' : 'full';
+    } else if (arg.startsWith('--only=')) {
+      const names = arg.slice('--only='.length).split(',').filter(Boolean);
+      const unknown = names.filter((n) => !(MEASURES as readonly string[]).includes(n));
+      if (unknown.length > 0 || names.length === 0) {
+        throw new UsageError(`--only takes ${MEASURES.join(', ')}; got ${unknown.join(', ') || 'nothing'}`);
+      }
+      measures = MEASURES.filter((m) => names.includes(m));
+    } else if (arg.startsWith('--out=')) {
+      outDir = arg.slice('--out='.length);
+      if (!outDir) throw new UsageError('--out needs a directory');
+    } else {
+      throw new UsageError(`unknown argument ${arg}`);
+    }
+  }
+  return { plan: planFor(profile, measures), outDir };
+}

@@ -1,0 +1,86 @@
+// Our services as the benchmark runs them: the producer and consumer entry points from source, each
+// its own process on a free port, configured only through the environment names of CONTRACT §8.
+import { freePort } from '../testing/private-process.js';
+import { type Service, startService, waitForHttp } from './processes.js';
+import type { Sandbox } from './sandbox.js';
+
+export const BENCH_TOKEN = 'bench-status-api-token-0123456789';
+
+export interface RunningProducer {
+  service: Service;
+  url: string;
+}
+
+export interface ServiceOptions {
+  /** Extra environment on top of the benchmark's (overrides it). */
+  env?: Record<string, string>;
+  /** node flags before the entry, e.g. `--cpu-prof --cpu-prof-dir=DIR` when profiling. */
+  nodeArgs?: readonly string[];
+}
+
+/**
+ * Log level for every service under test. `warn` keeps the per-request info log out of the numbers
+ * of a run whose output nobody reads; BENCH_LOG_LEVEL=info measures the shipping default instead.
+ */
+export const SERVICE_LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
+
+export async function startProducer(
+  sandbox: Sandbox,
+  options: ServiceOptions & { port?: number } = {},
+): Promise<RunningProducer> {
+  const port = options.port ?? (await freePort());
+  const service = startService(
+    'producer',
+    'producer/src/server.ts',
+    {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATABASE_URL: sandbox.databaseUrl,
+      AMQP_URL: sandbox.amqpUrl,
+      STATUS_API_TOKEN: BENCH_TOKEN,
+      LOG_LEVEL: SERVICE_LOG_LEVEL,
+      ...options.env,
+    },
+    options.nodeArgs,
+  );
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHttp(service, `${url}/health/ready`);
+  } catch (err) {
+    await service.stop();
+    throw err;
+  }
+  return { service, url };
+}
+
+/** A consumer replica with no simulated work and no simulated failures (the issue's drain setup). */
+export async function startConsumer(
+  sandbox: Sandbox,
+  producerUrl: string,
+  index: number,
+  options: ServiceOptions = {},
+): Promise<Service> {
+  const healthPort = await freePort();
+  const service = startService(
+    `consumer-${index}`,
+    'consumer/src/main.ts',
+    {
+      AMQP_URL: sandbox.amqpUrl,
+      PRODUCER_URL: producerUrl,
+      STATUS_API_TOKEN: BENCH_TOKEN,
+      PROCESSING_TIME_MS: '0',
+      FAILURE_RATE: '0',
+      HEALTH_PORT: String(healthPort),
+      LOG_LEVEL: SERVICE_LOG_LEVEL,
+      ...options.env,
+    },
+    options.nodeArgs,
+  );
+  try {
+    await waitForHttp(service, `http://127.0.0.1:${healthPort}/health/ready`);
+  } catch (err) {
+    await service.stop();
+    throw err;
+  }
+  return service;
+}

@@ -1,0 +1,35 @@
+// Small, pure number helpers shared by the measures and the report.
+
+/** Nearest-rank percentile (p in 0..100) of unsorted samples; NaN when there are none. */
+export function percentile(samples: readonly number[], p: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] as number;
+}
+
+export function perSecond(count: number, elapsedMs: number): number {
+  return elapsedMs > 0 ? (count * 1000) / elapsedMs : 0;
+}
+
+/** ours / theirs, or undefined when the baseline did nothing (no ratio to speak of). */
+export function ratio(ours: number, theirs: number): number | undefined {
+  return theirs > 0 && Number.isFinite(ours) ? ours / theirs : undefined;
+}
+
+/** 12345.6 → "12,346"; 12.34 → "12.3"; 0.123 → "0.12": enough digits to compare, no more. */
+export function formatNumber(value: number | undefined): string {
+  if (value === undefined || !Number.isFinite(value)) return '–';
+  const abs = Math.abs(value);
+  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2;
+  return value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+}
+
+export function formatRatio(value: number | undefined): string {
+  if (value === undefined) return '–';
+  return `${formatNumber(value)}×`;
+}
+
+export function formatBytes(bytes: number): string {
+  return `${formatNumber(bytes / (1024 * 1024))} MiB`;
+}

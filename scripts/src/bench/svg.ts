@@ -1,0 +1,95 @@
+// Horizontal grouped bar charts as plain SVG text. Written by hand rather than with a plotting
+// library: the charts are simple (a few bars per group), the output must be deterministic so a
+// re-run shows in a diff only what changed, and it must render on GitHub without scripts or fonts.
+
+export interface Bar {
+  label: string;
+  value: number | undefined;
+  /** Our system's bars are drawn in the accent colour, baselines in grey. */
+  ours?: boolean;
+}
+
+export interface BarGroup {
+  label: string;
+  bars: readonly Bar[];
+  /** Shown to the right of the group, e.g. "64× naive". */
+  note?: string;
+}
+
+export interface BarChart {
+  title: string;
+  subtitle?: string;
+  unit: string;
+  groups: readonly BarGroup[];
+  /** Log scale for values that span orders of magnitude (the naive loop vs the dispatcher). */
+  log?: boolean;
+}
+
+const WIDTH = 760;
+const LABEL_WIDTH = 190;
+const VALUE_ROOM = 150;
+const BAR_HEIGHT = 18;
+const BAR_GAP = 4;
+const GROUP_GAP = 16;
+const TOP = 62;
+const OURS = '#2b6cb0';
+const BASELINE = '#a0aec0';
+
+export function escapeXml(text: string): string {
+  return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function formatValue(value: number): string {
+  const abs = Math.abs(value);
+  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2;
+  return value.toLocaleString('en-US', { maximumFractionDigits: digits });
+}
+
+export function renderBarChart(chart: BarChart): string {
+  const values = chart.groups.flatMap((g) => g.bars.map((b) => b.value ?? 0)).filter((v) => v > 0);
+  const max = Math.max(1, ...values);
+  const min = Math.min(max, ...values);
+  const plotWidth = WIDTH - LABEL_WIDTH - VALUE_ROOM;
+  // Log scale starts one decade below the smallest value so the smallest bar is still visible.
+  const logFloor = Math.floor(Math.log10(Math.max(min, 1e-9))) - 1;
+  const scale = (v: number): number => {
+    if (v <= 0) return 0;
+    if (!chart.log) return (v / max) * plotWidth;
+    const span = Math.log10(max) - logFloor;
+    return span > 0 ? ((Math.log10(v) - logFloor) / span) * plotWidth : plotWidth;
+  };
+
+  const parts: string[] = [];
+  let y = TOP;
+  for (const group of chart.groups) {
+    const groupTop = y;
+    for (const bar of group.bars) {
+      const width = bar.value === undefined ? 0 : Math.max(1, scale(bar.value));
+      const text = bar.value === undefined ? 'failed' : `${formatValue(bar.value)} ${chart.unit}`;
+      parts.push(
+        `<text x="${LABEL_WIDTH - 8}" y="${y + BAR_HEIGHT - 5}" text-anchor="end" class="bar-label">${escapeXml(bar.label)}</text>`,
+        `<rect x="${LABEL_WIDTH}" y="${y}" width="${width.toFixed(1)}" height="${BAR_HEIGHT}" fill="${bar.ours ? OURS : BASELINE}"/>`,
+        `<text x="${(LABEL_WIDTH + width + 6).toFixed(1)}" y="${y + BAR_HEIGHT - 5}" class="value">${escapeXml(text)}</text>`,
+      );
+      y += BAR_HEIGHT + BAR_GAP;
+    }
+    parts.push(
+      `<text x="12" y="${groupTop - 4}" class="group">${escapeXml(group.label)}${group.note ? ` — ${escapeXml(group.note)}` : ''}</text>`,
+    );
+    y += GROUP_GAP + 12;
+  }
+  const height = y + 10;
+  const subtitle = chart.subtitle
+    ? `<text x="12" y="42" class="subtitle">${escapeXml(chart.subtitle)}${chart.log ? ' (log scale)' : ''}</text>`
+    : '';
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" role="img" aria-label="${escapeXml(chart.title)}">`,
+    '<style>text{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;fill:#1a202c}.title{font-size:16px;font-weight:600}.subtitle{font-size:12px;fill:#4a5568}.group{font-size:13px;font-weight:600}.bar-label,.value{font-size:12px}</style>',
+    `<rect width="${WIDTH}" height="${height}" fill="#ffffff"/>`,
+    `<text x="12" y="24" class="title">${escapeXml(chart.title)}</text>`,
+    subtitle,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,77 @@
+// The benchmark code on N=200, so it cannot rot: every measure runs against the real services and
+// baselines, and the report and plots are written. No timing is asserted (the machine is shared);
+// only that every part ran, counted what it should, and produced its output.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, test } from 'vitest';
+import { planFor } from '../../src/bench/plan.js';
+import { silentProgress } from '../../src/bench/progress.js';
+import { NOTES_MARKER, PLOT_DIR } from '../../src/bench/report.js';
+import { runBench } from '../../src/bench/run.js';
+
+let outDir: string | undefined;
+afterAll(async () => {
+  if (outDir) await rm(outDir, { recursive: true, force: true });
+});
+
+test('every measure runs on 200 tasks and writes BENCHMARKS.md with its plots', {
+  timeout: 600_000,
+}, async () => {
+  outDir = await mkdtemp(join(tmpdir(), 'bench-smoke-'));
+  const plan = planFor('smoke');
+  const { results, files } = await runBench(plan, {
+    outDir,
+    progress: silentProgress,
+    command: 'bench smoke',
+  });
+
+  expect(results.failures).toEqual([]);
+  const [dispatch] = results.dispatch ?? [];
+  expect(dispatch?.naive?.count).toBeGreaterThan(0);
+  // The dispatcher empties a 200-task backlog well within the window: all of it, each once.
+  expect(dispatch?.ours?.count).toBe(200);
+  expect(dispatch?.ours?.duplicates).toBe(0);
+  expect(results.drain?.map((d) => [d.system, d.completed])).toEqual([
+    ['task-pipeline', true],
+    ['pg-boss', true],
+    ['graphile-worker', true],
+  ]);
+  for (const drain of results.drain ?? []) {
+    expect(drain.rate.count).toBe(200);
+    expect(drain.resources.find((r) => r.peakRssBytes !== undefined)?.peakRssBytes).toBeGreaterThan(0);
+  }
+  for (const api of results.api ?? []) {
+    expect(api.ours?.requests).toBeGreaterThan(0);
+    expect(api.naive?.requests).toBeGreaterThan(0);
+    expect((api.ours?.errors ?? 1) + (api.ours?.non2xx ?? 1)).toBe(0);
+    expect((api.naive?.errors ?? 1) + (api.naive?.non2xx ?? 1)).toBe(0);
+  }
+  expect(results.api?.map((a) => a.route)).toEqual(['create-task', 'update-task-status']);
+  expect(results.latency?.created).toBe(100);
+  expect(results.latency?.succeeded).toBe(100);
+  const [scale] = results.scale ?? [];
+  expect(scale?.dispatch?.count).toBe(200);
+  expect(scale?.drain?.count).toBe(200);
+  expect(scale?.explain).toMatch(/Update on tasks/);
+
+  const markdown = await readFile(join(outDir, 'BENCHMARKS.md'), 'utf8');
+  for (const heading of [
+    '## Summary',
+    '## 1. Dispatcher',
+    '## 2. End-to-end',
+    '## 3. API',
+    '## 4. Latency',
+    '## 5. Resources',
+    '## 6. Scale',
+  ]) {
+    expect(markdown).toContain(heading);
+  }
+  expect(markdown).toContain(NOTES_MARKER);
+  for (const plot of ['dispatch.svg', 'drain.svg', 'api.svg', 'latency.svg']) {
+    const path = join(outDir, PLOT_DIR, plot);
+    expect(files).toContain(path);
+    expect(markdown).toContain(`${PLOT_DIR}/${plot}`);
+    expect(await readFile(path, 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/);
+  }
+});
