@@ -7,7 +7,7 @@ import amqp from './plugins/amqp.js';
 import auth from './plugins/auth.js';
 import db from './plugins/db.js';
 import dispatcher from './plugins/dispatcher.js';
-import errorHandler, { requestIdFor } from './plugins/error-handler.js';
+import errorHandler, { clientErrorHandler, requestIdFor } from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
 import swagger from './plugins/swagger.js';
 import healthRoutes from './routes/health.js';
@@ -32,6 +32,7 @@ export async function buildApp(config: ProducerConfig, { logger }: BuildAppOptio
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: requestIdFor,
     requestIdHeader: false,
+    clientErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -1,6 +1,7 @@
 // The producer's HTTP contract (CONTRACT §4) through a real listening server: every status code with
 // its problem+json body, the input edge cases of §3, and headers every response must carry.
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   AUTH,
@@ -573,6 +574,28 @@ describe('every response', () => {
       const reply = await http('GET', '/health/live', { headers: { 'x-request-id': bad } });
       expect(reply.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     }
+  });
+
+  test('requests the HTTP parser refuses still get problem+json and an x-request-id', async () => {
+    expectProblem(await http('GET', `/api/v1/get-task-data?taskId=${'x'.repeat(20 * 1024)}`), 431, /16 KiB/);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(producer.baseUrl).port), '127.0.0.1', () => {
+        socket.write('NOT HTTP AT ALL\r\n\r\n');
+      });
+      let received = '';
+      socket.on('data', (chunk) => {
+        received += chunk.toString();
+      });
+      socket.on('close', () => resolve(received));
+      socket.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(raw).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/i);
+    expect(raw).toMatch(/\r\nx-request-id: [0-9a-f-]{36}\r\n/);
+    expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      status: 400,
+      title: 'Invalid request',
+    });
   });
 
   test('a 5xx hides its cause', async () => {
