@@ -5,6 +5,8 @@ import type { DispatchRepository } from './dispatch-repository.js';
 import type { DispatchLogger } from './dispatcher.js';
 
 export const TASK_GAUGES_INTERVAL_MS = 5_000;
+/** Counting a backlog of millions takes a while: never spend more than ~5 % of the time on it. */
+const MAX_DUTY = 0.05;
 
 export interface TaskGaugesOptions {
   repository: Pick<DispatchRepository, 'counts'>;
@@ -17,7 +19,9 @@ export function startTaskGauges(options: TaskGaugesOptions): { refresh(): Promis
   const { repository, metrics, logger, intervalMs = TASK_GAUGES_INTERVAL_MS } = options;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let lastDurationMs = 0;
   const refresh = async () => {
+    const started = performance.now();
     try {
       const counts = await repository.counts();
       metrics.tasksByStatus.set({ status: 'waiting' }, counts.waiting);
@@ -27,12 +31,14 @@ export function startTaskGauges(options: TaskGaugesOptions): { refresh(): Promis
       );
     } catch (err) {
       logger.debug({ err }, 'could not refresh the task gauges; keeping the last values');
+    } finally {
+      lastDurationMs = performance.now() - started;
     }
   };
   const tick = async () => {
     await refresh();
     if (stopped) return;
-    timer = setTimeout(tick, intervalMs);
+    timer = setTimeout(tick, Math.max(intervalMs, lastDurationMs / MAX_DUTY));
     timer.unref();
   };
   void tick();
