@@ -85,7 +85,7 @@ find_compose() {
 container_states() {
   local id
   for id in $("${COMPOSE[@]}" ps -q); do
-    docker inspect -f '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id"
+    docker inspect -f '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" | sed 's|^/||'
   done
 }
 

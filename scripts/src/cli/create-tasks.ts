@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { PRIORITIES } from '@task-pipeline/rabbitmq';
 import { parseDotEnv } from '../launcher/plan.js';
 import { createApiClient } from './api-client.js';
-import { renderProgress, type Tally } from './progress.js';
+import { renderProgress } from './progress.js';
 import { createTasks, type PriorityChoice, watchTasks } from './task-runner.js';
 
 const USAGE = `Usage: npm run tasks -- [N] [--url URL] [--priority high|medium|low|mixed] [--timeout SECONDS]
@@ -61,14 +61,15 @@ function parse() {
 function progressWriter(): (line: string, force?: boolean) => void {
   const tty = process.stderr.isTTY === true;
   let lastPrinted = 0;
+  let lastLine = '';
   return (line, force = false) => {
     if (tty) {
-      process.stderr.write(`\r${line}\u001b[K`);
-    } else if (force || Date.now() - lastPrinted >= 2000) {
+      process.stderr.write(`\r${line}\u001b[K${force ? '\n' : ''}`);
+    } else if ((force && line !== lastLine) || Date.now() - lastPrinted >= 2000) {
       lastPrinted = Date.now();
+      lastLine = line;
       process.stderr.write(`${line}\n`);
     }
-    if (force && tty) process.stderr.write('\n');
   };
 }
 
@@ -95,7 +96,7 @@ async function main(): Promise<number> {
       onCreated: (n) => write(`created ${n}/${options.count}`, n === options.count),
     });
     const createdMs = Date.now() - started;
-    let last: Tally | undefined;
+    let lastLine: string | undefined;
     const result = await watchTasks(
       client,
       tasks.map((t) => t.taskId),
@@ -103,12 +104,13 @@ async function main(): Promise<number> {
         timeoutMs: options.timeoutMs,
         concurrency: options.concurrency,
         onProgress: (t) => {
-          last = t;
-          write(renderProgress(t, Date.now() - started));
+          lastLine = renderProgress(t, Date.now() - started);
+          write(lastLine);
         },
       },
     );
-    if (last) write(renderProgress(last, Date.now() - started), true);
+    // The final state once more, kept on screen (printed only if the throttle skipped it).
+    if (lastLine) write(lastLine, true);
     const elapsed = (Date.now() - started) / 1000;
     const reasons = new Map<string, number>();
     for (const task of result.tasks.values()) {
