@@ -4,7 +4,7 @@ import { WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
-import { publishWork, TEST_TOKEN, waitUntil, workMessage } from '../support/harness.js';
+import { expectCountSettles, publishWork, TEST_TOKEN, waitUntil, workMessage } from '../support/harness.js';
 import { counterFromText, scrape, spawnConsumer, spawnService } from '../support/processes.js';
 
 let vhost: TestVhost;
@@ -54,10 +54,10 @@ describe('consumer process', () => {
       expect({ code, signal }).toEqual({ code: 0, signal: null });
       expect(consumer.output.some((l) => l.includes('consumer stopped'))).toBe(true);
       // Every message is either processed (its result in tasks.results) or back in its queue.
-      const results = (await channel.checkQueue('tasks.results')).messageCount;
-      const left = (await channel.checkQueue(WORK_QUEUES.low)).messageCount;
-      expect(results).toBeGreaterThan(0);
-      expect(results + left).toBe(40);
+      const results = async () => (await channel.checkQueue('tasks.results')).messageCount;
+      const left = async () => (await channel.checkQueue(WORK_QUEUES.low)).messageCount;
+      await expectCountSettles(async () => (await results()) + (await left()), 40);
+      expect(await results()).toBeGreaterThan(0);
     } finally {
       await connection.close();
     }

@@ -9,6 +9,7 @@ import { createTestVhost, rabbitmqctl, type TestVhost } from '../../../scripts/s
 import { type PrivateRabbit, startPrivateRabbit } from '../../../scripts/src/testing/private-rabbitmq.js';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
+  expectCountSettles,
   metricValue,
   preconditionFailures,
   publishResults,
@@ -146,8 +147,9 @@ describe('reconnect', () => {
     await consumer?.close();
     consumer = undefined;
     // Every work message and every result was acked, each on the channel that delivered it.
-    for (const queue of ['tasks.medium', QUEUES.results])
-      expect((await channel.checkQueue(queue)).messageCount).toBe(0);
+    for (const queue of ['tasks.medium', QUEUES.results]) {
+      await expectCountSettles(async () => (await channel.checkQueue(queue)).messageCount, 0);
+    }
   });
 
   test('`rabbitmqctl close_connection` mid-report: the answered batch is reported again, then acked', async () => {
@@ -190,7 +192,7 @@ describe('reconnect', () => {
 
     await consumer?.close();
     consumer = undefined;
-    expect((await channel.checkQueue(QUEUES.results)).messageCount).toBe(0);
+    await expectCountSettles(async () => (await channel.checkQueue(QUEUES.results)).messageCount, 0);
   });
 });
 
@@ -222,7 +224,7 @@ describe('reconnect after a full broker restart (private RabbitMQ node)', () => 
     connection = await amqp.connect(rabbit.url);
     const check = await connection.createChannel();
     for (const queue of ['tasks.medium', QUEUES.results, QUEUES.deadLetter, QUEUES.parking]) {
-      expect((await check.checkQueue(queue)).messageCount).toBe(0);
+      await expectCountSettles(async () => (await check.checkQueue(queue)).messageCount, 0);
     }
   });
 });

@@ -9,6 +9,7 @@ import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/is
 import { acceptAll, type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
   drainQueue,
+  expectCountSettles,
   metricValue,
   publishResults,
   type StartedConsumer,
@@ -82,7 +83,7 @@ describe('reporter', () => {
     await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 45);
     expect(await metricValue(c, 'consumer_reports_total', { outcome: 'applied' })).toBe(45);
     await closeConsumer();
-    expect(await queued(QUEUES.results)).toBe(0);
+    await expectCountSettles(() => queued(QUEUES.results), 0);
   });
 
   test('413 splits the batch until it fits; a single report still too large is parked', async () => {
@@ -103,7 +104,7 @@ describe('reporter', () => {
     expect(await metricValue(c, 'consumer_report_requests_total', { result: 'split' })).toBeGreaterThan(0);
     await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 16);
     await closeConsumer();
-    expect(await queued(QUEUES.results)).toBe(0);
+    await expectCountSettles(() => queued(QUEUES.results), 0);
   });
 
   test('per item: 404 and 400 are parked with the reason, 409 and stale 200 are acked', async () => {
@@ -133,7 +134,7 @@ describe('reporter', () => {
     await waitUntil('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 4);
     expect(c.readiness().ready).toBe(true);
     await closeConsumer();
-    expect(await queued(QUEUES.results)).toBe(0);
+    await expectCountSettles(() => queued(QUEUES.results), 0);
     const parked = await drainQueue(channel, QUEUES.parking);
     const reasonOf = (id: string | undefined) =>
       String(parked.find((m) => m.properties.messageId === id)?.properties.headers?.[HEADERS.parkReason]);
@@ -156,7 +157,7 @@ describe('reporter', () => {
     expect(c.readiness().ready).toBe(true);
     // Held, not acked: closing returns every one of them to the queue.
     await closeConsumer();
-    expect(await queued(QUEUES.results)).toBe(30);
+    await expectCountSettles(() => queued(QUEUES.results), 30);
 
     const again = await startReporter({ reportBatchSize: 50 });
     await waitUntil('more refused requests', () => producer.requests.length >= 5);
@@ -164,7 +165,7 @@ describe('reporter', () => {
     await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
     await waitUntil('all acked', async () => (await metricValue(again, 'consumer_reports_total')) === 30);
     await closeConsumer();
-    expect(await queued(QUEUES.results)).toBe(0);
+    await expectCountSettles(() => queued(QUEUES.results), 0);
   });
 
   test('401/403/other 4xx: stops consuming, not ready, returns the messages to the queue, parks nothing', async () => {

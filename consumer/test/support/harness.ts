@@ -12,6 +12,7 @@ import {
 } from '@task-pipeline/rabbitmq';
 import type { Channel, ConfirmChannel } from 'amqplib';
 import pino from 'pino';
+import { expect } from 'vitest';
 import type { ConsumerConfig } from '../../src/config.js';
 import { type Consumer, type ConsumerTuning, startConsumer } from '../../src/consumer.js';
 
@@ -150,6 +151,17 @@ export async function waitUntil(
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * Waits for a queue count to reach `expected` and checks it still holds a second later: a quorum
+ * queue takes back the messages of a closed channel asynchronously, so a single read right after a
+ * consumer closed could see 0 before they return.
+ */
+export async function expectCountSettles(count: () => Promise<number>, expected: number): Promise<void> {
+  await waitUntil(`the count reaches ${expected}`, async () => (await count()) === expected, 15_000);
+  await new Promise((r) => setTimeout(r, 1_000));
+  expect(await count()).toBe(expected);
 }
 
 /** A counter's value from the consumer's registry, summed over the labels given. */
