@@ -49,6 +49,15 @@ interface FencedRow {
   pending: boolean;
 }
 
+/**
+ * The (id, attempt) pairs as one JSON parameter. Array parameters (`${ids}::uuid[]`) need the
+ * driver's array-type lookup (fetch_types), whose failure during a database restart surfaces as an
+ * unhandled rejection (porsager/postgres#1192, #1223); this statement works either way.
+ */
+function claimedPairs(tasks: readonly ClaimedTask[]): { id: string; attempt: number }[] {
+  return tasks.map((t) => ({ id: t.id, attempt: t.attempt }));
+}
+
 export function createDispatchRepository(sql: Sql) {
   /**
    * Applies `set` to the tasks still waiting with their claimed attempt. The final SELECT reads the
@@ -62,8 +71,7 @@ export function createDispatchRepository(sql: Sql) {
     if (tasks.length === 0) return { done: [], locked: [] };
     const rows = await sql<FencedRow[]>`
       WITH claimed AS (
-        SELECT * FROM unnest(${tasks.map((t) => t.id)}::uuid[], ${tasks.map((t) => t.attempt)}::int[])
-          AS c(id, attempt)
+        SELECT * FROM jsonb_to_recordset(${sql.json(claimedPairs(tasks))}) AS c(id uuid, attempt int)
       ),
       locked AS (
         SELECT t.id FROM tasks t JOIN claimed c ON c.id = t.id AND c.attempt = t.attempts

@@ -32,6 +32,17 @@ import { createProducerMetrics } from '../../../src/metrics.js';
 
 export const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
+/** A logger that keeps every message it is given, for tests that wait on what a component reported. */
+export function capturingLogger(): { logger: pino.Logger; messages: string[] } {
+  const messages: string[] = [];
+  const destination = {
+    write(line: string) {
+      messages.push((JSON.parse(line) as { msg: string }).msg);
+    },
+  };
+  return { logger: pino({ level: 'debug' }, destination), messages };
+}
+
 export const baseDispatchConfig: ProducerConfig['dispatch'] = {
   enabled: true,
   batchSize: 500,
@@ -90,12 +101,12 @@ export interface TestDispatcher {
 
 /** A real dispatcher on its own broker connection; `broker` may be shared by passing one in. */
 export async function startDispatcher(
-  services: Pick<Services, 'sql' | 'vhost'>,
+  services: { sql: Sql; vhost: { url: string } },
   options: {
     config?: Partial<ProducerConfig['dispatch']>;
     broker?: Broker;
     start?: boolean;
-  } & Partial<Pick<DispatcherOptions, 'hooks' | 'pipelineDepth' | 'randomId'>> = {},
+  } & Partial<Pick<DispatcherOptions, 'hooks' | 'pipelineDepth' | 'randomId' | 'logger'>> = {},
 ): Promise<TestDispatcher> {
   const broker = options.broker ?? (await startBroker(services.vhost.url));
   const channel = broker.confirmChannel({ name: `dispatch-${randomUUID().slice(0, 8)}` });
@@ -107,10 +118,10 @@ export async function startDispatcher(
     broker,
     channel,
     metrics,
-    logger,
-    ...(options.hooks ? { hooks: options.hooks } : {}),
-    ...(options.pipelineDepth ? { pipelineDepth: options.pipelineDepth } : {}),
-    ...(options.randomId ? { randomId: options.randomId } : {}),
+    logger: options.logger ?? logger,
+    hooks: options.hooks,
+    pipelineDepth: options.pipelineDepth,
+    randomId: options.randomId,
   });
   if (options.start !== false) dispatcher.start();
   return {
@@ -132,7 +143,7 @@ export interface NewTask {
 
 /**
  * Inserts waiting tasks as the API would (v4 ids), with strictly increasing created_at in the order
- * returned, in one statement per 10k rows.
+ * returned, in one statement per 10k rows (a JSON parameter: it works on pools without fetch_types).
  */
 export async function insertTasks(
   sql: Sql,
@@ -148,9 +159,9 @@ export async function insertTasks(
     const chunk = tasks.slice(from, from + 10_000);
     await sql`
       INSERT INTO tasks (id, text, priority, created_at)
-      SELECT id, 'task ' || (${from}::int + n), p::task_priority, ${base}::timestamptz + (${from}::int + n) * interval '1 ms'
-      FROM unnest(${chunk.map((t) => t.id)}::uuid[], ${chunk.map((t) => t.priority)}::text[])
-        WITH ORDINALITY AS u(id, p, n)`;
+      SELECT (e->>'id')::uuid, 'task ' || (${from}::int + n), (e->>'priority')::task_priority,
+             ${base}::timestamptz + (${from}::int + n) * interval '1 ms'
+      FROM jsonb_array_elements(${sql.json(chunk)}) WITH ORDINALITY AS u(e, n)`;
   }
   return tasks;
 }
