@@ -42,6 +42,31 @@ describe('consumer process', () => {
       SHUTDOWN_GRACE_MS: '4000',
     });
     await waitUntil('ready', async () => (await fetch(`${consumer.healthUrl}/health/ready`)).status === 200);
+    expect((await fetch(`${consumer.healthUrl}/health/live`)).status).toBe(200);
+    const ready = await fetch(`${consumer.healthUrl}/health/ready`);
+    expect(await ready.json()).toMatchObject({
+      ready: true,
+      broker: { connected: true, channels: { publish: true, worker: true } },
+      worker: { queues: ['tasks.low'] },
+      reporter: 'disabled',
+    });
+    const missing = await fetch(`${consumer.healthUrl}/nope`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const metrics = await scrape(consumer.healthUrl);
+    for (const name of [
+      'consumer_tasks_processed_total',
+      'consumer_tasks_failed_total',
+      'consumer_tasks_retried_total',
+      'consumer_tasks_dead_lettered_total',
+      'consumer_messages_parked_total',
+      'consumer_reports_total',
+      'consumer_processing_duration_seconds',
+      'consumer_report_duration_seconds',
+      'consumer_ready 1',
+    ]) {
+      expect(metrics).toContain(name);
+    }
     const connection = await amqp.connect(vhost.url);
     try {
       const channel = await connection.createConfirmChannel();

@@ -2,7 +2,7 @@
 // route: the real producer will not answer 413, 401 or 503 on demand. Reporter-only consumers read
 // result messages published straight into tasks.results.
 import { randomUUID } from 'node:crypto';
-import { HEADERS, QUEUES, type ResultMessage } from '@task-pipeline/rabbitmq';
+import { HEADERS, QUEUES, type ResultMessage, WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
@@ -12,11 +12,13 @@ import {
   expectCountSettles,
   metricValue,
   publishResults,
+  publishWork,
   type StartedConsumer,
   startTestConsumer,
   TEST_TOKEN,
   testConfig,
   waitUntil,
+  workMessage,
 } from '../support/harness.js';
 
 let vhost: TestVhost;
@@ -142,6 +144,30 @@ describe('reporter', () => {
     expect(reasonOf(invalid)).toBe('producer answered 400: bad attempt');
     expect(await metricValue(c, 'consumer_reports_total', { outcome: 'conflict' })).toBe(1);
     expect(await metricValue(c, 'consumer_reports_total', { outcome: 'stale' })).toBe(1);
+  });
+
+  test('a work message dead-lettered by the delivery limit is reported error `delivery_limit`', async () => {
+    const c = await startReporter();
+    const message = workMessage({ priority: 'high', attempt: 2 });
+    await publishWork(channel, message);
+    // A worker that keeps returning it (crashes, closed channels) until the broker gives up on it.
+    const worker = await connection.createChannel();
+    await new Promise<void>((resolve) => {
+      void worker.consume(WORK_QUEUES.high, (delivery) => {
+        if (delivery) worker.nack(delivery, false, true);
+      });
+      const timer = setInterval(() => {
+        if (producer.accepted.some((r) => r.taskId === message.taskId)) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 25);
+    });
+    await worker.close();
+    expect(producer.accepted.filter((r) => r.taskId === message.taskId)).toEqual([
+      { taskId: message.taskId, attempt: 2, taskStatus: 'error', error: 'delivery_limit' },
+    ]);
+    await waitUntil('acked', async () => (await metricValue(c, 'consumer_reports_total')) === 1);
   });
 
   test('5xx: retries with backoff and acks nothing early; all are reported once it recovers', async () => {
