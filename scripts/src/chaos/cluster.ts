@@ -34,6 +34,11 @@ export interface ManagedService {
   stop(): Promise<void>;
   /** Process starts so far (1 = never restarted). */
   starts(): number;
+  /**
+   * The process, when it exited although no fault or stop was acting on it: a crash. A supervisor
+   * (compose's restart policy here) would restart it; the run does the same and reports it.
+   */
+  crashed(): Service | undefined;
   /** Log files of every process this slot ran, oldest first. */
   logs(): readonly string[];
 }
@@ -55,6 +60,8 @@ export interface Cluster {
 function managed(name: string, entry: string, env: Record<string, string>, readyUrl: string): ManagedService {
   let service: Service | undefined;
   let starts = 0;
+  // True from a deliberate signal or stop until the next start is ready: an exit then is planned.
+  let held = false;
   const logs: string[] = [];
   const waitExit = async (s: Service, timeoutMs: number) => {
     const deadline = Date.now() + timeoutMs;
@@ -68,16 +75,19 @@ function managed(name: string, entry: string, env: Record<string, string>, ready
     name,
     current: () => service,
     async start() {
+      held = true;
       const s = startService(name, entry, env);
       service = s;
       starts += 1;
       logs.push(s.logPath);
       await waitForHttp(s, readyUrl, 120_000);
+      held = false;
       return s;
     },
     async signal(signal, timeoutMs = 30_000) {
       const s = service;
       if (!s || s.exitCode() !== undefined) throw new Error(`${name} is not running`);
+      held = true;
       process.kill(s.pid, signal);
       if (!(await waitExit(s, timeoutMs))) {
         process.kill(s.pid, 'SIGKILL');
@@ -86,9 +96,11 @@ function managed(name: string, entry: string, env: Record<string, string>, ready
       return { pid: s.pid, exitCode: s.exitCode() ?? null };
     },
     async stop() {
+      held = true;
       await service?.stop();
     },
     starts: () => starts,
+    crashed: () => (!held && service && service.exitCode() !== undefined ? service : undefined),
     logs: () => logs,
   };
 }

@@ -43,6 +43,8 @@ export interface CreatorResult extends CreatorStats {
 export interface Creator {
   done: Promise<CreatorResult>;
   stats(): CreatorStats;
+  /** Stops scheduling and retrying; what is still unknown is reported as unresolved. */
+  abort(): void;
 }
 
 export function startCreator(options: CreatorOptions): Creator {
@@ -61,6 +63,7 @@ export function startCreator(options: CreatorOptions): Creator {
     rejected: 0,
   };
   const started = Date.now();
+  let aborted = false;
 
   const attempt = async (key: string, body: string): Promise<'accepted' | 'rejected' | 'unknown'> => {
     stats.sent += 1;
@@ -106,7 +109,7 @@ export function startCreator(options: CreatorOptions): Creator {
         return;
       }
       stats.unknownOutcomes += 1;
-      if (Date.now() - firstTry > giveUpAfterMs) {
+      if (aborted || Date.now() - firstTry > giveUpAfterMs) {
         unresolved.push(key);
         return;
       }
@@ -117,7 +120,7 @@ export function startCreator(options: CreatorOptions): Creator {
   const done = (async () => {
     const inFlight = new Set<Promise<void>>();
     const intervalMs = 1000 / options.ratePerSecond;
-    for (let i = 0; i < options.total; i++) {
+    for (let i = 0; i < options.total && !aborted; i++) {
       const due = started + i * intervalMs;
       const wait = due - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -138,5 +141,11 @@ export function startCreator(options: CreatorOptions): Creator {
     };
   })();
 
-  return { done, stats: () => ({ ...stats }) };
+  return {
+    done,
+    stats: () => ({ ...stats }),
+    abort() {
+      aborted = true;
+    },
+  };
 }

@@ -40,6 +40,11 @@ async function main(): Promise<number> {
   if (report.options.keep)
     console.log(`  kept                   ${report.dataDirs.postgres} ${report.dataDirs.rabbitmq}`);
   console.log(`  service logs           ${Object.values(report.logs).flat().join(' ')}`);
+  for (const crash of report.crashes) {
+    console.log(
+      `\nCRASH of ${crash.service} pid ${crash.pid} (exit ${crash.exitCode}), end of its log:\n${crash.logTail}`,
+    );
+  }
   if (parsed.json) writeFileSync(parsed.json, JSON.stringify(report, replacer, 2));
   const v = report.verdict;
   if (!v.ok) {

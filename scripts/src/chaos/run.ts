@@ -66,8 +66,18 @@ export interface ChaosFigures {
   totalMs: number;
 }
 
+export interface Crash {
+  service: string;
+  pid: number;
+  exitCode: number | null;
+  at: number;
+  logTail: string;
+}
+
 export interface ChaosReport {
   options: ChaosOptions;
+  /** Services that died on their own (not by an injected fault), with the end of their log. */
+  crashes: Crash[];
   plan: PlannedFault[];
   faults: FaultRecord[];
   verdict: Verdict;
@@ -77,6 +87,42 @@ export interface ChaosReport {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Restarts a service that died on its own, as compose's restart policy would, so one crash does not
+ * stall the rest of the run; every crash is recorded with the end of its log and fails the verdict.
+ */
+function superviseCrashes(cluster: Cluster, crashes: Crash[], log: (line: string) => void) {
+  let stopped = false;
+  let restarting: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    for (const slot of [cluster.producer, ...cluster.consumers]) {
+      const dead = slot.crashed();
+      if (!dead || stopped) continue;
+      const tail = dead.tail(12);
+      crashes.push({
+        service: slot.name,
+        pid: dead.pid,
+        exitCode: dead.exitCode() ?? null,
+        at: Date.now(),
+        logTail: tail,
+      });
+      log(
+        `CRASH ${slot.name} pid ${dead.pid} exited with ${dead.exitCode()} on its own; restarting it\n${tail}`,
+      );
+      restarting = restarting
+        .then(() => slot.start())
+        .catch((error: Error) => log(`restart of ${slot.name} failed: ${error.message}`));
+    }
+  }, 250);
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await restarting;
+    },
+  };
+}
 
 async function queueDepths(cluster: Cluster): Promise<Map<string, number>> {
   const { stdout } = await cluster.rabbit.ctl('-q', 'list_queues', '--no-table-headers', 'name', 'messages');
@@ -126,6 +172,13 @@ export async function runChaos(
     `${seconds()} cluster up: PostgreSQL :${cluster.pg.port}, RabbitMQ ${cluster.rabbit.nodeName} :${cluster.rabbit.port}`,
   );
 
+  // Ctrl-C must not leave a PostgreSQL, an Erlang node and three services behind.
+  const onSignal = () => {
+    log(`${seconds()} interrupted: stopping every process of the run`);
+    void cluster.close({ keep: options.keep }).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const poller = startPoller(cluster.databaseUrl);
   const producerScraper = startScraper(() => {
     const producer = cluster.producer.current();
@@ -141,6 +194,8 @@ export async function runChaos(
   });
   const sql = postgres(cluster.databaseUrl, { max: 1, connect_timeout: 3, onnotice: () => undefined });
   const faults: FaultRecord[] = [];
+  const crashes: Crash[] = [];
+  const supervisor = superviseCrashes(cluster, crashes, (line) => log(`${seconds()} ${line}`));
   let creationMs = 0;
   let quietAfterMs = 0;
   let verdictInput: Parameters<typeof judge>[0] | undefined;
@@ -182,7 +237,14 @@ export async function runChaos(
           log(`${seconds()} ${record.happened ? 'done' : 'FAILED'} ${fault.kind}: ${record.evidence}`);
         }
       })();
+      // A producer that never comes back must end the run, not stall it: creates stop after the window
+      // plus the quiet timeout, and whatever is still unknown counts against the verdict.
+      const watchdog = setTimeout(() => {
+        log(`${seconds()} creates still running long after the window: aborting them`);
+        creator.abort();
+      }, windowMs + options.quietTimeoutMs);
       const created = await creator.done;
+      clearTimeout(watchdog);
       creationMs = created.elapsedMs;
       log(
         `${seconds()} creates finished: ${created.accepted} accepted in ${(creationMs / 1000).toFixed(1)} s`,
@@ -229,6 +291,7 @@ export async function runChaos(
         flips: poller.detector.flips(),
         planned: plan,
         faults,
+        crashes: crashes.map((c) => `${c.service} pid ${c.pid} (exit ${c.exitCode})`),
         parked: depths.get(QUEUES.parking) ?? 0,
         queuedLeft: [...depths].filter(([q]) => q !== QUEUES.parking).reduce((n, [, d]) => n + d, 0),
       };
@@ -245,6 +308,7 @@ export async function runChaos(
       for (const r of finalRows) finalByStatus[r.status] = (finalByStatus[r.status] ?? 0) + 1;
       return {
         options,
+        crashes,
         plan,
         faults,
         verdict,
@@ -270,6 +334,9 @@ export async function runChaos(
       clearInterval(ticker);
     }
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await supervisor.stop();
     await Promise.all([poller.stop(), producerScraper.stop(), consumerScraper.stop()]).catch(() => undefined);
     await sql.end({ timeout: 5 }).catch(() => undefined);
     await cluster.close({ keep: options.keep });

@@ -20,6 +20,8 @@ export interface VerdictInput {
   flips: readonly Flip[];
   planned: readonly PlannedFault[];
   faults: readonly FaultRecord[];
+  /** Services that died on their own during the run. */
+  crashes: readonly string[];
   /** Messages in tasks.parking at the end. */
   parked: number;
   /** Messages left in every other queue at the end. */
@@ -135,6 +137,11 @@ export function judge(input: VerdictInput): Verdict {
     });
   }
 
+  rows.push({
+    check: 'no service crashed on its own',
+    value: input.crashes.length === 0 ? '0 crashes' : `${input.crashes.length}: ${input.crashes.join(', ')}`,
+    ok: input.crashes.length === 0,
+  });
   rows.push({ check: 'messages parked', value: String(input.parked), ok: input.parked === 0 });
   rows.push({
     check: 'queues drained',

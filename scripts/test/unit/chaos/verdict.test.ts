@@ -32,6 +32,7 @@ const base = (): VerdictInput => ({
   flips: [],
   planned: [planned],
   faults: [record],
+  crashes: [],
   parked: 0,
   queuedLeft: 0,
 });
@@ -76,6 +77,7 @@ describe('judge', () => {
       true,
     );
     expect(judge({ ...base(), parked: 1 }).ok).toBe(false);
+    expect(judge({ ...base(), crashes: ['producer pid 9 (exit 1)'] }).ok).toBe(false);
     expect(judge({ ...base(), queuedLeft: 3 }).ok).toBe(false);
   });
 
