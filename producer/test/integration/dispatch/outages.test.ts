@@ -110,6 +110,33 @@ describe('a private RabbitMQ node restarted mid-batch', () => {
     expect(restarted).toBe(true);
     expect(rows.filter((r) => r.attempts > 1).length).toBeGreaterThan(0);
   }, 180_000);
+
+  test('a memory alarm (connection.blocked) pauses claiming; tasks wait unclaimed and go out when it clears', async () => {
+    const privateServices = { sql: services.sql, vhost: { url: rabbit.url } };
+    await resetState(privateServices);
+    const d = await startDispatcher(privateServices, { config: { batchSize: 50, confirmTimeoutMs: 1_000 } });
+    running.push(d);
+    await rabbit.ctl('set_vm_memory_high_watermark', 'absolute', '1');
+    try {
+      // The broker tells a connection it is blocked when it publishes during the alarm (checked on
+      // 3.10.8), so the first batch meets it: its confirms time out and its tasks are released.
+      await insertTasks(services.sql, 50);
+      d.dispatcher.wake();
+      await eventually(() => d.broker.blocked, 30_000, 'connection.blocked');
+      await eventually(() => d.dispatcher.stats().paused === 'broker_blocked', 30_000, 'the blocked pause');
+      await insertTasks(services.sql, 200);
+      d.dispatcher.wake();
+      await eventually(() => d.dispatcher.stats().batchesInFlight === 0, 30_000, 'the first batch settled');
+      // From then on nothing is claimed: no lease taken, no attempt spent, nothing half-published.
+      const [held] = await services.sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM tasks WHERE status = 'waiting' AND attempts = 0 AND claimed_until IS NULL`;
+      expect(held?.n).toBe(200);
+      expect((await statusCounts(services.sql)).sent).toBeUndefined();
+    } finally {
+      await rabbit.ctl('set_vm_memory_high_watermark', '0.4');
+    }
+    await expectAllSentWithTheirMessages(services.sql, rabbit.url, 250);
+  }, 180_000);
 });
 
 describe('a private PostgreSQL stopped between confirm and record', () => {

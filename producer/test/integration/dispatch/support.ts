@@ -271,7 +271,7 @@ export async function eventually(
   }
 }
 
-export async function resetState(services: Pick<Services, 'sql' | 'vhost'>): Promise<void> {
+export async function resetState(services: { sql: Sql; vhost: { url: string } }): Promise<void> {
   await services.sql`TRUNCATE tasks`;
   const connection = await amqp.connect(services.vhost.url);
   try {
