@@ -38,7 +38,6 @@ export const ConsumerEnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-export type ConsumerEnv = z.input<typeof ConsumerEnvSchema>;
 export type LogLevel = z.infer<typeof ConsumerEnvSchema>['LOG_LEVEL'];
 
 export interface ConsumerConfig {

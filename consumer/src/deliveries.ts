@@ -2,6 +2,7 @@
 // nothing on another channel, and acking it there closes that channel with a 406). Once the
 // delivering channel is gone the broker redelivers the message, so its settlement is dropped.
 import type { Channel, ConsumeMessage } from 'amqplib';
+import type { ConsumerMetrics } from './metrics.js';
 
 export interface Delivery {
   readonly channel: Channel;
@@ -15,7 +16,7 @@ export interface Delivery {
 export type Settlement = 'ack' | 'requeue' | 'reject';
 
 /** Call once per fresh channel; deliveries made on it share its liveness. */
-export function trackChannel(channel: Channel): () => boolean {
+function trackChannel(channel: Channel): () => boolean {
   let open = true;
   channel.once('close', () => {
     open = false;
@@ -25,18 +26,20 @@ export function trackChannel(channel: Channel): () => boolean {
 
 /**
  * Acks, requeues or rejects (`nack` without requeue: dead-letters) on the delivering channel.
- * Returns false when the settlement was dropped because that channel is gone.
+ * Returns false, and counts it, when the settlement was dropped because that channel is gone.
  */
-export function settle(delivery: Delivery, how: Settlement): boolean {
-  if (!delivery.alive()) return false;
-  try {
-    if (how === 'ack') delivery.channel.ack(delivery.message);
-    else delivery.channel.nack(delivery.message, false, how === 'requeue');
-    return true;
-  } catch {
-    // The channel started closing after the liveness check: same as closed.
-    return false;
+export function settleOrDrop(metrics: ConsumerMetrics, delivery: Delivery, how: Settlement): boolean {
+  if (delivery.alive()) {
+    try {
+      if (how === 'ack') delivery.channel.ack(delivery.message);
+      else delivery.channel.nack(delivery.message, false, how === 'requeue');
+      return true;
+    } catch {
+      // The channel started closing after the liveness check: same as closed.
+    }
   }
+  metrics.droppedSettlements.inc({ queue: delivery.queue });
+  return false;
 }
 
 /** Starts consumers on `queues` with one handler; returns their tags (to cancel them on shutdown). */

@@ -5,7 +5,7 @@
 import { type Broker, type ManagedChannel, QUEUES } from '@task-pipeline/rabbitmq';
 import type { Channel } from 'amqplib';
 import type { Logger } from 'pino';
-import { cancelAll, consumeAll, type Delivery, type Settlement, settle } from './deliveries.js';
+import { cancelAll, consumeAll, type Delivery, settleOrDrop } from './deliveries.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { publishParked } from './parking.js';
 import type { Publisher } from './publishing.js';
@@ -73,15 +73,9 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
   });
 
-  function settleOrDrop(delivery: Delivery, how: Settlement): boolean {
-    if (settle(delivery, how)) return true;
-    metrics.droppedSettlements.inc({ queue: delivery.queue });
-    return false;
-  }
-
   function onDelivery(delivery: Delivery): void {
     if (stopReason) {
-      settleOrDrop(delivery, 'requeue');
+      settleOrDrop(metrics, delivery, 'requeue');
       return;
     }
     const { content, properties } = delivery.message;
@@ -108,7 +102,7 @@ export function createReporter(options: ReporterOptions): Reporter {
     if (!delivery.alive()) return;
     try {
       await publishParked(publisher, delivery, reason);
-      if (settleOrDrop(delivery, 'ack')) {
+      if (settleOrDrop(metrics, delivery, 'ack')) {
         metrics.parked.inc({ queue: delivery.queue });
         logger.warn(
           { queue: delivery.queue, messageId: delivery.message.properties.messageId, reason },
@@ -117,7 +111,7 @@ export function createReporter(options: ReporterOptions): Reporter {
       }
     } catch (err) {
       logger.warn({ err, queue: delivery.queue }, 'could not park a message; returning it');
-      settleOrDrop(delivery, 'requeue');
+      settleOrDrop(metrics, delivery, 'requeue');
     }
   }
 
@@ -249,7 +243,7 @@ export function createReporter(options: ReporterOptions): Reporter {
       if (verdict === 'ack') {
         const outcome = result.status === 409 ? 'conflict' : result.stale ? 'stale' : 'applied';
         metrics.reported.inc({ status, outcome });
-        settleOrDrop(item.delivery, 'ack');
+        settleOrDrop(metrics, item.delivery, 'ack');
       } else if (verdict === 'park') {
         metrics.reported.inc({ status, outcome: 'parked' });
         const why = result.problem?.detail ?? result.problem?.title ?? 'no detail';
@@ -272,7 +266,7 @@ export function createReporter(options: ReporterOptions): Reporter {
     options.onStopped?.(reason);
     await cancelAll(channel.current(), consumerTags);
     // Back to the queue, where a correctly configured replica can report them: never parked.
-    for (const item of [...unsent, ...pending.splice(0)]) settleOrDrop(item.delivery, 'requeue');
+    for (const item of [...unsent, ...pending.splice(0)]) settleOrDrop(metrics, item.delivery, 'requeue');
   }
 
   const loop = run().catch((err: unknown) => {

@@ -16,7 +16,7 @@ import {
 } from '@task-pipeline/rabbitmq';
 import type { Channel } from 'amqplib';
 import type { Logger } from 'pino';
-import { cancelAll, consumeAll, type Delivery, type Settlement, settle } from './deliveries.js';
+import { cancelAll, consumeAll, type Delivery, settleOrDrop } from './deliveries.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { publishParked } from './parking.js';
 import { type Publisher, publishResult } from './publishing.js';
@@ -124,12 +124,6 @@ export function createWorker(options: WorkerOptions): Worker {
     },
   });
 
-  function settleOrDrop(delivery: Delivery, how: Settlement): boolean {
-    if (settle(delivery, how)) return true;
-    metrics.droppedSettlements.inc({ queue: delivery.queue });
-    return false;
-  }
-
   async function handle(delivery: Delivery): Promise<void> {
     const stopTimer = metrics.processingDuration.startTimer({ queue: delivery.queue });
     const { content, properties } = delivery.message;
@@ -147,7 +141,7 @@ export function createWorker(options: WorkerOptions): Worker {
     } catch (err) {
       // Only publishes throw: the outcome could not be made durable, so the message goes back.
       log.warn({ err, outcome: outcome.kind }, 'could not publish the outcome; returning the message');
-      settleOrDrop(delivery, 'requeue');
+      settleOrDrop(metrics, delivery, 'requeue');
     } finally {
       stopTimer();
     }
@@ -158,7 +152,7 @@ export function createWorker(options: WorkerOptions): Worker {
     switch (outcome.kind) {
       case 'ack': {
         await publishResult(publisher, outcome.result);
-        if (settleOrDrop(delivery, 'ack')) metrics.processed.inc({ queue });
+        if (settleOrDrop(metrics, delivery, 'ack')) metrics.processed.inc({ queue });
         return;
       }
       case 'retry': {
@@ -169,18 +163,20 @@ export function createWorker(options: WorkerOptions): Worker {
           timestamp: properties.timestamp,
           headers: retryHeaders(properties.headers, outcome.retryCount, outcome.error),
         });
-        if (settleOrDrop(delivery, 'ack')) {
+        if (settleOrDrop(metrics, delivery, 'ack')) {
           metrics.failed.inc({ queue });
           metrics.retried.inc({ queue, delay_seconds: String(outcome.delaySeconds) });
         }
         return;
       }
       case 'dead-letter': {
-        // The broker adds x-death (reason `rejected`); the reporter reports the x-error of the last
-        // retry, which this same simulated failure wrote.
-        if (settleOrDrop(delivery, 'reject')) {
+        // A nack cannot carry this failure's error: the broker adds x-death (reason `rejected`) and
+        // the reporter reports the x-error the previous retry wrote (the same simulated failure), or
+        // `rejected` when MAX_RETRIES=0 left no retry to write one.
+        if (settleOrDrop(metrics, delivery, 'reject')) {
           metrics.failed.inc({ queue });
           metrics.deadLettered.inc({ queue });
+          log.debug({ error: outcome.error }, 'dead-lettered a work message');
         }
         return;
       }
@@ -188,7 +184,7 @@ export function createWorker(options: WorkerOptions): Worker {
         await publishParked(publisher, delivery, outcome.reason);
         // Reported before the ack: a task whose message was unusable must not stay `sent`.
         if (outcome.report) await publishResult(publisher, outcome.report);
-        if (settleOrDrop(delivery, 'ack')) {
+        if (settleOrDrop(metrics, delivery, 'ack')) {
           metrics.parked.inc({ queue });
           log.warn({ reason: outcome.reason, taskId: outcome.report?.taskId }, 'parked a work message');
         }
