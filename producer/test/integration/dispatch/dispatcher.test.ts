@@ -7,6 +7,7 @@ import {
   createServices,
   drainQueues,
   eventually,
+  gate,
   insertTasks,
   resetState,
   type Services,
@@ -119,6 +120,38 @@ describe('dispatcher', () => {
       new Set(tasks.filter((t) => t.priority === 'high').map((t) => t.id)),
     );
     expect(late.every((m) => m.body.attempt > 1)).toBe(true);
+  });
+
+  test('stop: no new claims, published tasks confirmed and recorded, unpublished leases released at once', async () => {
+    await insertTasks(services.sql, 300);
+    const held = gate();
+    let reached = false;
+    const d = await start({
+      config: { batchSize: 100 },
+      pipelineDepth: 1,
+      hooks: {
+        async beforePublish(_task, index) {
+          if (reached || index !== 10) return;
+          reached = true;
+          await held.promise;
+        },
+      },
+    });
+    await eventually(() => reached, 30_000, 'the first batch half published');
+    const stopped = d.dispatcher.stop(10_000);
+    held.open();
+    await stopped;
+    expect(d.dispatcher.stats()).toMatchObject({ running: false, batchesInFlight: 0, dispatched: 10 });
+    const rows = await services.sql<{ status: string; attempts: number; free: boolean; n: number }[]>`
+      SELECT status, attempts, claimed_until IS NULL OR claimed_until <= now() AS free, count(*)::int AS n
+      FROM tasks GROUP BY 1, 2, 3 ORDER BY 1, 2`;
+    expect(rows).toEqual([
+      { status: 'sent', attempts: 1, free: true, n: 10 },
+      // Claimed but never published: free for any replica right away, not after the lease.
+      { status: 'waiting', attempts: 0, free: true, n: 200 },
+      { status: 'waiting', attempts: 1, free: true, n: 90 },
+    ]);
+    expect(await drainQueues(services.vhost.url)).toHaveLength(10);
   });
 
   test('a channel closed mid-batch: unconfirmed tasks stay waiting and go out later', async () => {
