@@ -78,5 +78,5 @@ describe('producer outage', () => {
     expect((await producer.counts()).sent ?? 0).toBe(0);
     expect((countsDuringOutage.sent ?? 0) > 0).toBe(true);
     expect(await metricValue(c, 'consumer_messages_parked_total')).toBe(0);
-  });
+  }, 120_000);
 });

@@ -202,6 +202,7 @@ describe('reconnect after a full broker restart (private RabbitMQ node)', () => 
     await rabbit?.destroy();
   });
 
+  // A node restart takes tens of seconds on a busy machine.
   test('consumers resume after the node restarts; every task is reported', async () => {
     rabbit = await startPrivateRabbit();
     const c = await startOn(rabbit.url, { processingTimeMs: 50, workerPrefetch: 4 });
@@ -226,5 +227,5 @@ describe('reconnect after a full broker restart (private RabbitMQ node)', () => 
     for (const queue of ['tasks.medium', QUEUES.results, QUEUES.deadLetter, QUEUES.parking]) {
       await expectCountSettles(async () => (await check.checkQueue(queue)).messageCount, 0);
     }
-  });
+  }, 180_000);
 });
