@@ -156,6 +156,15 @@ export function describeRequest(r: ResolvedRequest): string {
   return `${r.method} ${r.url.length > 300 ? `${r.url.slice(0, 300)}…` : r.url} [${headers}]${body}`;
 }
 
+/** Routes that change data: CONTRACT §4 wants 401 before anything else without the token. */
+const PROTECTED_ROUTES: ReadonlySet<string> = new Set([
+  'PUT /api/v1/update-task-status',
+  'PUT /api/v1/update-task-statuses',
+  'POST /api/v1/redrive-task',
+]);
+// RFC 9110: the auth scheme is case-insensitive, so `bearer <token>` is a valid token too.
+const presentsToken = (c: FuzzCase) => c.token === 'valid' || c.token === 'valid-lowercase-scheme';
+
 const routeLabel = (c: FuzzCase) =>
   `${c.method} ${c.path.startsWith('/api/v1/') || c.path.startsWith('/health') ? c.path : '(other)'}`;
 
@@ -222,6 +231,12 @@ export async function runHttpFuzz(
       const perRoute = result.byRoute[route] as Record<string, number>;
       perRoute[status] = (perRoute[status] ?? 0) + 1;
 
+      if (PROTECTED_ROUTES.has(`${c.method} ${c.path}`) && status !== 431) {
+        // 431 comes from Node's HTTP parser, before any route or hook can run.
+        if (!presentsToken(c) && status !== 401)
+          finding('a protected route answered without a valid token', status, body);
+        if (presentsToken(c) && status === 401) finding('the valid token was refused', status, body);
+      }
       if (status >= 500) {
         result.serverErrors += 1;
         finding('5xx', status, body);

@@ -2,6 +2,7 @@
 // a producer whose dispatcher is off (so only requests change the tasks table), then the AMQP phase
 // with the dispatcher and a consumer running.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { QUEUES } from '@task-pipeline/rabbitmq';
 import postgres from 'postgres';
 import { request } from 'undici';
@@ -193,6 +194,25 @@ export async function runFuzz(
       if (!consumerReady) amqpResult.notes.push('consumer not ready after the malformed messages');
     }
 
+    // The token must never reach a log line (request logs, errors, the reporter's retries).
+    await Promise.all(services.map((s) => s.stop()));
+    const leakedInto = services
+      .filter((s) => {
+        try {
+          return readFileSync(s.logPath, 'utf8').includes(token);
+        } catch {
+          return false;
+        }
+      })
+      .map((s) => s.logPath);
+    for (const log of leakedInto) {
+      http.findings.push({
+        index: -1,
+        severe: true,
+        problem: `STATUS_API_TOKEN written to ${log}`,
+        request: '',
+      });
+    }
     const ok =
       http.findings.every((f) => !f.severe) &&
       (amqpResult === undefined ||
