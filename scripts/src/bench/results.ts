@@ -45,6 +45,8 @@ export interface ApiRow {
   route: 'create-task' | 'update-task-status';
   ours: HttpStats | undefined;
   naive: HttpStats | undefined;
+  /** The naive app with concurrent requests coalesced into one statement: the proposed fix, measured. */
+  prototype: HttpStats | undefined;
 }
 
 export interface LatencyResult {

@@ -78,3 +78,9 @@ export async function countUnfinished(sql: Sql): Promise<number> {
           + (select count(*) from tasks where status = 'sent'))::text as n`;
   return Number(row?.n ?? 0);
 }
+
+/** When the last task finished (ms), from the producer's own finished_at stamps. */
+export async function lastFinishedAt(sql: Sql): Promise<number | undefined> {
+  const [row] = await sql<{ at: Date | null }[]>`select max(finished_at) as at from tasks`;
+  return row?.at?.getTime();
+}

@@ -3,6 +3,7 @@
 // themselves run in peer-worker.ts, as separate processes like our consumers.
 import { Logger, makeWorkerUtils, runMigrations } from 'graphile-worker';
 import PgBoss from 'pg-boss';
+import type { DrainProbe } from '../measures/common.js';
 import { BENCH_TEXT } from '../plan.js';
 import type { Sql } from '../sandbox.js';
 
@@ -85,12 +86,32 @@ export async function prefillPeer(
   }
 }
 
-/** Jobs not yet completed: pg-boss keeps completed rows (state), graphile-worker deletes them. */
-export async function remainingPeerJobs(peer: Peer, sql: Sql): Promise<number> {
-  const [row] =
-    peer === 'pg-boss'
-      ? await sql<{ n: string }[]>`
-          select count(*)::text as n from pgboss.job where name = ${PEER_QUEUE} and state < 'completed'`
-      : await sql<{ n: string }[]>`select count(*)::text as n from graphile_worker._private_jobs`;
-  return Number(row?.n ?? 0);
+/**
+ * How to watch a peer drain. pg-boss keeps completed rows with completed_on, so it is timed to its
+ * last completion; graphile-worker deletes finished jobs, so it is timed by a fast poll (the count
+ * of its shrinking table is cheap).
+ */
+export function peerProbe(peer: Peer, sql: Sql): DrainProbe {
+  if (peer === 'pg-boss') {
+    return {
+      pollMs: 500,
+      remaining: async () => {
+        const [row] = await sql<{ n: string }[]>`
+          select count(*)::text as n from pgboss.job where name = ${PEER_QUEUE} and state < 'completed'`;
+        return Number(row?.n ?? 0);
+      },
+      finishedAt: async () => {
+        const [row] = await sql<{ at: Date | null }[]>`
+          select max(completed_on) as at from pgboss.job where name = ${PEER_QUEUE}`;
+        return row?.at?.getTime();
+      },
+    };
+  }
+  return {
+    pollMs: 100,
+    remaining: async () => {
+      const [row] = await sql<{ n: string }[]>`select count(*)::text as n from graphile_worker._private_jobs`;
+      return Number(row?.n ?? 0);
+    },
+  };
 }

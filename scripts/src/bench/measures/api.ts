@@ -110,21 +110,52 @@ async function warmUp(url: string, options: ApiOptions): Promise<void> {
   });
 }
 
-async function sentIds(sandbox: Sandbox, count: number): Promise<[string[], string[]]> {
-  await seedTasks(sandbox.sql, count * 2, 'sent');
+/** `count` distinct `sent` tasks for each of `sides` servers, so every report is a real transition. */
+async function sentIds(sandbox: Sandbox, count: number, sides: number): Promise<string[][]> {
+  await seedTasks(sandbox.sql, count * sides, 'sent');
   const rows = await sandbox.sql<{ id: string }[]>`select id from tasks where status = 'sent'`;
   const ids = rows.map((r) => r.id);
-  return [ids.slice(0, count), ids.slice(count)];
+  return Array.from({ length: sides }, (_, i) => ids.slice(i * count, (i + 1) * count));
+}
+
+type Side = { create: HttpStats; update: HttpStats };
+
+async function baselineSide(
+  mode: 'naive' | 'coalesced',
+  who: string,
+  sandbox: Sandbox,
+  ids: readonly string[],
+  options: ApiOptions,
+  progress: Progress,
+): Promise<Side> {
+  const port = await freePort();
+  let service: Service | undefined;
+  try {
+    service = startService(`${mode}-api`, 'scripts/src/bench/baselines/naive-api.ts', {
+      DATABASE_URL: sandbox.databaseUrl,
+      PORT: String(port),
+      MODE: mode,
+    });
+    await service.message('ready', 60_000);
+    const target = { url: `http://127.0.0.1:${port}`, ids };
+    await warmUp(target.url, options);
+    return {
+      create: await createTask(target, options, progress, who),
+      update: await updateStatus(target, options, progress, who),
+    };
+  } finally {
+    await service?.stop();
+  }
 }
 
 export async function measureApi(options: ApiOptions, ctx: MeasureContext): Promise<ApiRow[]> {
   const { progress } = ctx;
   return withSandbox('api', async (sandbox) => {
-    const seedBar = progress.bar(`api: seed ${formatNumber(options.sentRows * 2)} sent tasks`, 1);
-    const [oursIds, naiveIds] = await sentIds(sandbox, options.sentRows);
+    const seedBar = progress.bar(`api: seed ${formatNumber(options.sentRows * 3)} sent tasks`, 1);
+    const [oursIds = [], naiveIds = [], prototypeIds = []] = await sentIds(sandbox, options.sentRows, 3);
     seedBar.finish('');
 
-    const ours = await attempt(ctx, 'api: producer', async () => {
+    const ours = await attempt(ctx, 'api: producer', async (): Promise<Side> => {
       const producer = await startProducer(sandbox, { env: { DISPATCHER_ENABLED: 'false' } });
       try {
         const target = { url: producer.url, ids: oursIds };
@@ -137,30 +168,16 @@ export async function measureApi(options: ApiOptions, ctx: MeasureContext): Prom
         await producer.service.stop();
       }
     });
-
-    const naive = await attempt(ctx, 'api: naive route', async () => {
-      const port = await freePort();
-      let service: Service | undefined;
-      try {
-        service = startService('naive-api', 'scripts/src/bench/baselines/naive-api.ts', {
-          DATABASE_URL: sandbox.databaseUrl,
-          PORT: String(port),
-        });
-        await service.message('ready', 60_000);
-        const target = { url: `http://127.0.0.1:${port}`, ids: naiveIds };
-        await warmUp(target.url, options);
-        return {
-          create: await createTask(target, options, progress, 'naive route'),
-          update: await updateStatus(target, options, progress, 'naive route'),
-        };
-      } finally {
-        await service?.stop();
-      }
-    });
+    const naive = await attempt(ctx, 'api: naive route', () =>
+      baselineSide('naive', 'naive route', sandbox, naiveIds, options, progress),
+    );
+    const prototype = await attempt(ctx, 'api: coalescing prototype', () =>
+      baselineSide('coalesced', 'coalescing prototype', sandbox, prototypeIds, options, progress),
+    );
 
     return [
-      { route: 'create-task', ours: ours?.create, naive: naive?.create },
-      { route: 'update-task-status', ours: ours?.update, naive: naive?.update },
+      { route: 'create-task', ours: ours?.create, naive: naive?.create, prototype: prototype?.create },
+      { route: 'update-task-status', ours: ours?.update, naive: naive?.update, prototype: prototype?.update },
     ];
   });
 }

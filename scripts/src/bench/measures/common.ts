@@ -84,28 +84,46 @@ export async function sinkRate(
   }
 }
 
+/** How a drain is watched: what is left, how often to ask, and (if the system keeps it) when it ended. */
+export interface DrainProbe {
+  remaining: () => Promise<number>;
+  /**
+   * Counting what is left costs the database real work (~30 ms a count on a busy 100k-row table),
+   * so systems that record completion times are polled slowly and timed by those instead.
+   */
+  pollMs: number;
+  /** ms timestamp of the last completion, when the system records it. */
+  finishedAt?: () => Promise<number | undefined>;
+}
+
 /**
- * Items finished per second, polled from the database: from `startedAt` until `remaining()` is 0 or
- * `windowMs` passed (then the rate is what finished within the window).
+ * Items finished per second, polled from the database: from `startedAt` until nothing is left (timed
+ * to the last completion where the system records it, else to the poll that saw it) or `windowMs`
+ * passed (then the rate is what finished within the window).
  */
 export async function drainRate(
   total: number,
   startedAt: number,
   windowMs: number,
-  remaining: () => Promise<number>,
+  probe: DrainProbe,
   bar: ProgressBar,
   alive: () => void = () => undefined,
 ): Promise<Rate & { completed: boolean }> {
   for (;;) {
     alive();
-    const left = await remaining();
+    const left = await probe.remaining();
     const now = Date.now();
     const done = total - left;
     const elapsed = now - startedAt;
     bar.update(done, `${formatNumber(perSecond(done, elapsed))}/s`);
-    if (left === 0 || elapsed >= windowMs) {
-      return { count: done, elapsedMs: elapsed, perSecond: perSecond(done, elapsed), completed: left === 0 };
+    if (left === 0) {
+      const end = Math.min(now, (await probe.finishedAt?.()) ?? now);
+      const span = Math.max(1, end - startedAt);
+      return { count: done, elapsedMs: span, perSecond: perSecond(done, span), completed: true };
     }
-    await sleep(100);
+    if (elapsed >= windowMs) {
+      return { count: done, elapsedMs: elapsed, perSecond: perSecond(done, elapsed), completed: false };
+    }
+    await sleep(Math.min(probe.pollMs, windowMs - elapsed));
   }
 }

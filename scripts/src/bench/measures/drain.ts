@@ -9,17 +9,17 @@ import {
   PEERS,
   type Peer,
   PG_BOSS_SETTINGS,
+  peerProbe,
   prefillPeer,
-  remainingPeerJobs,
 } from '../baselines/peers.js';
 import { assertRunning, type Service, startService, stopAll } from '../processes.js';
 import type { Progress } from '../progress.js';
 import { sampleResources } from '../resources.js';
 import type { DrainRow } from '../results.js';
-import { countUnfinished, withSandbox } from '../sandbox.js';
+import { countUnfinished, lastFinishedAt, type Sql, withSandbox } from '../sandbox.js';
 import { type RunningProducer, startConsumer, startProducer } from '../services.js';
 import { formatNumber } from '../stats.js';
-import { attempt, drainRate, type MeasureContext } from './common.js';
+import { attempt, type DrainProbe, drainRate, type MeasureContext } from './common.js';
 import { seedWithBar } from './dispatch.js';
 
 export interface DrainOptions {
@@ -28,6 +28,10 @@ export interface DrainOptions {
 }
 
 export const WORKER_PROCESSES = 2;
+
+function oursProbe(sql: Sql): DrainProbe {
+  return { pollMs: 500, remaining: () => countUnfinished(sql), finishedAt: () => lastFinishedAt(sql) };
+}
 
 /** Producer + 2 consumers draining `tasks` waiting rows; `windowMs` bounds the run. */
 export async function oursDrain(
@@ -56,13 +60,8 @@ export async function oursDrain(
       const all = [producer.service, ...services];
       const sampler = sampleResources(all);
       const bar = progress.bar(`${label} ${formatNumber(tasks)}`, tasks);
-      const rate = await drainRate(
-        tasks,
-        startedAt,
-        windowMs,
-        () => countUnfinished(sandbox.sql),
-        bar,
-        () => assertRunning(all),
+      const rate = await drainRate(tasks, startedAt, windowMs, oursProbe(sandbox.sql), bar, () =>
+        assertRunning(all),
       );
       const resources = sampler.stop();
       bar.finish(`${formatNumber(rate.perSecond)} tasks/s${rate.completed ? '' : ' (window ended first)'}`);
@@ -115,13 +114,8 @@ export async function peerDrain(
       const startedAt = Date.now();
       const sampler = sampleResources(workers);
       const bar = progress.bar(`${peer} drain ${formatNumber(jobs)}`, jobs);
-      const rate = await drainRate(
-        jobs,
-        startedAt,
-        timeoutMs,
-        () => remainingPeerJobs(peer, sandbox.sql),
-        bar,
-        () => assertRunning(workers),
+      const rate = await drainRate(jobs, startedAt, timeoutMs, peerProbe(peer, sandbox.sql), bar, () =>
+        assertRunning(workers),
       );
       const resources = sampler.stop();
       bar.finish(`${formatNumber(rate.perSecond)} jobs/s${rate.completed ? '' : ' (timed out)'}`);

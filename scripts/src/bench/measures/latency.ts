@@ -108,7 +108,7 @@ export async function measureLatency(options: LatencyOptions, ctx: MeasureContex
       while (left > 0 && Date.now() < settleDeadline) {
         alive();
         settleBar.update(load.created - left);
-        await sleep(100);
+        await sleep(250);
         left = await countUnfinished(sandbox.sql);
       }
       settleBar.finish(left === 0 ? 'all succeeded' : `${left} still unfinished`);

@@ -1,0 +1,64 @@
+// A benchmark run on a private PostgreSQL cluster with pg_stat_statements loaded (the shared server
+// cannot load it without a restart, which nothing here may do), then the statements that took the
+// most time. Same arguments as `npm run bench`; results go to a temp folder, not the repository.
+//   npx tsx --conditions=source scripts/src/bench/profile-run.ts --quick --only=drain
+// With BENCH_CPU_PROF=DIR, our services also write CPU profiles (see profile-summary.ts).
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { startPrivatePostgres } from '../testing/private-postgres.js';
+
+const TOP = 15;
+
+async function main(): Promise<void> {
+  const pg = await startPrivatePostgres({
+    settings: {
+      shared_preload_libraries: 'pg_stat_statements',
+      'pg_stat_statements.track': 'all',
+      // The shared server's durability, so commit costs are the real ones.
+      fsync: 'on',
+      synchronous_commit: 'on',
+    },
+  });
+  try {
+    // isolation.ts reads this when it is first imported: set it before loading the benchmark.
+    process.env.TEST_POSTGRES_URL = pg.url;
+    const admin = postgres(pg.url, { max: 1, onnotice: () => undefined });
+    await admin`create extension if not exists pg_stat_statements`;
+    const [{ parseArgs }, { createProgress }, { runBench }] = await Promise.all([
+      import('./plan.js'),
+      import('./progress.js'),
+      import('./run.js'),
+    ]);
+    const outDir = await mkdtemp(join(tmpdir(), 'bench-profile-'));
+    const { plan } = parseArgs(process.argv.slice(2));
+    await runBench(plan, { outDir, progress: createProgress(), command: 'profile-run' });
+    const rows = await admin<
+      { calls: string; total_ms: number; mean_ms: number; rows: string; wal_bytes: string; query: string }[]
+    >`
+      select calls::text, total_exec_time as total_ms, mean_exec_time as mean_ms, rows::text,
+             wal_bytes::text, regexp_replace(query, '\\s+', ' ', 'g') as query
+      from pg_stat_statements
+      where query not ilike '%pg_stat_statements%'
+      order by total_exec_time desc
+      limit ${TOP}`;
+    console.log(`\nreport in ${outDir}/BENCHMARKS.md\ntop ${TOP} statements by total execution time:`);
+    for (const r of rows) {
+      console.log(
+        `${r.total_ms.toFixed(0).padStart(8)} ms total ${r.calls.padStart(8)} calls ${r.mean_ms.toFixed(2).padStart(8)} ms mean ${r.rows.padStart(8)} rows  ${r.query.slice(0, 160)}`,
+      );
+    }
+    const [wal] = await admin<{ wal_records: string; wal_sync: string; wal_write: string }[]>`
+      select wal_records::text, wal_sync::text, wal_write::text from pg_stat_wal`;
+    console.log(`WAL: ${wal?.wal_records} records, ${wal?.wal_write} writes, ${wal?.wal_sync} syncs`);
+    await admin.end();
+  } finally {
+    await pg.destroy();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
