@@ -164,7 +164,9 @@ describe('a private PostgreSQL stopped between confirm and record', () => {
     const d = await startDispatcher(
       { sql, vhost: services.vhost },
       {
-        config: { batchSize: 200 },
+        // Leases outlast the outage even on a loaded machine: the batch confirmed before it must be
+        // recorded, not re-claimed (past its lease it would go out again, at-least-once).
+        config: { batchSize: 200, leaseSeconds: 600 },
         logger: captured.logger,
         hooks: {
           async beforeRecord() {

@@ -48,7 +48,9 @@ export const baseDispatchConfig: ProducerConfig['dispatch'] = {
   batchSize: 500,
   pollIntervalMs: 50,
   order: 'random',
-  leaseSeconds: 30,
+  // Long enough that a batch slowed down by a loaded machine never outlives its lease (and goes out
+  // twice, legitimately, failing an exactly-once check); tests of expiry set their own or expire by hand.
+  leaseSeconds: 300,
   confirmTimeoutMs: 5_000,
   maxInFlight: 100_000,
 };
