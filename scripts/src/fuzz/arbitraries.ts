@@ -134,9 +134,9 @@ const anyJson: fc.Arbitrary<Json> = fc.oneof(
 /** A field: usually a plausible value, sometimes the wrong type, sometimes absent (undefined). */
 const field = (plausible: fc.Arbitrary<Json>) =>
   fc.oneof(
-    { weight: 6, arbitrary: plausible },
-    { weight: 2, arbitrary: anyJson },
-    { weight: 2, arbitrary: fc.constant(undefined) },
+    { weight: 8, arbitrary: plausible },
+    { weight: 1, arbitrary: anyJson },
+    { weight: 1, arbitrary: fc.constant(undefined) },
   );
 
 const withExtras = (base: fc.Arbitrary<Record<string, Json | undefined>>) =>
@@ -146,12 +146,15 @@ const withExtras = (base: fc.Arbitrary<Record<string, Json | undefined>>) =>
     return out;
   });
 
-const priority = fc.oneof(fc.constantFrom('high', 'medium', 'low'), fc.constantFrom('HIGH', 'urgent', ''));
-const taskStatus = fc.oneof(
+// Valid values four times out of five, so that whole requests are often valid and reach the database.
+const mostlyValid = <T>(valid: fc.Arbitrary<T>, invalid: fc.Arbitrary<T>) =>
+  fc.oneof({ weight: 4, arbitrary: valid }, { weight: 1, arbitrary: invalid });
+const priority = mostlyValid(fc.constantFrom('high', 'medium', 'low'), fc.constantFrom('HIGH', 'urgent', ''));
+const taskStatus = mostlyValid(
   fc.constantFrom('success', 'error'),
   fc.constantFrom('waiting', 'sent', 'SUCCESS', 'done', ''),
 );
-const attempt = fc.oneof(fc.integer({ min: 0, max: 4 }), fc.constantFrom(-1, 2 ** 31, 1.5, 2 ** 53 + 2));
+const attempt = mostlyValid(fc.integer({ min: 0, max: 3 }), fc.constantFrom(-1, 2 ** 31, 1.5, 2 ** 53 + 2));
 
 const createBody = withExtras(fc.record({ text: field(textString), priority: field(priority) }));
 const report = withExtras(
@@ -248,6 +251,21 @@ const extraQuery = sometimes(
   4,
 ).map((q) => q ?? []);
 
+const statusQuery: fc.Arbitrary<[string, string | IdChoice][]> = fc
+  .record({ taskId: field(idChoice), taskStatus: field(taskStatus), attempt: field(attempt) })
+  .map((q) =>
+    Object.entries(q)
+      .filter(([, v]) => v !== undefined && v !== null)
+      .map(([k, v]) => [
+        k,
+        typeof v === 'object' && v !== null && '$id' in v
+          ? (v as IdChoice)
+          : typeof v === 'object'
+            ? JSON.stringify(v)
+            : String(v),
+      ]),
+  ) as fc.Arbitrary<[string, string | IdChoice][]>;
+
 interface Shape {
   route: (typeof ROUTES)[number];
   query: fc.Arbitrary<[string, string | IdChoice][]>;
@@ -255,36 +273,34 @@ interface Shape {
 }
 
 const noQuery: fc.Arbitrary<[string, string | IdChoice][]> = fc.constant([]);
+/** Usually one taskId (so requests reach the database), sometimes none or two. */
+const taskIdQuery: fc.Arbitrary<[string, string | IdChoice][]> = fc.oneof(
+  {
+    weight: 8,
+    arbitrary: fc
+      .oneof({ weight: 3, arbitrary: idChoice }, { weight: 1, arbitrary: queryValue })
+      .map((v): [string, string | IdChoice][] => [['taskId', v]]),
+  },
+  { weight: 2, arbitrary: fc.array(fc.tuple(fc.constant('taskId'), queryValue), { maxLength: 2 }) },
+);
 
 const shapes: Shape[] = [
   { route: ROUTES[0], query: noQuery, body: jsonBody(createBody) },
   {
     route: ROUTES[1],
-    query: fc.array(fc.tuple(fc.constant('taskId'), queryValue), { maxLength: 2 }),
+    query: taskIdQuery,
     body: none,
   },
   {
     route: ROUTES[2],
-    query: fc
-      .record({ taskId: field(idChoice), taskStatus: field(taskStatus), attempt: field(attempt) })
-      .map((q) =>
-        Object.entries(q)
-          .filter(([, v]) => v !== undefined && v !== null)
-          .map(([k, v]) => [
-            k,
-            typeof v === 'object' && v !== null && '$id' in v
-              ? (v as IdChoice)
-              : typeof v === 'object'
-                ? JSON.stringify(v)
-                : String(v),
-          ]),
-      ) as fc.Arbitrary<[string, string | IdChoice][]>,
+    // Query alone, body alone, or both (which must agree): the route accepts all three.
+    query: fc.oneof(statusQuery, noQuery),
     body: fc.oneof(jsonBody(report), none),
   },
   { route: ROUTES[3], query: noQuery, body: jsonBody(batchBody) },
   {
     route: ROUTES[4],
-    query: fc.array(fc.tuple(fc.constant('taskId'), queryValue), { maxLength: 2 }),
+    query: taskIdQuery,
     body: none,
   },
   ...ROUTES.slice(5).map((route): Shape => ({ route, query: noQuery, body: none })),
@@ -343,8 +359,78 @@ const strangePath = fc
   )
   .map((c) => ({ ...c, contentType: c.body.kind === 'none' ? undefined : c.contentType }));
 
+// Well-formed requests with the valid token and real ids: the part that reaches the repository and
+// the status rules (transitions, fencing, redrive, idempotency) with odd but legal values.
+const realId = fc.nat({ max: 1_000 }).map((index): IdChoice => ({ $id: 'real', index }));
+const cleanReport = fc
+  .record({
+    taskId: fc.oneof(
+      { weight: 4, arbitrary: realId },
+      { weight: 1, arbitrary: fc.constant<IdChoice>({ $id: 'random' }) },
+    ),
+    taskStatus: fc.constantFrom('success', 'error'),
+    attempt: sometimes(fc.integer({ min: 1, max: 3 }), 3),
+    error: sometimes(fuzzString, 2),
+  })
+  .map(
+    (r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as Record<string, Json>,
+  );
+type CleanCase = Pick<FuzzCase, 'method' | 'path' | 'query' | 'body'>;
+const byId = (id: IdChoice): [string, string | IdChoice][] => [['taskId', id]];
+const cleanBodies: fc.Arbitrary<CleanCase> = fc.oneof(
+  fc
+    .record({ text: fuzzString.filter((t) => t.trim().length > 0), priority })
+    .map(
+      (value): CleanCase => ({
+        method: 'POST',
+        path: ROUTES[0].path,
+        query: [],
+        body: { kind: 'json', value },
+      }),
+    ),
+  realId.map(
+    (id): CleanCase => ({ method: 'GET', path: ROUTES[1].path, query: byId(id), body: { kind: 'none' } }),
+  ),
+  cleanReport.map(
+    (r): CleanCase => ({
+      method: 'PUT',
+      path: ROUTES[2].path,
+      query: Object.entries(r).map(([k, v]): [string, string | IdChoice] => [
+        k,
+        typeof v === 'object' && v !== null ? (v as IdChoice) : String(v),
+      ]),
+      body: { kind: 'none' },
+    }),
+  ),
+  cleanReport.map(
+    (value): CleanCase => ({ method: 'PUT', path: ROUTES[2].path, query: [], body: { kind: 'json', value } }),
+  ),
+  fc
+    .array(cleanReport, { minLength: 1, maxLength: 8 })
+    .map(
+      (reports): CleanCase => ({
+        method: 'PUT',
+        path: ROUTES[3].path,
+        query: [],
+        body: { kind: 'json', value: { reports } },
+      }),
+    ),
+  realId.map(
+    (id): CleanCase => ({ method: 'POST', path: ROUTES[4].path, query: byId(id), body: { kind: 'none' } }),
+  ),
+);
+const clean: fc.Arbitrary<FuzzCase> = fc
+  .tuple(cleanBodies, sometimes(fc.uuid(), 3))
+  .map(([c, idempotencyKey]) => ({
+    ...c,
+    token: 'valid' as const,
+    contentType: c.body.kind === 'none' ? undefined : 'application/json',
+    idempotencyKey: c.path === ROUTES[0].path ? idempotencyKey : undefined,
+  }));
+
 export const fuzzCase: fc.Arbitrary<FuzzCase> = fc.oneof(
-  { weight: 9, arbitrary: shaped },
+  { weight: 6, arbitrary: shaped },
+  { weight: 3, arbitrary: clean },
   { weight: 1, arbitrary: strangePath },
 );
 
