@@ -41,6 +41,15 @@ function serviceLogDir(): string {
 }
 
 /**
+ * BENCH_CPU_PROF=DIR starts every service (ours and the baselines) with `--cpu-prof` into DIR/<name>/
+ * (written when it stops); `profile-summary.ts` lists where the time went.
+ */
+function profileArgs(name: string): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, name)}`] : [];
+}
+
+/**
  * Starts `entry` (a path relative to the repository root) with `env` on top of this process's
  * environment. `nodeArgs` go before the entry (`--cpu-prof`, say).
  */
@@ -56,7 +65,7 @@ export function startService(
   try {
     child = spawn(
       process.execPath,
-      ['--conditions=source', '--import', 'tsx', ...nodeArgs, join(REPO_ROOT, entry)],
+      ['--conditions=source', '--import', 'tsx', ...profileArgs(name), ...nodeArgs, join(REPO_ROOT, entry)],
       {
         cwd: REPO_ROOT,
         env: { ...process.env, ...env },

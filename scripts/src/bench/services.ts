@@ -24,18 +24,6 @@ export interface ServiceOptions {
  */
 export const SERVICE_LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
 
-/**
- * BENCH_CPU_PROF=DIR starts our services with `--cpu-prof` into DIR (one .cpuprofile per process,
- * written when it stops); `profile-summary.ts` lists where the time went.
- */
-const PROFILE_ARGS = process.env.BENCH_CPU_PROF
-  ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
-  : [];
-
-function nodeArgs(options: ServiceOptions): string[] {
-  return [...PROFILE_ARGS, ...(options.nodeArgs ?? [])];
-}
-
 export async function startProducer(
   sandbox: Sandbox,
   options: ServiceOptions & { port?: number } = {},
@@ -53,7 +41,7 @@ export async function startProducer(
       LOG_LEVEL: SERVICE_LOG_LEVEL,
       ...options.env,
     },
-    nodeArgs(options),
+    options.nodeArgs,
   );
   const url = `http://127.0.0.1:${port}`;
   try {
@@ -86,7 +74,7 @@ export async function startConsumer(
       LOG_LEVEL: SERVICE_LOG_LEVEL,
       ...options.env,
     },
-    nodeArgs(options),
+    options.nodeArgs,
   );
   try {
     await waitForHttp(service, `http://127.0.0.1:${healthPort}/health/ready`);

@@ -31,7 +31,7 @@ const VALUE_ROOM = 150;
 const BAR_HEIGHT = 18;
 const BAR_GAP = 4;
 const GROUP_GAP = 16;
-const TOP = 62;
+const TOP = 78;
 const OURS = '#2b6cb0';
 const BASELINE = '#a0aec0';
 
