@@ -378,16 +378,14 @@ const cleanReport = fc
 type CleanCase = Pick<FuzzCase, 'method' | 'path' | 'query' | 'body'>;
 const byId = (id: IdChoice): [string, string | IdChoice][] => [['taskId', id]];
 const cleanBodies: fc.Arbitrary<CleanCase> = fc.oneof(
-  fc
-    .record({ text: fuzzString.filter((t) => t.trim().length > 0), priority })
-    .map(
-      (value): CleanCase => ({
-        method: 'POST',
-        path: ROUTES[0].path,
-        query: [],
-        body: { kind: 'json', value },
-      }),
-    ),
+  fc.record({ text: fuzzString.filter((t) => t.trim().length > 0), priority }).map(
+    (value): CleanCase => ({
+      method: 'POST',
+      path: ROUTES[0].path,
+      query: [],
+      body: { kind: 'json', value },
+    }),
+  ),
   realId.map(
     (id): CleanCase => ({ method: 'GET', path: ROUTES[1].path, query: byId(id), body: { kind: 'none' } }),
   ),
@@ -405,16 +403,14 @@ const cleanBodies: fc.Arbitrary<CleanCase> = fc.oneof(
   cleanReport.map(
     (value): CleanCase => ({ method: 'PUT', path: ROUTES[2].path, query: [], body: { kind: 'json', value } }),
   ),
-  fc
-    .array(cleanReport, { minLength: 1, maxLength: 8 })
-    .map(
-      (reports): CleanCase => ({
-        method: 'PUT',
-        path: ROUTES[3].path,
-        query: [],
-        body: { kind: 'json', value: { reports } },
-      }),
-    ),
+  fc.array(cleanReport, { minLength: 1, maxLength: 8 }).map(
+    (reports): CleanCase => ({
+      method: 'PUT',
+      path: ROUTES[3].path,
+      query: [],
+      body: { kind: 'json', value: { reports } },
+    }),
+  ),
   realId.map(
     (id): CleanCase => ({ method: 'POST', path: ROUTES[4].path, query: byId(id), body: { kind: 'none' } }),
   ),
