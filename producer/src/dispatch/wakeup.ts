@@ -105,8 +105,11 @@ export interface CrossReplicaWakeupOptions {
 export interface CrossReplicaWakeup {
   /** Announces created tasks to the other replicas, rate-limited. */
   notify(): void;
-  /** Starts listening (only replicas that dispatch need to). */
-  listen(): void;
+  /**
+   * Starts listening (only replicas that dispatch need to); resolves once LISTEN is in place. Callers
+   * need not wait: until then (and whenever the listen connection is down) polling covers.
+   */
+  listen(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -130,6 +133,10 @@ export function createCrossReplicaWakeup(options: CrossReplicaWakeupOptions): Cr
   let listening = false;
   let failures = 0;
   let retryTimer: NodeJS.Timeout | undefined;
+  let listened: () => void = () => undefined;
+  const listening$ = new Promise<void>((resolve) => {
+    listened = resolve;
+  });
 
   const throttle = createThrottle(notifyIntervalMs, () => {
     sql.notify(channel, createdPayload).catch((err: unknown) => {
@@ -147,6 +154,7 @@ export function createCrossReplicaWakeup(options: CrossReplicaWakeupOptions): Cr
     try {
       handle = await sql.listen(channel, onNotify);
       failures = 0;
+      listened();
       if (closed) await handle.unlisten().catch(() => undefined);
     } catch (err) {
       listening = false;
@@ -164,11 +172,13 @@ export function createCrossReplicaWakeup(options: CrossReplicaWakeupOptions): Cr
     },
     listen() {
       void subscribe();
+      return listening$;
     },
     async close() {
       closed = true;
       throttle.cancel();
       clearTimeout(retryTimer);
+      listened();
       await handle?.unlisten().catch(() => undefined);
     },
   };

@@ -71,7 +71,7 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
   if (dispatcher) {
     // Starts once the whole app is ready, not while later plugins are still registering.
     app.addHook('onReady', async () => {
-      wakeup.listen();
+      void wakeup.listen();
       dispatcher.start();
     });
   }

@@ -187,7 +187,13 @@ describe('a private PostgreSQL stopped between confirm and record', () => {
     );
     await eventually(() => d.dispatcher.stats().paused === 'database', 30_000, 'claims paused');
     await pg.start();
-    const { rows, messages } = await expectAllSentWithTheirMessages(sql, services.vhost.url, 600);
+    const { rows, messages } = await expectAllSentWithTheirMessages(sql, services.vhost.url, 600).catch(
+      (err) => {
+        throw new Error(
+          `${err}; dispatcher ${JSON.stringify(d.dispatcher.stats())}; log: ${captured.messages.slice(-40).join(' | ')}`,
+        );
+      },
+    );
     // The batch confirmed before the outage was recorded afterwards, not re-sent: one message each.
     expect(messages).toHaveLength(600);
     expect(rows.every((r) => r.attempts === 1)).toBe(true);
