@@ -23,6 +23,11 @@ describe('chaos run (2,000 tasks, every fault)', () => {
       `progress:\n${lines.join('\n')}`,
     ].join('\n');
     console.log(table);
+    // A crash is restarted (as compose would) and fails `npm run chaos`; here it is reported, not
+    // asserted: the known one is upstream (postgres.js nextWrite on a PostgreSQL restart, see
+    // RELIABILITY.md) and loses nothing, which is what this test guards.
+    for (const c of report.crashes)
+      console.warn(`WARNING: ${c.service} crashed (exit ${c.exitCode}):\n${c.logTail}`);
 
     expect(verdict.lostTaskIds, context).toEqual([]);
     expect(verdict.flippedTaskIds, context).toEqual([]);
