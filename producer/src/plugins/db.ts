@@ -46,6 +46,10 @@ async function dbPlugin(app: FastifyInstance, options: DbPluginOptions): Promise
     max: options.maxConnections ?? 10,
     // Fail a request quickly while the database is away instead of holding the client for 30 s.
     connect_timeout: 5,
+    // The driver's array-type lookup on every new connection turns a database restart at the wrong
+    // moment into an unhandled rejection (porsager/postgres#1192), which would stop the producer.
+    // Our statements pass lists as JSON instead of array parameters, so the lookup is not needed.
+    fetch_types: false,
     onnotice: () => undefined,
     connection: { application_name: 'task-pipeline-producer' },
   });

@@ -145,7 +145,7 @@ export function createTaskRepository(sql: Sql) {
                finished_at = now(), updated_at = now()
          where id = ${update.taskId}
            and attempts = coalesce(${update.attempt ?? null}::int, attempts)
-           and (status = any(${REPORTABLE_FROM as TaskStatus[]}::text[])
+           and (status in ${sql(REPORTABLE_FROM as TaskStatus[])}
                 or (${update.taskStatus}::text = 'success' and status = 'error' and error = ${RECOVERABLE_ERROR}))
         returning ${columns}`;
       if (applied) return { outcome: 'applied', task: toTask(applied) };
@@ -166,7 +166,9 @@ export function createTaskRepository(sql: Sql) {
     const ids = [...new Set(updates.map((u) => u.taskId))].sort();
     return sql.begin(async (tx) => {
       const locked = await tx<TaskRow[]>`
-        select ${columns} from tasks where id = any(${ids}::uuid[]) order by id for update`;
+        select ${columns} from tasks
+         where id in (select jsonb_array_elements_text(${sql.json(ids)})::uuid)
+         order by id for update`;
       const before = new Map(locked.map((row) => [row.id, toState(row)]));
       const after = new Map(before);
       const decisions = updates.map((update) => {
@@ -185,11 +187,15 @@ export function createTaskRepository(sql: Sql) {
           update tasks t
              set status = u.status, error = u.error, claimed_until = null,
                  finished_at = now(), updated_at = now()
-            from unnest(${changed.map(([id]) => id)}::uuid[], ${changed.map(([, s]) => s.status)}::text[],
-                        ${changed.map(([, s]) => s.error)}::text[],
-                        ${changed.map(([id]) => before.get(id)?.status ?? null)}::text[],
-                        ${changed.map(([, s]) => s.attempts)}::int[])
-                 as u(id, status, error, from_status, attempts)
+            from jsonb_to_recordset(${sql.json(
+              changed.map(([id, state]) => ({
+                id,
+                status: state.status,
+                error: state.error,
+                from_status: before.get(id)?.status ?? null,
+                attempts: state.attempts,
+              })),
+            )}) as u(id uuid, status text, error text, from_status text, attempts int)
            where t.id = u.id and t.status = u.from_status and t.attempts = u.attempts
           returning ${sql(COLUMNS.map((c) => `t.${c}`))}`;
         // The rows are locked, so every guard holds; a miss means the rule and the SQL disagree.
@@ -216,7 +222,7 @@ export function createTaskRepository(sql: Sql) {
         update tasks
            set status = 'waiting', attempts = attempts + 1, error = null, claimed_until = null,
                sent_at = null, finished_at = null, updated_at = now()
-         where id = ${taskId} and status = any(${REDRIVABLE_FROM as TaskStatus[]}::text[])
+         where id = ${taskId} and status in ${sql(REDRIVABLE_FROM as TaskStatus[])}
         returning ${columns}`;
       if (applied) return { outcome: 'applied', task: toTask(applied) };
       const [current] = await sql<TaskRow[]>`select ${columns} from tasks where id = ${taskId}`;
