@@ -49,12 +49,16 @@ export async function sinkRate(
   windowMs: number,
   bar: ProgressBar,
   alive: () => void = () => undefined,
+  /** What the publisher's side looked like, for the error when nothing arrives. */
+  diagnose: () => Promise<string> = async () => '',
 ): Promise<Rate> {
   const startDeadline = Date.now() + 60_000;
   while (sink.firstAt === undefined) {
     alive();
-    if (Date.now() > startDeadline)
-      throw new MeasureError('NO_PROGRESS', 'no message reached the sink in 60 s');
+    if (Date.now() > startDeadline) {
+      const state = await diagnose().catch((err: unknown) => `(diagnosis failed: ${String(err)})`);
+      throw new MeasureError('NO_PROGRESS', `no message reached the sink in 60 s ${state}`);
+    }
     await sleep(10);
   }
   const start = sink.firstAt;

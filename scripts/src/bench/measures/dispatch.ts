@@ -3,7 +3,7 @@
 import { assertRunning, startService } from '../processes.js';
 import type { Progress } from '../progress.js';
 import type { DispatchRow, Rate } from '../results.js';
-import { type Sandbox, seedTasks, withSandbox } from '../sandbox.js';
+import { countByStatus, type Sandbox, seedTasks, withSandbox } from '../sandbox.js';
 import { startProducer } from '../services.js';
 import { startSink } from '../sink.js';
 import { formatNumber } from '../stats.js';
@@ -67,7 +67,18 @@ export async function oursDispatchRate(
       producer = await startProducer(sandbox, { env: { DISPATCH_MAX_IN_FLIGHT: UNBOUNDED_IN_FLIGHT } });
       const running = producer.service;
       const bar = progress.bar(`${label} @ ${formatNumber(backlog)}`, windowMs);
-      const rate = await sinkRate(sink, backlog, windowMs, bar, () => assertRunning([running]));
+      const url = producer.url;
+      const rate = await sinkRate(
+        sink,
+        backlog,
+        windowMs,
+        bar,
+        () => assertRunning([running]),
+        async () => {
+          const health = await fetch(`${url}/health/ready`).then((r) => r.text());
+          return `(tasks by status ${JSON.stringify(await countByStatus(sandbox.sql))}; /health/ready ${health})`;
+        },
+      );
       bar.finish(`${formatNumber(rate.perSecond)} tasks/s`);
       return rate;
     } finally {
