@@ -341,7 +341,7 @@ function charts(r: BenchResults): Record<string, BarChart> {
   if (r.latency) {
     const l = r.latency;
     charts['latency.svg'] = {
-      title: `Create → success latency at ${formatNumber(l.targetPerSec)} tasks/s`,
+      title: `Create → success latency, ${formatNumber(l.targetPerSec)} creates/s offered`,
       subtitle: 'milliseconds, PostgreSQL timestamps; 0 ms of simulated work',
       unit: 'ms',
       groups: [
