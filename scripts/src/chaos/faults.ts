@@ -151,17 +151,42 @@ async function redriveErrors(
   const heldUntil = published + delay * 1000;
   let landedWhileHeld = 0;
   for (const t of tasks) ctx.detector.allowRedrive(t.id);
+  const redriveUrl = (id: string) =>
+    `${ctx.cluster.producerUrl}/api/v1/redrive-task?taskId=${encodeURIComponent(id)}`;
+  const auth = { authorization: `Bearer ${ctx.cluster.token}` };
+  const attemptsOf = async (id: string): Promise<number> => {
+    const res = await request(
+      `${ctx.cluster.producerUrl}/api/v1/get-task-data?taskId=${encodeURIComponent(id)}`,
+    );
+    const body = (await res.body.json().catch(() => ({}))) as { attempts?: number };
+    return body.attempts ?? -1;
+  };
+  // Another fault (a producer kill) may overlap: a 503 or no answer is retried until the producer is
+  // back, and a 409 after an unanswered try is checked against the task, whose attempts tell whether
+  // that try landed before the answer was lost.
+  const deadline = Date.now() + 90_000;
   await Promise.all(
     tasks.map(async (t) => {
-      const res = await request(
-        `${ctx.cluster.producerUrl}/api/v1/redrive-task?taskId=${encodeURIComponent(t.id)}`,
-        { method: 'POST', headers: { authorization: `Bearer ${ctx.cluster.token}` } },
-      ).catch(() => undefined);
-      await res?.body.dump();
-      if (res?.statusCode === 200) {
-        redriven.set(t.id, t.attempts);
-        if (Date.now() < heldUntil) landedWhileHeld += 1;
-      } else refused.push(`${t.id}: ${res?.statusCode ?? 'no answer'}`);
+      let unanswered = false;
+      while (true) {
+        const res = await request(redriveUrl(t.id), { method: 'POST', headers: auth }).catch(() => undefined);
+        await res?.body.dump();
+        const landed =
+          res?.statusCode === 200 ||
+          (res?.statusCode === 409 && unanswered && (await attemptsOf(t.id)) > t.attempts);
+        if (landed) {
+          redriven.set(t.id, t.attempts);
+          if (Date.now() < heldUntil) landedWhileHeld += 1;
+          return;
+        }
+        if ((res === undefined || res.statusCode >= 500) && Date.now() < deadline) {
+          unanswered = true;
+          await sleep(500);
+          continue;
+        }
+        refused.push(`${t.id}: ${res?.statusCode ?? 'no answer'}`);
+        return;
+      }
     }),
   );
   return {
