@@ -1,6 +1,6 @@
 // What a benchmark run measures and at which sizes: pure, so the CLI, the smoke test and the report
 // agree on one plan. Sizes are the issue's; `quick` keeps every measure but shrinks windows and
-// backlogs so the whole run takes about a minute and a half.
+// backlogs so the whole run takes under two minutes.
 
 /** The text every seeded task and peer job carries: the size of a short real task. */
 export const BENCH_TEXT = 'benchmark task: resize the image at /uploads/2024/05/photo.jpg to 640x480';
@@ -47,9 +47,9 @@ export function planFor(profile: Profile, measures: readonly MeasureName[] = MEA
       return {
         ...base,
         dispatch: { backlogs: [50_000, 200_000], windowMs: 3_000 },
-        drain: { tasks: 20_000, timeoutMs: 120_000 },
-        api: { connections: 64, durationS: 3, sentRows: 60_000 },
-        latency: { ratePerS: 1_000, durationMs: 8_000, settleTimeoutMs: 30_000 },
+        drain: { tasks: 10_000, timeoutMs: 120_000 },
+        api: { connections: 64, durationS: 2, sentRows: 40_000 },
+        latency: { ratePerS: 1_000, durationMs: 5_000, settleTimeoutMs: 30_000 },
         scale: { backlogs: [10_000], windowMs: 5_000 },
       };
     case 'smoke':
@@ -76,9 +76,9 @@ export class UsageError extends Error {
 }
 
 export const USAGE = `usage: npm run bench -- [--quick | --full] [--only=dispatch,drain,api,latency,scale] [--out=DIR]
-  (default)  every measure at the issue's sizes, about 10-15 minutes
+  (default)  every measure at the issue's sizes, about 5-10 minutes
   --quick    every measure, smaller windows and backlogs, about 1-2 minutes
-  --full     the default plus the 1M-row scale run
+  --full     the default plus the 1M-row scale run (about 2 minutes more)
   --only     a comma-separated subset of the measures
   --out      write BENCHMARKS.md and docs/bench/ under DIR instead of the repository root`;
 
