@@ -160,6 +160,10 @@ describe('a private PostgreSQL stopped between confirm and record', () => {
   test('claims pause with backoff, the confirmed batch is recorded once the database is back, no crash', async () => {
     await insertTasks(sql, 600);
     const captured = capturingLogger();
+    // Two flags: the first batch to reach the hook stops the server, and the test waits until that
+    // stop has finished before it starts the server again (a start racing the stop made the hook
+    // throw, failing the batch and leaving its confirmed tasks to their 600 s leases).
+    let stopRequested = false;
     let stopped = false;
     const d = await startDispatcher(
       { sql, vhost: services.vhost },
@@ -170,9 +174,10 @@ describe('a private PostgreSQL stopped between confirm and record', () => {
         logger: captured.logger,
         hooks: {
           async beforeRecord() {
-            if (stopped) return;
-            stopped = true;
+            if (stopRequested) return;
+            stopRequested = true;
             await pg.stop();
+            stopped = true;
           },
         },
       },
