@@ -3,6 +3,7 @@
 import pino from 'pino';
 import postgres from 'postgres';
 import { request } from 'undici';
+import type { z } from 'zod';
 import {
   createTestDatabase,
   createTestVhost,
@@ -12,6 +13,7 @@ import {
 import { buildApp, type ProducerApp } from '../../../src/app.js';
 import { loadConfig, type ProducerEnv } from '../../../src/config.js';
 import { migrate } from '../../../src/db/migrate.js';
+import type { StatusReplySchema } from '../../../src/schemas/tasks.js';
 
 export const TOKEN = 'test-status-token-0123456789';
 export const AUTH = { authorization: `Bearer ${TOKEN}` } as const;
@@ -111,19 +113,8 @@ export async function startTestProducer(prefix: string, options: StartOptions = 
   };
 }
 
-export interface TaskJson {
-  taskId: string;
-  text: string;
-  priority: 'high' | 'medium' | 'low';
-  status: 'waiting' | 'sent' | 'success' | 'error';
-  attempts: number;
-  error: string | null;
-  createdAt: string;
-  updatedAt: string;
-  sentAt: string | null;
-  finishedAt: string | null;
-  stale?: true;
-}
+/** A task as the API answers it: the producer's own response schema, so the tests cannot drift from it. */
+export type TaskJson = z.infer<typeof StatusReplySchema>;
 
 export interface ProblemJson {
   type: string;
