@@ -4,13 +4,12 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Priority } from '@task-pipeline/rabbitmq';
 import type { Sql } from '../plugins/db.js';
 import type { StatusUpdate, Task } from '../schemas/tasks.js';
+import { type CoalesceOptions, coalesce } from './coalesce.js';
 import {
   applyReport,
   decideRedrive,
   decideReport,
-  RECOVERABLE_ERROR,
   REDRIVABLE_FROM,
-  REPORTABLE_FROM,
   type ReportDecision,
   type TaskState,
   type TaskStatus,
@@ -44,6 +43,12 @@ const COLUMNS = [
 
 /** The guard would have matched on a re-read, so a concurrent change got in between: try again. */
 const MAX_CAS_ROUNDS = 5;
+
+/**
+ * Single creates and reports are gathered into batches of up to 1,000 (the batch route's own limit);
+ * four batches of each kind in flight leave room in the pool of 10 for reads and the dispatcher.
+ */
+const COALESCE: CoalesceOptions = { maxBatch: 1_000, maxInFlight: 4 };
 
 function toTask(row: TaskRow): Task {
   return {
@@ -111,14 +116,29 @@ export function createTaskRepository(sql: Sql) {
     return row && toTask(row);
   }
 
+  /** Tasks without an Idempotency-Key: one multi-row INSERT, results in input order. */
+  async function insertMany(inputs: readonly NewTask[]): Promise<Task[]> {
+    const values = inputs.map((input) => ({ id: randomUUID(), text: input.text, priority: input.priority }));
+    const rows = await sql<TaskRow[]>`
+      insert into tasks (id, text, priority)
+      select id, text, priority
+        from jsonb_to_recordset(${sql.json(values)}) as v(id uuid, text text, priority task_priority)
+      returning ${columns}`;
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return values.map(({ id }) => {
+      const row = byId.get(id);
+      if (!row) throw new Error(`task ${id} was not returned by its insert`);
+      return toTask(row);
+    });
+  }
+
+  const insertCoalesced = coalesce(insertMany, COALESCE);
+
   async function create(input: NewTask): Promise<CreateResult> {
-    const id = randomUUID();
     if (input.idempotencyKey === undefined) {
-      const [row] = await sql<TaskRow[]>`
-        insert into tasks (id, text, priority) values (${id}, ${input.text}, ${input.priority})
-        returning ${columns}`;
-      return { outcome: 'created', task: toTask(row as TaskRow) };
+      return { outcome: 'created', task: await insertCoalesced(input) };
     }
+    const id = randomUUID();
     const hash = requestHash(input);
     // A concurrent insert under the same key makes this wait for it, then do nothing: the lookup
     // below sees the committed winner. Tasks are never deleted, so the lookup always finds it.
@@ -134,27 +154,6 @@ export function createTaskRepository(sql: Sql) {
     return existing.request_hash.equals(hash)
       ? { outcome: 'replayed', task: toTask(existing) }
       : { outcome: 'key_reused' };
-  }
-
-  async function report(update: StatusUpdate): Promise<ReportResult> {
-    const newError = update.taskStatus === 'error' ? (update.error ?? null) : null;
-    for (let round = 0; round < MAX_CAS_ROUNDS; round += 1) {
-      const [applied] = await sql<TaskRow[]>`
-        update tasks
-           set status = ${update.taskStatus}, error = ${newError}, claimed_until = null,
-               finished_at = now(), updated_at = now()
-         where id = ${update.taskId}
-           and attempts = coalesce(${update.attempt ?? null}::int, attempts)
-           and (status in ${sql(REPORTABLE_FROM as TaskStatus[])}
-                or (${update.taskStatus}::text = 'success' and status = 'error' and error = ${RECOVERABLE_ERROR}))
-        returning ${columns}`;
-      if (applied) return { outcome: 'applied', task: toTask(applied) };
-      const [current] = await sql<TaskRow[]>`select ${columns} from tasks where id = ${update.taskId}`;
-      if (!current) return { outcome: 'not_found' };
-      const decision = decideReport(toState(current), toStatusReport(update));
-      if (decision.outcome !== 'apply') return outcomeOf(decision, toTask(current));
-    }
-    throw new ConcurrentUpdateError(`task ${update.taskId} kept changing under a status report`);
   }
 
   /**
@@ -214,6 +213,9 @@ export function createTaskRepository(sql: Sql) {
       });
     });
   }
+
+  /** A single report, batched with the reports that arrive with it (one transaction for all). */
+  const report = coalesce(reportBatch, COALESCE);
 
   /** error | sent → waiting with the next attempt, so every older message and report is stale. */
   async function redrive(taskId: string): Promise<RedriveResult> {
