@@ -4,6 +4,7 @@
 // batch updates of the same tasks, which arrive while confirms are still pending.
 import type { Priority } from '@task-pipeline/rabbitmq';
 import type { PendingQuery, Row, Sql } from 'postgres';
+import type { ProducerConfig } from '../config.js';
 import { buildClaimPlan, claimOrderComparator, type DispatchOrder } from './claim-query.js';
 
 export interface ClaimedTask {
@@ -58,18 +59,80 @@ function claimedPairs(tasks: readonly ClaimedTask[]): { id: string; attempt: num
   return tasks.map((t) => ({ id: t.id, attempt: t.attempt }));
 }
 
-export function createDispatchRepository(sql: Sql) {
+/**
+ * The client-side deadline of every dispatcher statement: the lease minus twice the confirm timeout,
+ * the time a claim may take before the dispatcher's publish deadline (claim start + lease − 2 ×
+ * confirm timeout) has passed. A claim answered later could not publish a single task, so cancelling
+ * it there loses nothing; a record, release or count cancelled there is retried, and the fence and
+ * the lease make a lost or late record safe (the task goes out again, at-least-once). The config
+ * check (lease > 3 × confirm timeout) keeps it above the confirm timeout; with the defaults it is
+ * 20 s, two orders of magnitude above the slowest claims measured (20–90 ms for 500 rows at 1M
+ * waiting rows, a few seconds under load), so only a statement that is stuck reaches it.
+ */
+export function statementDeadlineMs(
+  config: Pick<ProducerConfig['dispatch'], 'leaseSeconds' | 'confirmTimeoutMs'>,
+): number {
+  return config.leaseSeconds * 1000 - 2 * config.confirmTimeoutMs;
+}
+
+/** A dispatcher statement that got no answer within its deadline (and was cancelled). */
+export class StatementDeadlineError extends Error {
+  readonly code = 'DISPATCH_STATEMENT_DEADLINE';
+
+  constructor(statement: string, deadlineMs: number) {
+    super(`dispatcher ${statement} got no answer within ${deadlineMs} ms; cancelled it`);
+    this.name = 'StatementDeadlineError';
+  }
+}
+
+export interface DispatchRepositoryOptions {
+  /** See statementDeadlineMs. */
+  statementDeadlineMs: number;
+}
+
+export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOptions) {
+  const { statementDeadlineMs: deadlineMs } = options;
+
+  /**
+   * Rejects when `query` has not answered within the deadline, and cancels it. A restarting
+   * PostgreSQL can leave a postgres.js query pending forever (RELIABILITY.md), and a claim, record
+   * or count that never returns would stall the dispatch loop for good; past the deadline it fails
+   * like any database error and the loop backs off and retries. The rejection does not wait for the
+   * cancel: postgres.js cancels a running query through a new connection (a CancelRequest, which also
+   * frees the server's statement and its locks), one still queued for a connection at once, and one
+   * pipelined behind a stuck query only when it comes up, which may be never.
+   */
+  function withDeadline<T>(
+    statement: string,
+    query: Promise<T> & Pick<PendingQuery<Row[]>, 'cancel'>,
+  ): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        // Typed void, but returns the cancel request's promise, which rejects when no connection
+        // for it can be opened.
+        Promise.resolve<unknown>(query.cancel()).catch(() => undefined);
+        reject(new StatementDeadlineError(statement, deadlineMs));
+      }, deadlineMs);
+      timer.unref();
+    });
+    return Promise.race([query, expired]).finally(() => clearTimeout(timer));
+  }
+
   /**
    * Applies `set` to the tasks still waiting with their claimed attempt. The final SELECT reads the
    * statement's snapshot, so `pending` tells a row skipped because it was locked from one that no
    * longer matches.
    */
   async function fencedUpdate(
+    statement: string,
     tasks: readonly ClaimedTask[],
     set: PendingQuery<Row[]>,
   ): Promise<FencedOutcome> {
     if (tasks.length === 0) return { done: [], locked: [] };
-    const rows = await sql<FencedRow[]>`
+    const rows = await withDeadline(
+      statement,
+      sql<FencedRow[]>`
       WITH claimed AS (
         SELECT * FROM jsonb_to_recordset(${sql.json(claimedPairs(tasks))}) AS c(id uuid, attempt int)
       ),
@@ -86,7 +149,8 @@ export function createDispatchRepository(sql: Sql) {
              coalesce(t.status = 'waiting' AND t.attempts = c.attempt, false) AS pending
       FROM claimed c
       LEFT JOIN updated u ON u.id = c.id
-      LEFT JOIN tasks t ON t.id = c.id`;
+      LEFT JOIN tasks t ON t.id = c.id`,
+    );
     return {
       done: rows.filter((r) => r.done).map((r) => r.id),
       locked: rows.filter((r) => !r.done && r.pending).map((r) => r.id),
@@ -100,7 +164,10 @@ export function createDispatchRepository(sql: Sql) {
      */
     async claim(options: ClaimOptions): Promise<ClaimedTask[]> {
       const plan = buildClaimPlan(options);
-      const rows = await sql.unsafe<ClaimRow[]>(plan.text, plan.params, { prepare: true });
+      const rows = await withDeadline(
+        'claim',
+        sql.unsafe<ClaimRow[]>(plan.text, plan.params, { prepare: true }),
+      );
       return rows
         .map((r) => ({
           id: r.id,
@@ -124,6 +191,7 @@ export function createDispatchRepository(sql: Sql) {
      */
     recordSent(tasks: readonly ClaimedTask[]): Promise<FencedOutcome> {
       return fencedUpdate(
+        'record',
         tasks,
         sql`status = 'sent', sent_at = now(), updated_at = now(), claimed_until = NULL`,
       );
@@ -134,22 +202,32 @@ export function createDispatchRepository(sql: Sql) {
      * the next claim cannot pick them before, which spaces out retries of a broken route.
      */
     release(tasks: readonly ClaimedTask[], delayMs: number): Promise<FencedOutcome> {
-      return fencedUpdate(tasks, sql`claimed_until = now() + make_interval(secs => ${delayMs / 1000})`);
+      return fencedUpdate(
+        'release',
+        tasks,
+        sql`claimed_until = now() + make_interval(secs => ${delayMs / 1000})`,
+      );
     },
 
     /** `sent` tasks, counted only up to `cap` (an index-only scan of at most cap+1 entries). */
     async countSent(cap: number): Promise<number> {
-      const [row] = await sql<{ n: number }[]>`
-        SELECT count(*)::int AS n FROM (SELECT 1 FROM tasks WHERE status = 'sent' LIMIT ${cap}) s`;
+      const [row] = await withDeadline(
+        'sent count',
+        sql<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM (SELECT 1 FROM tasks WHERE status = 'sent' LIMIT ${cap}) s`,
+      );
       return row?.n ?? 0;
     },
 
     /** The gauges' numbers; full counts, so refreshed on a timer, never per scrape. */
     async counts(): Promise<TaskCounts> {
-      const [row] = await sql<{ waiting: number; sent: number; oldest_sent_at: Date | null }[]>`
-        SELECT (SELECT count(*) FROM tasks WHERE status = 'waiting')::int AS waiting,
-               (SELECT count(*) FROM tasks WHERE status = 'sent')::int AS sent,
-               (SELECT min(sent_at) FROM tasks WHERE status = 'sent') AS oldest_sent_at`;
+      const [row] = await withDeadline(
+        'gauge counts',
+        sql<{ waiting: number; sent: number; oldest_sent_at: Date | null }[]>`
+          SELECT (SELECT count(*) FROM tasks WHERE status = 'waiting')::int AS waiting,
+                 (SELECT count(*) FROM tasks WHERE status = 'sent')::int AS sent,
+                 (SELECT min(sent_at) FROM tasks WHERE status = 'sent') AS oldest_sent_at`,
+      );
       return {
         waiting: row?.waiting ?? 0,
         sent: row?.sent ?? 0,

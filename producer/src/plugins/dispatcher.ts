@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ProducerConfig } from '../config.js';
-import { createDispatchRepository } from '../dispatch/dispatch-repository.js';
+import { createDispatchRepository, statementDeadlineMs } from '../dispatch/dispatch-repository.js';
 import { createDispatcher, type DispatcherHooks } from '../dispatch/dispatcher.js';
 import { startTaskGauges } from '../dispatch/task-gauges.js';
 import type { DispatcherHandle } from '../dispatch/types.js';
@@ -29,7 +29,9 @@ export interface DispatcherPluginOptions {
 async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginOptions): Promise<void> {
   const { config } = options;
   const logger = app.log.child({ component: 'dispatcher' });
-  const repository = createDispatchRepository(app.sql);
+  const repository = createDispatchRepository(app.sql, {
+    statementDeadlineMs: statementDeadlineMs(config.dispatch),
+  });
   const gauges = startTaskGauges({ repository, metrics: app.metrics, logger });
 
   const dispatcher = config.dispatch.enabled

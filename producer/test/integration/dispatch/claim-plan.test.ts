@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../../scripts/src/testing/isolation.js';
 import { migrate } from '../../../src/db/migrate.js';
 import { buildClaimPlan, type DispatchOrder } from '../../../src/dispatch/claim-query.js';
-import { createDispatchRepository } from '../../../src/dispatch/dispatch-repository.js';
-import { logger } from './support.js';
+import { dispatchRepository, logger } from './support.js';
 
 const WAITING = 1_000_000;
 const FINISHED = 200_000;
@@ -135,7 +134,7 @@ describe(`dispatcher plans over ${WAITING.toLocaleString('en')} waiting tasks`, 
   }
 
   test('record, release and the capped in-flight count reach rows through indexes', async () => {
-    const repository = createDispatchRepository(sql);
+    const repository = dispatchRepository(sql);
     const rows = await sql<{ id: string; attempts: number }[]>`
       SELECT id, attempts FROM tasks WHERE status = 'waiting' LIMIT ${BATCH}`;
     const claimed = rows.map((r) => ({

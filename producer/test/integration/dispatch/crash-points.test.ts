@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { ALL_WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import amqp, { type ConsumeMessage } from 'amqplib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { createDispatchRepository } from '../../../src/dispatch/dispatch-repository.js';
 import type { BatchResult } from '../../../src/dispatch/dispatcher.js';
 import { createTaskRepository } from '../../../src/tasks/repository.js';
 import {
   createServices,
+  dispatchRepository,
   drainQueues,
   eventually,
   gate,
@@ -127,7 +127,7 @@ describe('crash points', () => {
     const olderResult = (await older.dispatcher.dispatchOnce()) as BatchResult;
     expect(olderResult.notRecorded).toEqual([id]);
     // The older attempt's failure path is fenced too: its release leaves the newer lease alone.
-    const repository = createDispatchRepository(services.sql);
+    const repository = dispatchRepository(services.sql);
     const stale = { id, text: '', priority: 'medium' as const, createdAt: new Date(), attempt: 1 };
     expect(await repository.release([stale], 60_000)).toEqual({ done: [], locked: [] });
     expect(await taskRow(id)).toMatchObject({ status: 'waiting', attempts: 2, claimed_until: newerLease });

@@ -22,7 +22,11 @@ import {
 } from '../../../../scripts/src/testing/isolation.js';
 import type { ProducerConfig } from '../../../src/config.js';
 import { migrate } from '../../../src/db/migrate.js';
-import { createDispatchRepository } from '../../../src/dispatch/dispatch-repository.js';
+import {
+  createDispatchRepository,
+  type DispatchRepository,
+  statementDeadlineMs,
+} from '../../../src/dispatch/dispatch-repository.js';
 import {
   createDispatcher,
   type Dispatcher,
@@ -54,6 +58,14 @@ export const baseDispatchConfig: ProducerConfig['dispatch'] = {
   confirmTimeoutMs: 5_000,
   maxInFlight: 100_000,
 };
+
+/** The dispatcher's repository with the statement deadline the plugin derives from `config`. */
+export function dispatchRepository(
+  sql: Sql,
+  config: ProducerConfig['dispatch'] = baseDispatchConfig,
+): DispatchRepository {
+  return createDispatchRepository(sql, { statementDeadlineMs: statementDeadlineMs(config) });
+}
 
 export interface Services {
   db: TestDatabase;
@@ -107,6 +119,8 @@ export async function startDispatcher(
   options: {
     config?: Partial<ProducerConfig['dispatch']>;
     broker?: Broker;
+    /** Instead of one on `services.sql` with the config's statement deadline. */
+    repository?: DispatchRepository;
     start?: boolean;
   } & Partial<Pick<DispatcherOptions, 'hooks' | 'pipelineDepth' | 'randomId' | 'logger'>> = {},
 ): Promise<TestDispatcher> {
@@ -114,9 +128,10 @@ export async function startDispatcher(
   const channel = broker.confirmChannel({ name: `dispatch-${randomUUID().slice(0, 8)}` });
   await channel.wait();
   const metrics = createProducerMetrics();
+  const config = { ...baseDispatchConfig, ...options.config };
   const dispatcher = createDispatcher({
-    config: { ...baseDispatchConfig, ...options.config },
-    repository: createDispatchRepository(services.sql),
+    config,
+    repository: options.repository ?? dispatchRepository(services.sql, config),
     broker,
     channel,
     metrics,

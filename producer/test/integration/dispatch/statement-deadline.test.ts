@@ -1,0 +1,175 @@
+// A dispatcher statement that never gets an answer must not stall the dispatch loop: past its deadline
+// it is cancelled and fails like any database error, and the loop backs off, retries and dispatches.
+// Two real hangs: a connection whose bytes stop flowing (what a query left pending by a PostgreSQL
+// restart looks like to the driver), and a statement waiting on a table lock on the server.
+import net from 'node:net';
+import postgres, { type Sql } from 'postgres';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { createDispatchRepository } from '../../../src/dispatch/dispatch-repository.js';
+import {
+  capturingLogger,
+  createServices,
+  eventually,
+  insertTasks,
+  resetState,
+  type Services,
+  startDispatcher,
+  statusCounts,
+  type TestDispatcher,
+} from './support.js';
+
+const DEADLINE_MS = 500;
+const DATABASE_RETRY = 'dispatcher cannot reach PostgreSQL; retrying';
+
+interface FreezingProxy {
+  port: number;
+  /** From now on the connections open now forward nothing, either way, and stay open. */
+  freeze(): void;
+  /** Bytes the client sent into frozen connections. */
+  swallowedBytes(): number;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy to PostgreSQL whose existing connections can be made to go silent. */
+async function startFreezingProxy(target: URL): Promise<FreezingProxy> {
+  const pairs = new Set<{ client: net.Socket; upstream: net.Socket; frozen: boolean }>();
+  let swallowed = 0;
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    const pair = { client, upstream, frozen: false };
+    pairs.add(pair);
+    client.on('data', (chunk) => {
+      if (pair.frozen) swallowed += chunk.length;
+      else upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (!pair.frozen) client.write(chunk);
+    });
+    const close = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const socket of [client, upstream]) {
+      socket.on('close', close);
+      socket.on('error', close);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    freeze() {
+      for (const pair of pairs) pair.frozen = true;
+    },
+    swallowedBytes: () => swallowed,
+    async close() {
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A pool configured like the producer's (no array-type lookup), tagged for pg_stat_activity. */
+function producerLikePool(url: string, applicationName: string): Sql {
+  return postgres(url, {
+    max: 10,
+    fetch_types: false,
+    onnotice: () => undefined,
+    connection: { application_name: applicationName },
+  });
+}
+
+let services: Services;
+const running: TestDispatcher[] = [];
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  services = await createServices('dispatch_deadline');
+});
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((d) => d.close()));
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  await resetState(services);
+});
+
+afterAll(async () => {
+  await services?.cleanup();
+});
+
+describe('dispatcher statement deadline', () => {
+  test('a connection that stops answering: the statement fails at its deadline and the loop dispatches', async () => {
+    const proxy = await startFreezingProxy(new URL(services.db.url));
+    cleanups.push(() => proxy.close());
+    const url = new URL(services.db.url);
+    url.host = `127.0.0.1:${proxy.port}`;
+    const pool = producerLikePool(url.toString(), 'deadline-frozen');
+    cleanups.push(() => pool.end({ timeout: 1 }));
+    // One open, idle connection, then silence on it: the dispatcher's first statement takes it.
+    await pool`SELECT 1`;
+    proxy.freeze();
+
+    const tasks = await insertTasks(services.sql, 50);
+    const { logger, messages } = capturingLogger();
+    running.push(
+      await startDispatcher(services, {
+        repository: createDispatchRepository(pool, { statementDeadlineMs: DEADLINE_MS }),
+        logger,
+      }),
+    );
+
+    await eventually(
+      async () => (await statusCounts(services.sql)).sent === tasks.length,
+      60_000,
+      'every task sent after the stuck statement',
+    );
+    expect(proxy.swallowedBytes()).toBeGreaterThan(0);
+    expect(messages).toContain(DATABASE_RETRY);
+  });
+
+  test('a statement waiting on a lock is cancelled on the server, and the loop dispatches once it is free', async () => {
+    const applicationName = 'deadline-locked';
+    const pool = producerLikePool(services.db.url, applicationName);
+    cleanups.push(() => pool.end({ timeout: 1 }));
+    const tasks = await insertTasks(services.sql, 50);
+    const holder = await services.sql.reserve();
+    await holder`BEGIN`;
+    await holder`LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE`;
+    const { logger, messages } = capturingLogger();
+    running.push(
+      await startDispatcher(services, {
+        repository: createDispatchRepository(pool, { statementDeadlineMs: DEADLINE_MS }),
+        logger,
+      }),
+    );
+
+    try {
+      await eventually(
+        () => messages.filter((m) => m === DATABASE_RETRY).length >= 4,
+        60_000,
+        'four statements past their deadline',
+      );
+      // Each cancelled statement left the server; without the cancel, every retry would add one more
+      // backend waiting on the lock. The current retry may be waiting, and one cancel in transit.
+      const [waiting] = await services.sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE application_name = ${applicationName} AND wait_event_type = 'Lock'`;
+      expect(waiting?.n).toBeLessThanOrEqual(2);
+      const [sent] = await holder<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM tasks WHERE status = 'sent'`;
+      expect(sent?.n).toBe(0);
+    } finally {
+      await holder`COMMIT`;
+      holder.release();
+    }
+
+    await eventually(
+      async () => (await statusCounts(services.sql)).sent === tasks.length,
+      60_000,
+      'every task sent once the lock is gone',
+    );
+  });
+});
