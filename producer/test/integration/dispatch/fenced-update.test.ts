@@ -1,0 +1,68 @@
+// The record and release statements' outcome, row by row: changed, skipped because another
+// transaction holds the row (the dispatcher retries those), or left alone because it no longer
+// matches the claim (reported, re-claimed); the dispatcher's retry logic relies on telling them apart.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
+import { createServices, dispatchRepository, insertTasks, resetState, type Services } from './support.js';
+
+let services: Services;
+
+beforeAll(async () => {
+  services = await createServices('dispatch_fenced');
+});
+
+beforeEach(async () => {
+  await resetState(services);
+});
+
+afterAll(async () => {
+  await services?.cleanup();
+});
+
+/** Five claimed tasks (attempt 1), as the claim leaves them. */
+async function claimFive(): Promise<ClaimedTask[]> {
+  const tasks = await insertTasks(services.sql, 5);
+  const ids = tasks.map((t) => t.id);
+  await services.sql`
+    UPDATE tasks SET attempts = 1, claimed_until = now() + interval '5 minutes'
+    WHERE id IN ${services.sql(ids)}`;
+  return tasks.map((t) => ({ id: t.id, text: '', priority: t.priority, createdAt: new Date(), attempt: 1 }));
+}
+
+describe.each([
+  ['recordSent', 'sent'],
+  ['release', 'waiting'],
+] as const)('%s', (method, statusAfter) => {
+  test('changes the matching rows, reports the locked ones and leaves the others alone', async () => {
+    const [free, held, reported, reclaimed, gone] = (await claimFive()) as [
+      ClaimedTask,
+      ClaimedTask,
+      ClaimedTask,
+      ClaimedTask,
+      ClaimedTask,
+    ];
+    await services.sql`UPDATE tasks SET status = 'success' WHERE id = ${reported.id}`;
+    await services.sql`UPDATE tasks SET attempts = 2 WHERE id = ${reclaimed.id}`;
+    await services.sql`DELETE FROM tasks WHERE id = ${gone.id}`;
+    const holder = await services.sql.reserve();
+    try {
+      await holder`BEGIN`;
+      await holder`SELECT 1 FROM tasks WHERE id = ${held.id} FOR UPDATE`;
+      const repository = dispatchRepository(services.sql);
+      const all = [free, held, reported, reclaimed, gone];
+      const outcome =
+        method === 'recordSent' ? await repository.recordSent(all) : await repository.release(all, 60_000);
+      expect(outcome).toEqual({ done: [free.id], locked: [held.id] });
+    } finally {
+      await holder`ROLLBACK`;
+      holder.release();
+    }
+    const rows = await services.sql<{ id: string; status: string; attempts: number; sent: boolean }[]>`
+      SELECT id, status, attempts, sent_at IS NOT NULL AS sent FROM tasks`;
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    expect(byId.get(free.id)).toMatchObject({ status: statusAfter, sent: statusAfter === 'sent' });
+    expect(byId.get(held.id)).toMatchObject({ status: 'waiting', attempts: 1, sent: false });
+    expect(byId.get(reported.id)).toMatchObject({ status: 'success', sent: false });
+    expect(byId.get(reclaimed.id)).toMatchObject({ status: 'waiting', attempts: 2, sent: false });
+  });
+});
