@@ -36,8 +36,9 @@ export function createPublisher({ channel, confirmTimeoutMs, attempts = 3 }: Pub
       let lastError: unknown;
       for (let attempt = 1; attempt <= attempts; attempt += 1) {
         try {
-          // Waits through a reopen, but not forever: the caller's delivery is held meanwhile.
-          const ch = await channel.wait(AbortSignal.timeout(confirmTimeoutMs));
+          // Waits through a reopen, but not forever: the caller's delivery is held meanwhile. An open
+          // channel is taken as it is, without a timeout signal (a timer) for every publish.
+          const ch = channel.current() ?? (await channel.wait(AbortSignal.timeout(confirmTimeoutMs)));
           await confirmedPublisher(ch, confirmTimeoutMs).publish(exchange, routingKey, content, options);
           return;
         } catch (err) {

@@ -132,7 +132,8 @@ export function createWorker(options: WorkerOptions): Worker {
       contentType: properties.contentType,
       headers: properties.headers,
     });
-    const log = logger.child({ queue: delivery.queue, messageId: properties.messageId });
+    // A child logger costs an object and its serialised bindings: only the rare outcomes log.
+    const log = () => logger.child({ queue: delivery.queue, messageId: properties.messageId });
     try {
       if (outcome.kind !== 'park' && processingTimeMs > 0) {
         await new Promise((r) => setTimeout(r, processingTimeMs));
@@ -140,14 +141,14 @@ export function createWorker(options: WorkerOptions): Worker {
       await apply(delivery, outcome, log);
     } catch (err) {
       // Only publishes throw: the outcome could not be made durable, so the message goes back.
-      log.warn({ err, outcome: outcome.kind }, 'could not publish the outcome; returning the message');
+      log().warn({ err, outcome: outcome.kind }, 'could not publish the outcome; returning the message');
       settleOrDrop(metrics, delivery, 'requeue');
     } finally {
       stopTimer();
     }
   }
 
-  async function apply(delivery: Delivery, outcome: WorkOutcome, log: Logger): Promise<void> {
+  async function apply(delivery: Delivery, outcome: WorkOutcome, log: () => Logger): Promise<void> {
     const queue = delivery.queue;
     switch (outcome.kind) {
       case 'ack': {
@@ -176,7 +177,7 @@ export function createWorker(options: WorkerOptions): Worker {
         if (settleOrDrop(metrics, delivery, 'reject')) {
           metrics.failed.inc({ queue });
           metrics.deadLettered.inc({ queue });
-          log.debug({ error: outcome.error }, 'dead-lettered a work message');
+          log().debug({ error: outcome.error }, 'dead-lettered a work message');
         }
         return;
       }
@@ -186,7 +187,7 @@ export function createWorker(options: WorkerOptions): Worker {
         if (outcome.report) await publishResult(publisher, outcome.report);
         if (settleOrDrop(metrics, delivery, 'ack')) {
           metrics.parked.inc({ queue });
-          log.warn({ reason: outcome.reason, taskId: outcome.report?.taskId }, 'parked a work message');
+          log().warn({ reason: outcome.reason, taskId: outcome.report?.taskId }, 'parked a work message');
         }
         return;
       }
