@@ -6,10 +6,11 @@ import type { Sql } from '../plugins/db.js';
 import type { StatusUpdate, Task } from '../schemas/tasks.js';
 import { type CoalesceOptions, coalesce } from './coalesce.js';
 import {
-  applyReport,
   decideRedrive,
   decideReport,
+  RECOVERABLE_ERROR,
   REDRIVABLE_FROM,
+  REPORTABLE_FROM,
   type ReportDecision,
   type TaskState,
   type TaskStatus,
@@ -157,64 +158,81 @@ export function createTaskRepository(sql: Sql) {
   }
 
   /**
-   * Reports of a batch in one short transaction: rows are locked in taskId order (two reporters
-   * sharing tasks queue up instead of deadlocking), several reports of one task are folded in request
-   * order through the pure rule, and each changed row is written once.
+   * One statement for reports of distinct tasks: their rows are locked in taskId order (two batches
+   * sharing tasks queue up instead of deadlocking), each report whose guard holds on its locked row
+   * is written, and the locked rows, current as of the lock, tell every other report why not.
    */
-  async function reportBatch(updates: readonly StatusUpdate[]): Promise<ReportResult[]> {
-    const ids = [...new Set(updates.map((u) => u.taskId))].sort();
-    return sql.begin(async (tx) => {
-      const locked = await tx<TaskRow[]>`
-        select ${columns} from tasks
-         where id in (select jsonb_array_elements_text(${sql.json(ids)})::uuid)
-         order by id for update`;
-      const before = new Map(locked.map((row) => [row.id, toState(row)]));
-      const after = new Map(before);
-      const decisions = updates.map((update) => {
-        const state = after.get(update.taskId);
-        if (!state) return undefined;
-        const decision = decideReport(state, toStatusReport(update));
-        if (decision.outcome === 'apply')
-          after.set(update.taskId, applyReport(state, toStatusReport(update)));
-        return decision;
-      });
-
-      const changed = [...after].filter(([id, state]) => state !== before.get(id));
-      const rows = new Map(locked.map((row) => [row.id, row]));
-      if (changed.length > 0) {
-        const written = await tx<TaskRow[]>`
-          update tasks t
-             set status = u.status, error = u.error, claimed_until = null,
-                 finished_at = now(), updated_at = now()
-            from jsonb_to_recordset(${sql.json(
-              changed.map(([id, state]) => ({
-                id,
-                status: state.status,
-                error: state.error,
-                from_status: before.get(id)?.status ?? null,
-                attempts: state.attempts,
-              })),
-            )}) as u(id uuid, status text, error text, from_status text, attempts int)
-           where t.id = u.id and t.status = u.from_status and t.attempts = u.attempts
-          returning ${sql(COLUMNS.map((c) => `t.${c}`))}`;
-        // The rows are locked, so every guard holds; a miss means the rule and the SQL disagree.
-        if (written.length !== changed.length) {
-          throw new ConcurrentUpdateError(`batch wrote ${written.length} of ${changed.length} locked tasks`);
-        }
-        for (const row of written) rows.set(row.id, row);
+  async function reportRound(updates: readonly StatusUpdate[]): Promise<ReportResult[]> {
+    const reports = updates.map((u) => ({
+      id: u.taskId,
+      status: u.taskStatus,
+      attempt: u.attempt ?? null,
+      error: u.taskStatus === 'error' ? (u.error ?? null) : null,
+    }));
+    const rows = await sql<(TaskRow & { applied: boolean })[]>`
+      with r as (
+        select * from jsonb_to_recordset(${sql.json(reports)})
+          as r(id uuid, status text, attempt int, error text)
+      ),
+      locked as materialized (
+        select ${columns} from tasks where id in (select id from r) order by id for update
+      ),
+      applied as (
+        update tasks t
+           set status = r.status, error = r.error, claimed_until = null,
+               finished_at = now(), updated_at = now()
+          from r join locked l on l.id = r.id
+         where t.id = r.id
+           and l.attempts = coalesce(r.attempt, l.attempts)
+           and (l.status in ${sql(REPORTABLE_FROM as TaskStatus[])}
+                or (r.status = 'success' and l.status = 'error' and l.error = ${RECOVERABLE_ERROR}))
+        returning ${sql(COLUMNS.map((c) => `t.${c}`))}
+      )
+      select ${columns}, true as applied from applied
+      union all
+      select ${columns}, false from locked where id not in (select id from applied)`;
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return updates.map((update): ReportResult => {
+      const row = byId.get(update.taskId);
+      if (!row) return { outcome: 'not_found' };
+      if (row.applied) return { outcome: 'applied', task: toTask(row) };
+      const decision = decideReport(toState(row), toStatusReport(update));
+      // The row was locked when the guard missed, so the rule must agree that it does not apply.
+      if (decision.outcome === 'apply') {
+        throw new ConcurrentUpdateError(`the report guard and the status rule disagree on task ${row.id}`);
       }
-
-      return updates.map((update, i): ReportResult => {
-        const row = rows.get(update.taskId);
-        const decision = decisions[i];
-        if (!row || !decision) return { outcome: 'not_found' };
-        const task = toTask(row);
-        return decision.outcome === 'apply' ? { outcome: 'applied', task } : outcomeOf(decision, task);
-      });
+      return outcomeOf(decision, toTask(row));
     });
   }
 
-  /** A single report, batched with the reports that arrive with it (one transaction for all). */
+  /**
+   * Reports in request order. Reports of distinct tasks go out together (one statement, one commit);
+   * a task reported several times in one batch gets one report per round, so each is judged against
+   * the outcome of the one before.
+   */
+  async function reportBatch(updates: readonly StatusUpdate[]): Promise<ReportResult[]> {
+    const results: ReportResult[] = new Array(updates.length);
+    let open = updates.map((_, i) => i);
+    while (open.length > 0) {
+      const taskIds = new Set<string>();
+      const round: number[] = [];
+      const later: number[] = [];
+      for (const i of open) {
+        const { taskId } = updates[i] as StatusUpdate;
+        if (taskIds.has(taskId)) later.push(i);
+        else {
+          taskIds.add(taskId);
+          round.push(i);
+        }
+      }
+      const outcomes = await reportRound(round.map((i) => updates[i] as StatusUpdate));
+      for (const [k, i] of round.entries()) results[i] = outcomes[k] as ReportResult;
+      open = later;
+    }
+    return results;
+  }
+
+  /** A single report, batched with the reports that arrive with it (one statement for all). */
   const report = coalesce(reportBatch, COALESCE);
 
   /** error | sent → waiting with the next attempt, so every older message and report is stale. */

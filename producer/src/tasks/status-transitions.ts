@@ -1,6 +1,6 @@
-// The task status rule (CONTRACT §3) as pure functions. The repository's SQL check-and-set guards are
-// built from the same constants, and the batch route folds several reports of one task through
-// `decideReport` in memory, so the rule lives here once.
+// The task status rule (CONTRACT §3) as pure functions. The repository's SQL guards are built from
+// the same constants, and a report whose guard did not hold is explained by `decideReport` from the
+// row it locked, so the rule lives here once.
 import { FAILURE_REASONS, type ResultStatus } from '@task-pipeline/rabbitmq';
 
 export const TASK_STATUSES = ['waiting', 'sent', 'success', 'error'] as const;
@@ -52,15 +52,6 @@ export function decideReport(task: TaskState, report: StatusReport): ReportDecis
     return { outcome: 'apply' };
   }
   return { outcome: 'conflict', reason: 'terminal' };
-}
-
-/** The task after an applied report (what the check-and-set writes). */
-export function applyReport(task: TaskState, report: StatusReport): TaskState {
-  return {
-    status: report.status,
-    attempts: task.attempts,
-    error: report.status === 'error' ? (report.error ?? null) : null,
-  };
 }
 
 export type RedriveDecision = { outcome: 'apply' } | { outcome: 'conflict' };

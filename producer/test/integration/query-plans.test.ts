@@ -97,20 +97,20 @@ describe(`plans at ${ROWS.toLocaleString('en')} rows`, () => {
     expectIndexOnly(await explainStatements(() => repo.get(ids[0] as string)), 'tasks_pkey');
   });
 
-  test('a single report takes the batch path: a stale one only locks its row through the primary key', async () => {
+  test('a single report takes the batch path: one statement, through the primary key', async () => {
     const repo = createTaskRepository(sql);
     const explained = await explainStatements(() =>
       repo.report({ taskId: ids[1] as string, taskStatus: 'success', attempt: 0 }),
     );
-    expect(explained.map((e) => e.query.split(' ')[0])).toEqual(['select']);
+    expect(explained).toHaveLength(1);
     expectIndexOnly(explained, 'tasks_pkey');
   });
 
-  test('the batch locks and updates 1,000 rows through the primary key', async () => {
+  test('the batch locks and updates 1,000 rows in one statement through the primary key', async () => {
     const repo = createTaskRepository(sql);
     const reports = ids.map((taskId) => ({ taskId, taskStatus: 'success' as const, attempt: 1 }));
     const explained = await explainStatements(() => repo.reportBatch(reports));
-    expect(explained.map((e) => e.query.split(' ')[0])).toEqual(['select', 'update']);
+    expect(explained).toHaveLength(1);
     expectIndexOnly(explained, 'tasks_pkey');
   });
 

@@ -1,6 +1,5 @@
 import { describe, expect, test } from 'vitest';
 import {
-  applyReport,
   decideRedrive,
   decideReport,
   RECOVERABLE_ERROR,
@@ -79,45 +78,6 @@ describe('decideReport', () => {
     expect(decideReport({ status: 'waiting', attempts: 0, error: null }, { status: 'success' }).outcome).toBe(
       'apply',
     );
-  });
-});
-
-describe('applyReport', () => {
-  test('error keeps the reported reason, success clears it', () => {
-    const sent: TaskState = { status: 'sent', attempts: 2, error: null };
-    expect(applyReport(sent, { status: 'error', attempt: 2, error: 'x' })).toEqual({
-      status: 'error',
-      attempts: 2,
-      error: 'x',
-    });
-    expect(applyReport(sent, { status: 'error', attempt: 2 })).toEqual({
-      status: 'error',
-      attempts: 2,
-      error: null,
-    });
-    const dead: TaskState = { status: 'error', attempts: 2, error: RECOVERABLE_ERROR };
-    expect(applyReport(dead, { status: 'success', attempt: 2, error: 'ignored' })).toEqual({
-      status: 'success',
-      attempts: 2,
-      error: null,
-    });
-  });
-
-  test('folding reports of one task in order: the first terminal report wins', () => {
-    let task: TaskState = { status: 'sent', attempts: 1, error: null };
-    const outcomes: string[] = [];
-    for (const report of [
-      { status: 'error', attempt: 1, error: RECOVERABLE_ERROR },
-      { status: 'success', attempt: 1 },
-      { status: 'error', attempt: 1, error: 'late' },
-      { status: 'success', attempt: 0 },
-    ] as const) {
-      const decision = decideReport(task, report);
-      outcomes.push(decision.outcome);
-      if (decision.outcome === 'apply') task = applyReport(task, report);
-    }
-    expect(outcomes).toEqual(['apply', 'apply', 'conflict', 'stale']);
-    expect(task).toEqual({ status: 'success', attempts: 1, error: null });
   });
 });
 
