@@ -22,7 +22,9 @@ export const ConsumerEnvSchema = z.object({
   WORKER_QUEUES: list(z.enum(ALL_WORK_QUEUES as [WorkQueue, ...WorkQueue[]]))
     .refine((queues) => new Set(queues).size === queues.length, 'lists a queue twice')
     .default([...ALL_WORK_QUEUES]),
-  WORKER_PREFETCH: int(1, 65_535).default(32),
+  // Bounds the result publishes awaiting their confirm, not the work in progress: with little work per
+  // message a worker spends its slots waiting for the quorum queue's confirms.
+  WORKER_PREFETCH: int(1, 65_535).default(256),
   PROCESSING_TIME_MS: int(0, 3_600_000).default(100),
   FAILURE_RATE: z.coerce.number().min(0).max(1).default(0.1),
   FAILURE_SEED: z.string().min(1).default('task-pipeline'),
@@ -30,9 +32,9 @@ export const ConsumerEnvSchema = z.object({
   // Whole seconds: each delay names an exchange and a queue (`tasks.retry.<d>`).
   RETRY_DELAYS_SECONDS: list(int(1, 86_400)).default([...DEFAULT_RETRY_DELAYS_SECONDS]),
   REPORTER_ENABLED: bool.default(true),
-  // The producer's batch route takes at most 1,000 reports.
-  REPORT_BATCH_SIZE: int(1, 1_000).default(200),
-  REPORT_BATCH_MS: int(0, 60_000).default(20),
+  // The producer's batch route takes at most 1,000 reports; fewer, fuller batches cost it fewer commits.
+  REPORT_BATCH_SIZE: int(1, 1_000).default(1_000),
+  REPORT_BATCH_MS: int(0, 60_000).default(50),
   HEALTH_PORT: int(0, 65_535).default(3001),
   SHUTDOWN_GRACE_MS: int(0).default(8000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
