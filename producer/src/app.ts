@@ -33,6 +33,8 @@ export async function buildApp(config: ProducerConfig, { logger }: BuildAppOptio
     genReqId: requestIdFor,
     requestIdHeader: false,
     clientErrorHandler,
+    // Fastify's own closing answer is fixed JSON, not problem+json: the error-handler plugin answers.
+    return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -104,8 +104,18 @@ export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
 }
 
 async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+
   app.addHook('onRequest', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    // A request on a connection kept alive past the start of shutdown: point it elsewhere.
+    if (closing) {
+      reply.header('connection', 'close');
+      throw new ProblemError('unavailable', 'the producer is shutting down; retry on another replica');
+    }
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
