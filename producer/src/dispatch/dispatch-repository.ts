@@ -46,17 +46,19 @@ interface ClaimRow {
 
 interface FencedRow {
   id: string;
+  /** True: this call changed the row; false: still waiting with the same attempt, but locked. */
   done: boolean;
-  pending: boolean;
 }
 
 /**
- * The (id, attempt) pairs as one JSON parameter. Array parameters (`${ids}::uuid[]`) need the
- * driver's array-type lookup (fetch_types), whose failure during a database restart surfaces as an
- * unhandled rejection (porsager/postgres#1192, #1223); this statement works either way.
+ * A list as a PostgreSQL array literal, sent as one text parameter and cast in the statement
+ * (`${arrayLiteral(ids)}::uuid[]`). Array parameters proper need the driver's array-type lookup
+ * (fetch_types), whose failure during a database restart surfaces as an unhandled rejection
+ * (porsager/postgres#1192, #1223); the pool runs without it. The elements are UUIDs and integers,
+ * which need no quoting.
  */
-function claimedPairs(tasks: readonly ClaimedTask[]): { id: string; attempt: number }[] {
-  return tasks.map((t) => ({ id: t.id, attempt: t.attempt }));
+function arrayLiteral(values: readonly (string | number)[]): string {
+  return `{${values.join(',')}}`;
 }
 
 /**
@@ -120,9 +122,11 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
   }
 
   /**
-   * Applies `set` to the tasks still waiting with their claimed attempt. The final SELECT reads the
-   * statement's snapshot, so `pending` tells a row skipped because it was locked from one that no
-   * longer matches.
+   * Applies `set` to the tasks still waiting with their claimed attempt, reaching each row through
+   * the primary key (the cost grows with the batch, not the table). Returns the rows it changed and
+   * the rows it skipped because another transaction held them locked; a row that no longer matches
+   * (reported, re-claimed) is in neither. Only the rows not changed are read again, from the
+   * statement's snapshot, which still shows them as they were before any concurrent change.
    */
   async function fencedUpdate(
     statement: string,
@@ -130,30 +134,34 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
     set: PendingQuery<Row[]>,
   ): Promise<FencedOutcome> {
     if (tasks.length === 0) return { done: [], locked: [] };
+    const ids = arrayLiteral(tasks.map((t) => t.id));
+    const attempts = arrayLiteral(tasks.map((t) => t.attempt));
     const rows = await withDeadline(
       statement,
       sql<FencedRow[]>`
       WITH claimed AS (
-        SELECT * FROM jsonb_to_recordset(${sql.json(claimedPairs(tasks))}) AS c(id uuid, attempt int)
-      ),
-      locked AS (
-        SELECT t.id FROM tasks t JOIN claimed c ON c.id = t.id AND c.attempt = t.attempts
-        WHERE t.status = 'waiting'
-        FOR UPDATE OF t SKIP LOCKED
+        SELECT * FROM unnest(${ids}::uuid[], ${attempts}::int[]) AS c(id, attempt)
       ),
       updated AS (
-        UPDATE tasks t SET ${set} FROM locked WHERE t.id = locked.id RETURNING t.id
+        UPDATE tasks t SET ${set}
+        FROM claimed c
+        CROSS JOIN LATERAL (
+          SELECT l.id FROM tasks l
+          WHERE l.id = c.id AND l.attempts = c.attempt AND l.status = 'waiting'
+          FOR UPDATE SKIP LOCKED
+        ) l
+        WHERE t.id = l.id
+        RETURNING t.id
       )
-      SELECT c.id,
-             u.id IS NOT NULL AS done,
-             coalesce(t.status = 'waiting' AND t.attempts = c.attempt, false) AS pending
-      FROM claimed c
-      LEFT JOIN updated u ON u.id = c.id
-      LEFT JOIN tasks t ON t.id = c.id`,
+      SELECT id, true AS done FROM updated
+      UNION ALL
+      SELECT c.id, false FROM claimed c
+      WHERE c.id NOT IN (SELECT id FROM updated)
+        AND (SELECT t.status = 'waiting' AND t.attempts = c.attempt FROM tasks t WHERE t.id = c.id)`,
     );
     return {
       done: rows.filter((r) => r.done).map((r) => r.id),
-      locked: rows.filter((r) => !r.done && r.pending).map((r) => r.id),
+      locked: rows.filter((r) => !r.done).map((r) => r.id),
     };
   }
 
@@ -179,12 +187,6 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
         .sort(claimOrderComparator(options.order, options.startId));
     },
 
-    /**
-     * Confirmed messages → `sent`. A row whose report landed first (status no longer waiting) or that
-     * another dispatcher re-claimed (attempts moved on) is left alone. The final SELECT reads the
-     * statement's snapshot, so `pending` tells a row skipped because it was locked from one that no
-     * longer matches.
-     */
     /**
      * Confirmed messages → `sent`. A row whose report landed first (status no longer waiting) or that
      * another dispatcher re-claimed (attempts moved on) is left alone.
