@@ -48,7 +48,7 @@ async function dbPlugin(app: FastifyInstance, options: DbPluginOptions): Promise
     connect_timeout: 5,
     // The driver's array-type lookup on every new connection turns a database restart at the wrong
     // moment into an unhandled rejection (porsager/postgres#1192), which would stop the producer.
-    // Our statements pass lists as JSON instead of array parameters, so the lookup is not needed.
+    // Our statements pass lists as JSON or as array literals cast in SQL, so the lookup is not needed.
     fetch_types: false,
     onnotice: () => undefined,
     connection: { application_name: 'task-pipeline-producer' },
