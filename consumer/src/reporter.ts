@@ -1,7 +1,7 @@
 // The reporter (CONTRACT §7): drains tasks.results and tasks.dlq, sends reports in batches to the
-// producer's batch route, two requests in flight, and settles each message by its item's reply. A
-// message is acked only after the producer answered for it; whatever cannot be answered now stays
-// unacked (held while the reporter backs off, or returned to the queue when it stops or shuts down).
+// producer's batch route, and settles each message by its item's reply. A message is acked only
+// after the producer answered for it; whatever cannot be answered now stays unacked (held while
+// the reporter backs off, or returned to the queue when it stops or shuts down).
 import { type Broker, type ManagedChannel, QUEUES } from '@task-pipeline/rabbitmq';
 import type { Channel } from 'amqplib';
 import type { Logger } from 'pino';
@@ -49,46 +49,26 @@ interface SendResult {
 
 const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 5_000 };
 
-/**
- * Batch requests in flight at once. The second one goes only with a full batch: while a request is
- * in flight the next batch fills, and is sent as soon as it is full instead of waiting for the
- * answer, so a backlog of results drains through two requests. A partial batch waits for that
- * answer: in paired drains, sending partial batches whenever a request was free made them three
- * times smaller (250 reports instead of 700) while each request took as long (~0.8 s on the loaded
- * machine), and the drain was slower.
- */
-export const REPORT_REQUESTS_IN_FLIGHT = 2;
-
 export function createReporter(options: ReporterOptions): Reporter {
   const { broker, publisher, client, batchSize, batchMs, metrics, logger } = options;
   const backoff = options.backoff ?? DEFAULT_BACKOFF;
-  /** Aborted at the shutdown deadline: cancels the in-flight requests. */
+  /** Aborted at the shutdown deadline: cancels an in-flight request. */
   const shutdown = new AbortController();
+  /** Aborted when shutdown starts: cuts a backoff short so pending reports get one last try. */
+  const closingSignal = new AbortController();
   const parking = new Set<Promise<void>>();
-  /** Batch requests being sent; each settles its own items and never rejects. */
-  const requests = new Set<Promise<void>>();
-  /**
-   * Tasks with a report in a request that has not been answered yet, with how many. Their later
-   * reports wait for that answer (see takeBatch).
-   */
-  const tasksInFlight = new Map<string, number>();
   let pending: Pending[] = [];
   let consumerTags: string[] = [];
   let stopReason: string | undefined;
   let closing = false;
   let wakeUp: (() => void) | undefined;
-  /** Consecutive requests that left reports unanswered, and when the next one may go. */
-  let failures = 0;
-  let retryAt = 0;
-  /** Set when a request fails during shutdown: the rest is not tried either. */
-  let closingFailed = false;
 
   const channel = broker.channel({
     name: 'reporter',
     setup: async (ch) => {
       if (closing || stopReason) return;
-      // Room for a full batch from each queue in each request in flight, plus one being built.
-      await ch.prefetch(Math.min(65_535, batchSize * (REPORT_REQUESTS_IN_FLIGHT + 1)));
+      // Room for a full batch from each queue while the previous one is in flight.
+      await ch.prefetch(Math.min(65_535, batchSize * 2));
       consumerTags = await consumeAll(ch, [QUEUES.results, QUEUES.deadLetter], onDelivery);
     },
   });
@@ -151,6 +131,22 @@ export function createReporter(options: ReporterOptions): Reporter {
     });
   }
 
+  function backoffSleep(ms: number): Promise<void> {
+    const signal = closingSignal.signal;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const onAbort = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
   /** Deliveries of a closed channel come again on the new one: forget them. */
   function dropDeadDeliveries(): void {
     if (pending.every((p) => p.delivery.alive())) return;
@@ -161,123 +157,37 @@ export function createReporter(options: ReporterOptions): Reporter {
     });
   }
 
-  /**
-   * The next batch, oldest first, skipping reports of tasks that have one in an unanswered request:
-   * those wait for its answer, so one task's reports reach the producer in the order this reporter
-   * received them, as with one request at a time, and a report sent back for a retry keeps its place
-   * ahead of a later one of the same task. The producer's rule (CONTRACT §3, status-transitions.ts)
-   * makes most orders harmless anyway: a report of an older attempt is stale in any order, and the
-   * same status again is a no-op. But two different final reports of one attempt are decided by
-   * arrival: success then error leaves success (409 for the error), error then success leaves error
-   * unless the error was delivery_limit. Two requests in flight could deliver them in either order,
-   * and the producer's connections give no order between requests, so they are not left to chance.
-   */
-  function takeBatch(): Pending[] {
-    if (tasksInFlight.size === 0) return pending.splice(0, batchSize);
-    const batch: Pending[] = [];
-    const held: Pending[] = [];
-    let next = 0;
-    for (; next < pending.length && batch.length < batchSize; next += 1) {
-      const item = pending[next] as Pending;
-      (tasksInFlight.has(item.report.taskId) ? held : batch).push(item);
-    }
-    pending = held.length === 0 ? pending.slice(next) : [...held, ...pending.slice(next)];
-    return batch;
-  }
-
-  function startRequest(batch: Pending[]): void {
-    for (const { report } of batch)
-      tasksInFlight.set(report.taskId, (tasksInFlight.get(report.taskId) ?? 0) + 1);
-    const request = send(batch)
-      .then((result) => {
-        release(batch);
-        return answered(result);
-      })
-      .catch((err: unknown) => {
-        release(batch);
-        loopFailed(err);
-      })
-      .finally(() => {
-        requests.delete(request);
-        wake();
-      });
-    requests.add(request);
-  }
-
-  function release(batch: Pending[]): void {
-    for (const { report } of batch) {
-      const left = (tasksInFlight.get(report.taskId) ?? 1) - 1;
-      if (left === 0) tasksInFlight.delete(report.taskId);
-      else tasksInFlight.set(report.taskId, left);
-    }
-  }
-
-  async function answered(result: SendResult): Promise<void> {
-    if (stopReason) {
-      requeue(result.retry);
-      return;
-    }
-    if (result.stop) {
-      await stopReporting(result.stop, result.retry);
-      return;
-    }
-    if (result.retry.length === 0) {
-      failures = 0;
-      retryAt = 0;
-    } else if (closing) {
-      // Shutting down: what is unanswered stays unacked and returns to the queue on close, and
-      // nothing more is tried.
-      closingFailed = true;
-    } else {
-      pending.unshift(...result.retry);
-      failures += 1;
-      retryAt = Date.now() + backoffDelay(backoff, failures);
-    }
-  }
-
   async function run(): Promise<void> {
+    let failures = 0;
     while (!stopReason) {
       dropDeadDeliveries();
-      if (closing && (pending.length === 0 || closingFailed)) {
-        if (requests.size === 0) return;
-        await Promise.race(requests);
-        continue;
-      }
       const oldest = pending[0];
       if (!oldest) {
+        if (closing) return;
         await sleepUntilWoken();
         continue;
       }
-      if (requests.size >= REPORT_REQUESTS_IN_FLIGHT) {
-        await Promise.race(requests);
+      const dueInMs = oldest.receivedAt + batchMs - Date.now();
+      if (pending.length < batchSize && dueInMs > 0 && !closing) {
+        await sleepUntilWoken(dueInMs);
         continue;
       }
-      if (!closing) {
-        const now = Date.now();
-        // Backing off after a failure; shutting down cuts it short for one last try.
-        if (now < retryAt) {
-          await sleepUntilWoken(retryAt - now);
-          continue;
-        }
-        if (pending.length < batchSize) {
-          // Woken by the answer in flight, or by the delivery that fills a batch.
-          if (requests.size > 0) {
-            await sleepUntilWoken();
-            continue;
-          }
-          const dueInMs = oldest.receivedAt + batchMs - now;
-          if (dueInMs > 0) {
-            await sleepUntilWoken(dueInMs);
-            continue;
-          }
-        }
+      const batch = pending.splice(0, batchSize);
+      const result = await send(batch);
+      if (result.stop) {
+        await stopReporting(result.stop, result.retry);
+        return;
       }
-      const batch = takeBatch();
-      // Every pending report waits for the answer of a request in flight.
-      if (batch.length === 0) await Promise.race(requests);
-      else startRequest(batch);
+      if (result.retry.length === 0) {
+        failures = 0;
+        continue;
+      }
+      pending.unshift(...result.retry);
+      // Shutting down: what is unanswered stays unacked and returns to the queue on close.
+      if (closing) return;
+      failures += 1;
+      await backoffSleep(backoffDelay(backoff, failures));
     }
-    await Promise.all(requests);
   }
 
   async function send(batch: Pending[]): Promise<SendResult> {
@@ -347,34 +257,23 @@ export function createReporter(options: ReporterOptions): Reporter {
     return { retry };
   }
 
-  /** Back to the queue, where a correctly configured replica can report them: never parked. */
-  function requeue(items: Pending[]): void {
-    for (const item of items) settleOrDrop(metrics, item.delivery, 'requeue');
-  }
-
   async function stopReporting(reason: string, unsent: Pending[]): Promise<void> {
-    if (stopReason) {
-      requeue(unsent);
-      return;
-    }
     stopReason = reason;
-    wake();
     logger.error(
       { reason },
       'reporter stopped: the producer refused its requests; check STATUS_API_TOKEN and PRODUCER_URL',
     );
     options.onStopped?.(reason);
     await cancelAll(channel.current(), consumerTags);
-    requeue([...unsent, ...pending.splice(0)]);
+    // Back to the queue, where a correctly configured replica can report them: never parked.
+    for (const item of [...unsent, ...pending.splice(0)]) settleOrDrop(metrics, item.delivery, 'requeue');
   }
 
-  function loopFailed(err: unknown): void {
+  const loop = run().catch((err: unknown) => {
     // A bug, not a reply: stop (not ready) rather than hold messages with nobody reporting them.
     logger.error({ err }, 'reporter loop failed');
     void stopReporting('reporter loop failed', []);
-  }
-
-  const loop = run().catch(loopFailed);
+  });
 
   return {
     channel,
@@ -383,6 +282,7 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
     async stop(signal) {
       closing = true;
+      closingSignal.abort();
       signal.addEventListener('abort', () => shutdown.abort(signal.reason), { once: true });
       if (signal.aborted) shutdown.abort(signal.reason);
       await cancelAll(channel.current(), consumerTags);

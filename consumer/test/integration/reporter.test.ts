@@ -88,49 +88,6 @@ describe('reporter', () => {
     await expectCountSettles(() => queued(QUEUES.results), 0);
   });
 
-  test('sends the next batch while the last is unanswered; a task waits for its report in flight', async () => {
-    const sent = results(20);
-    const [first, ...rest] = sent as [ResultMessage, ...ResultMessage[]];
-    // A later report of the first task, in the second half: it must not overtake the first one.
-    const again: ResultMessage = { ...first, status: 'error', error: 'again' };
-    const messages = [first, ...rest.slice(0, 14), again, ...rest.slice(14)];
-    let concurrent = 0;
-    let mostConcurrent = 0;
-    const unanswered = new Set<string>();
-    const overtaken: string[] = [];
-    const firstTaskOrder: string[] = [];
-    let releaseFirst: () => void = () => undefined;
-    const firstHeld = new Promise<void>((resolve) => {
-      releaseFirst = resolve;
-    });
-    producer.setHandler(async (reports, request) => {
-      const isFirst = producer.requests.length === 1;
-      concurrent += 1;
-      mostConcurrent = Math.max(mostConcurrent, concurrent);
-      for (const r of reports) {
-        if (unanswered.has(r.taskId)) overtaken.push(r.taskId);
-        if (r.taskId === first.taskId) firstTaskOrder.push(r.taskStatus);
-      }
-      const ids = reports.map((r) => r.taskId);
-      for (const id of ids) unanswered.add(id);
-      // The first request is answered only once a second one has arrived beside it.
-      if (isFirst) await firstHeld;
-      else releaseFirst();
-      for (const id of ids) unanswered.delete(id);
-      concurrent -= 1;
-      return acceptAll(reports, request);
-    });
-    const c = await startReporter({ reportBatchSize: 10, reportBatchMs: 200 });
-    await publishResults(channel, messages);
-    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 21);
-    expect(mostConcurrent).toBe(2);
-    expect(overtaken).toEqual([]);
-    expect(firstTaskOrder).toEqual(['success', 'error']);
-    expect(await metricValue(c, 'consumer_report_requests_total', { result: 'retry' })).toBe(0);
-    await closeConsumer();
-    await expectCountSettles(() => queued(QUEUES.results), 0);
-  });
-
   test('413 splits the batch until it fits; a single report still too large is parked', async () => {
     const tooLarge = randomUUID();
     producer.setHandler((reports, request) =>
