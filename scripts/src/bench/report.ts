@@ -229,8 +229,28 @@ ${table(
   ],
 )}
 
+${stagesTable(l)}
+
 ${plot('latency.svg', 'Create to success latency')}
 `;
+}
+
+function stagesTable(l: NonNullable<BenchResults['latency']>): string {
+  if (!l.stages) return '';
+  const row = (stage: string, q: { p50Ms: number; p99Ms: number }) => [
+    stage,
+    `${formatNumber(q.p50Ms)} ms`,
+    `${formatNumber(q.p99Ms)} ms`,
+  ];
+  return `Where the time goes (from the tasks' \`sent_at\`, stamped when the dispatcher records the confirm):
+
+${table(
+  ['Stage', 'p50', 'p99'],
+  [
+    row('created → sent (claim, publish, confirm, record)', l.stages.createdToSent),
+    row('sent → success (work queue, worker, result queue, reporter, report)', l.stages.sentToSuccess),
+  ],
+)}`;
 }
 
 function usageRows(label: string, usage: readonly ProcessUsage[]): string[][] {

@@ -49,6 +49,11 @@ export interface ApiRow {
   prototype: HttpStats | undefined;
 }
 
+export interface Quantiles {
+  p50Ms: number;
+  p99Ms: number;
+}
+
 export interface LatencyResult {
   targetPerSec: number;
   created: number;
@@ -62,6 +67,8 @@ export interface LatencyResult {
   /** The create request itself, as the client saw it. */
   createP50Ms: number;
   createP99Ms: number;
+  /** Where the time goes: created → sent (claim, publish, confirm, record) and sent → success. */
+  stages: { createdToSent: Quantiles; sentToSuccess: Quantiles } | undefined;
   resources: ProcessUsage[];
 }
 

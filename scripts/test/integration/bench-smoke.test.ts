@@ -50,6 +50,8 @@ test('every measure runs on 200 tasks and writes BENCHMARKS.md with its plots', 
   expect(results.api?.map((a) => a.route)).toEqual(['create-task', 'update-task-status']);
   expect(results.latency?.created).toBe(100);
   expect(results.latency?.succeeded).toBe(100);
+  expect(results.latency?.stages?.createdToSent.p50Ms).toBeGreaterThan(0);
+  expect(results.latency?.stages?.sentToSuccess.p99Ms).toBeGreaterThan(0);
   const [scale] = results.scale ?? [];
   expect(scale?.dispatch?.count).toBe(200);
   expect(scale?.drain?.count).toBe(200);

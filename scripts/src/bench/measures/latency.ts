@@ -127,6 +127,18 @@ export async function measureLatency(options: LatencyOptions, ctx: MeasureContex
         from (select extract(epoch from finished_at - created_at)::float8 * 1000 as ms
               from tasks where status = 'success') as t`;
       if (!row || Number(row.n) === 0) throw new MeasureError('NO_PROGRESS', 'no task reached success');
+      // A task whose report landed before the dispatcher recorded it has no sent_at: left out here.
+      const [stages] = await sandbox.sql<
+        { n: string; sent_p50: number; sent_p99: number; done_p50: number; done_p99: number }[]
+      >`
+        select count(*)::text as n,
+               percentile_cont(0.50) within group (order by to_sent) as sent_p50,
+               percentile_cont(0.99) within group (order by to_sent) as sent_p99,
+               percentile_cont(0.50) within group (order by to_done) as done_p50,
+               percentile_cont(0.99) within group (order by to_done) as done_p99
+        from (select extract(epoch from sent_at - created_at)::float8 * 1000 as to_sent,
+                     extract(epoch from finished_at - sent_at)::float8 * 1000 as to_done
+              from tasks where status = 'success' and sent_at is not null) as t`;
       return {
         targetPerSec: options.ratePerS,
         created: load.created,
@@ -138,6 +150,13 @@ export async function measureLatency(options: LatencyOptions, ctx: MeasureContex
         maxMs: row.max ?? Number.NaN,
         createP50Ms: percentile(load.createLatenciesMs, 50),
         createP99Ms: percentile(load.createLatenciesMs, 99),
+        stages:
+          stages && Number(stages.n) > 0
+            ? {
+                createdToSent: { p50Ms: stages.sent_p50, p99Ms: stages.sent_p99 },
+                sentToSuccess: { p50Ms: stages.done_p50, p99Ms: stages.done_p99 },
+              }
+            : undefined,
         resources,
       };
     } finally {
