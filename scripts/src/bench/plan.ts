@@ -21,7 +21,7 @@ export interface BenchPlan {
   /** Measure 3: autocannon against our routes and the naive ones. */
   api: { connections: number; durationS: number; sentRows: number };
   /** Measure 4: open-loop creates at a fixed rate, create → success latency. */
-  latency: { ratePerS: number; durationMs: number; settleTimeoutMs: number };
+  latency: { ratePerS: number; warmUpMs: number; durationMs: number; settleTimeoutMs: number };
   /** Measure 6: dispatch and drain at small and (with --full) large backlogs. */
   scale: { backlogs: readonly number[]; windowMs: number };
 }
@@ -32,7 +32,7 @@ const DEFAULT_PLAN: BenchPlan = {
   dispatch: { backlogs: [50_000, 200_000], windowMs: 10_000 },
   drain: { tasks: 100_000, timeoutMs: 300_000 },
   api: { connections: 64, durationS: 10, sentRows: 200_000 },
-  latency: { ratePerS: 1_000, durationMs: 30_000, settleTimeoutMs: 60_000 },
+  latency: { ratePerS: 1_000, warmUpMs: 5_000, durationMs: 30_000, settleTimeoutMs: 60_000 },
   scale: { backlogs: [10_000], windowMs: 15_000 },
 };
 
@@ -49,7 +49,7 @@ export function planFor(profile: Profile, measures: readonly MeasureName[] = MEA
         dispatch: { backlogs: [50_000, 200_000], windowMs: 3_000 },
         drain: { tasks: 10_000, timeoutMs: 120_000 },
         api: { connections: 64, durationS: 2, sentRows: 40_000 },
-        latency: { ratePerS: 1_000, durationMs: 5_000, settleTimeoutMs: 30_000 },
+        latency: { ratePerS: 1_000, warmUpMs: 2_000, durationMs: 5_000, settleTimeoutMs: 30_000 },
         scale: { backlogs: [10_000], windowMs: 5_000 },
       };
     case 'smoke':
@@ -59,7 +59,7 @@ export function planFor(profile: Profile, measures: readonly MeasureName[] = MEA
         dispatch: { backlogs: [200], windowMs: 1_000 },
         drain: { tasks: 200, timeoutMs: 60_000 },
         api: { connections: 4, durationS: 1, sentRows: 200 },
-        latency: { ratePerS: 100, durationMs: 1_000, settleTimeoutMs: 30_000 },
+        latency: { ratePerS: 100, warmUpMs: 500, durationMs: 1_000, settleTimeoutMs: 30_000 },
         scale: { backlogs: [200], windowMs: 1_000 },
       };
   }

@@ -56,6 +56,8 @@ export interface Quantiles {
 
 export interface LatencyResult {
   targetPerSec: number;
+  /** The uncounted warm-up at the same rate before the measured creates. */
+  warmUpMs: number;
   created: number;
   achievedPerSec: number;
   /** Tasks that reached success before the settle timeout. */
