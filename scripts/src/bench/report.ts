@@ -200,10 +200,10 @@ function latencySection(r: BenchResults): string {
   return `## 4. Latency
 
 Creates at a fixed ${formatNumber(l.targetPerSec)}/s (open loop), producer + 2 consumers, 0 ms work, after
-${formatNumber(l.warmUpMs / 1000)} s of warm-up at the same rate that is not counted (fresh processes are slow for their first
-seconds: JIT, pools, channels). Create → success is \`finished_at - created_at\` of each task, both stamped by PostgreSQL; the create
-request's own latency is the client's, including time queued when the server takes in less than is
-offered.
+${formatNumber(l.warmUpMs / 1000)} s of warm-up at the same rate that is not counted (fresh processes are slow for
+their first seconds: JIT, pools, channels). Create → success is \`finished_at - created_at\` of each
+task, both stamped by PostgreSQL; the create request's own latency is the client's, including time
+queued when the server takes in less than is offered.
 
 ${table(
   [
