@@ -15,14 +15,14 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['{producer,consumer,rabbitmq,scripts}/test/unit/**/*.test.ts'],
+          include: ['{common,producer,consumer,rabbitmq,scripts}/test/unit/**/*.test.ts'],
         },
       },
       {
         extends: true,
         test: {
           name: 'integration',
-          include: ['{producer,consumer,rabbitmq,scripts}/test/integration/**/*.test.ts'],
+          include: ['{common,producer,consumer,rabbitmq,scripts}/test/integration/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

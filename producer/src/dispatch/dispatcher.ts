@@ -4,6 +4,7 @@
 // overlapping it is what makes the loop fast. Everything it calls is injected, so it runs in tests
 // without Fastify.
 import { randomUUID } from 'node:crypto';
+import { backoffMs } from '@task-pipeline/common';
 import {
   type Broker,
   confirmedPublisher,
@@ -14,7 +15,7 @@ import {
 import type { ConfirmChannel } from 'amqplib';
 import type { ProducerConfig } from '../config.js';
 import type { ProducerMetrics } from '../metrics.js';
-import { backoffMs, DATABASE_BACKOFF, PUBLISH_FAILURE_BACKOFF } from './backoff.js';
+import { DATABASE_BACKOFF, PUBLISH_FAILURE_BACKOFF } from './backoff.js';
 import type { ClaimedTask, DispatchRepository } from './dispatch-repository.js';
 import type { DispatcherStats, PauseReason } from './types.js';
 import { createWakeSignal } from './wakeup.js';

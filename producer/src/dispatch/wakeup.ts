@@ -1,7 +1,9 @@
 // Wake-up (CONTRACT §6.5): a created task wakes this replica's loop at once and, through a
 // rate-limited NOTIFY, the other replicas; the poll interval is only the fallback.
+
+import { backoffMs } from '@task-pipeline/common';
 import type { Sql } from 'postgres';
-import { backoffMs, DATABASE_BACKOFF } from './backoff.js';
+import { DATABASE_BACKOFF } from './backoff.js';
 
 /** The NOTIFY channel tasks-created wake-ups travel on. */
 export const TASKS_CREATED_CHANNEL = 'task_pipeline_tasks_created';

@@ -4,7 +4,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Priority } from '@task-pipeline/rabbitmq';
 import type { Sql } from '../plugins/db.js';
 import type { StatusUpdate, Task } from '../schemas/tasks.js';
-import { type CoalesceOptions, coalesce } from './coalesce.js';
+import { type CoalesceOptions, coalesce } from '@task-pipeline/common';
 import {
   decideRedrive,
   decideReport,

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { coalesce } from '../../../src/tasks/coalesce.js';
+import { coalesce } from '../../src/coalesce.js';
 
 /** A `run` whose calls stay pending until the test releases them. */
 function controlledRun() {
