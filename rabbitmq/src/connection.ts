@@ -3,6 +3,7 @@
 // not: channels that are reopened (with their consumers) when the *channel* alone closes (a 406, a
 // 404, the broker's consumer timeout) while the connection lives, and readiness that reflects them.
 import { EventEmitter } from 'node:events';
+import type { Writable } from 'node:stream';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { assertTopology, type Topology } from './topology.js';
 
@@ -99,6 +100,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#connection = connection;
     connection.on('connect', (model: ChannelModel) => {
       this.#model = model;
+      coalesceWrites((model as ChannelModel & { connection: { stream: Writable } }).connection.stream);
       logger.info({ connection: this.#options.connectionName }, 'connected to RabbitMQ');
       this.emit('connected');
       for (const slot of this.#slots) {
@@ -270,6 +272,28 @@ export class Broker extends EventEmitter<BrokerEvents> {
 /** Full jitter on the upper half: spreads replicas apart without ever retrying instantly. */
 export function jitter(ms: number, random: () => number = Math.random): number {
   return Math.round(ms / 2 + (random() * ms) / 2);
+}
+
+/**
+ * amqplib hands every frame to the socket with a write() of its own, one system call each: a batch of
+ * 500 publishes, or as many acks, cost 500 calls. Corked until the end of the current tick, the socket
+ * sends what one turn of the event loop wrote as one writev; nothing waits longer than that turn.
+ */
+export function coalesceWrites(stream: Writable): void {
+  const write = stream.write;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    stream.uncork();
+  };
+  stream.write = function (this: Writable, ...args: Parameters<Writable['write']>) {
+    if (!corked) {
+      corked = true;
+      this.cork();
+      process.nextTick(uncork);
+    }
+    return write.apply(this, args);
+  } as Writable['write'];
 }
 
 function connectWithRecovery(options: Required<BrokerOptions>) {

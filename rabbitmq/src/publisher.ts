@@ -17,7 +17,10 @@ export class PublishError extends Error {
 }
 
 export interface PublishOptions extends Options.Publish {
-  /** Required: it correlates basic.return with the publish it answers. */
+  /**
+   * Required: it correlates basic.return with the publish it answers. Publishes awaiting their confirm
+   * on one channel at the same time should carry distinct ids, or a return may be charged to the wrong one.
+   */
   messageId: string;
 }
 
@@ -28,7 +31,10 @@ export interface ConfirmedPublisher {
 }
 
 interface Pending {
-  returned: boolean;
+  deadline: number;
+  settle: (err?: Error) => void;
+  settled: boolean;
+  describe: () => string;
 }
 
 const publishers = new WeakMap<ConfirmChannel, ConfirmedPublisher>();
@@ -44,13 +50,66 @@ export function confirmedPublisher(channel: ConfirmChannel, confirmTimeoutMs: nu
 }
 
 function createConfirmedPublisher(channel: ConfirmChannel, confirmTimeoutMs: number): ConfirmedPublisher {
-  const inFlight = new Map<string, Pending[]>();
+  /** Returns whose ack has not arrived yet, by messageId (empty unless a route is missing). */
+  const returned = new Map<string, number>();
+  // Every publish has the same timeout, so deadlines come in publish order: one timer for the oldest
+  // unconfirmed publish serves them all (a timer per message costs more than the publish itself).
+  let queue: Pending[] = [];
+  let head = 0;
   let pending = 0;
+  let timer: NodeJS.Timeout | undefined;
+
   channel.on('return', (message: { properties: { messageId?: string } }) => {
-    const waiting = inFlight.get(message.properties.messageId ?? '');
-    const entry = waiting?.find((p) => !p.returned);
-    if (entry) entry.returned = true;
+    const id = message.properties.messageId ?? '';
+    returned.set(id, (returned.get(id) ?? 0) + 1);
   });
+
+  function takeReturn(messageId: string): boolean {
+    const count = returned.get(messageId);
+    if (count === undefined) return false;
+    if (count > 1) returned.set(messageId, count - 1);
+    else returned.delete(messageId);
+    return true;
+  }
+
+  function expire(): void {
+    timer = undefined;
+    const now = performance.now();
+    while (head < queue.length) {
+      const entry = queue[head] as Pending;
+      if (!entry.settled) {
+        if (entry.deadline > now) break;
+        entry.settle(
+          new PublishError(
+            'CONFIRM_TIMEOUT',
+            `no confirm for ${entry.describe()} within ${confirmTimeoutMs} ms`,
+          ),
+        );
+      }
+      head += 1;
+    }
+    compact();
+    arm();
+  }
+
+  /** Drops settled entries from the front, so the queue does not grow with every publish ever made. */
+  function compact(): void {
+    while (head < queue.length && (queue[head] as Pending).settled) head += 1;
+    if (head === queue.length) {
+      queue = [];
+      head = 0;
+    } else if (head > 1024 && head * 2 > queue.length) {
+      queue = queue.slice(head);
+      head = 0;
+    }
+  }
+
+  function arm(): void {
+    if (timer || head >= queue.length) return;
+    const delay = Math.max(0, (queue[head] as Pending).deadline - performance.now());
+    timer = setTimeout(expire, delay);
+    timer.unref();
+  }
 
   return {
     get pending() {
@@ -58,34 +117,22 @@ function createConfirmedPublisher(channel: ConfirmChannel, confirmTimeoutMs: num
     },
     publish(exchange, routingKey, content, options) {
       return new Promise<void>((resolve, reject) => {
-        const entry: Pending = { returned: false };
-        const list = inFlight.get(options.messageId) ?? [];
-        list.push(entry);
-        inFlight.set(options.messageId, list);
-        pending += 1;
-        let settled = false;
-        const settle = (err?: Error) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          pending -= 1;
-          const remaining = (inFlight.get(options.messageId) ?? []).filter((p) => p !== entry);
-          if (remaining.length > 0) inFlight.set(options.messageId, remaining);
-          else inFlight.delete(options.messageId);
-          if (err) reject(err);
-          else resolve();
+        const target = () => `${exchange || '(default)'}/${routingKey}`;
+        const entry: Pending = {
+          deadline: performance.now() + confirmTimeoutMs,
+          settled: false,
+          describe: () => `${options.messageId} to ${target()}`,
+          settle: (err) => {
+            if (entry.settled) return;
+            entry.settled = true;
+            pending -= 1;
+            if (err) reject(err);
+            else resolve();
+          },
         };
-        const timer = setTimeout(
-          () =>
-            settle(
-              new PublishError(
-                'CONFIRM_TIMEOUT',
-                `no confirm for ${options.messageId} within ${confirmTimeoutMs} ms`,
-              ),
-            ),
-          confirmTimeoutMs,
-        );
-        const target = `${exchange || '(default)'}/${routingKey}`;
+        pending += 1;
+        queue.push(entry);
+        arm();
         try {
           channel.publish(
             exchange,
@@ -93,27 +140,32 @@ function createConfirmedPublisher(channel: ConfirmChannel, confirmTimeoutMs: num
             content,
             { persistent: true, ...options, mandatory: true },
             (err: unknown) => {
+              // An unroutable message is acked too: its return, which came first, decides.
+              const wasReturned = returned.size > 0 && takeReturn(options.messageId);
+              if (entry.settled) return;
               if (err) {
                 const closed = err instanceof Error && /closed/i.test(err.message);
-                settle(
+                entry.settle(
                   new PublishError(
                     closed ? 'CHANNEL_CLOSED' : 'NACKED',
                     closed
-                      ? `channel closed before ${target} was confirmed`
-                      : `broker nacked a publish to ${target}`,
+                      ? `channel closed before ${target()} was confirmed`
+                      : `broker nacked a publish to ${target()}`,
                     { cause: err },
                   ),
                 );
-              } else if (entry.returned) {
-                settle(new PublishError('UNROUTABLE', `no queue is bound for ${target}`));
+              } else if (wasReturned) {
+                entry.settle(new PublishError('UNROUTABLE', `no queue is bound for ${target()}`));
               } else {
-                settle();
+                entry.settle();
               }
             },
           );
         } catch (err) {
-          settle(
-            new PublishError('CHANNEL_CLOSED', `cannot publish to ${target}: channel closed`, { cause: err }),
+          entry.settle(
+            new PublishError('CHANNEL_CLOSED', `cannot publish to ${target()}: channel closed`, {
+              cause: err,
+            }),
           );
         }
       });
