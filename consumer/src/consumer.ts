@@ -8,9 +8,8 @@ import type { Logger } from 'pino';
 import type { ConsumerConfig } from './config.js';
 import { type HealthServer, type Readiness, startHealthServer } from './health.js';
 import { type ConsumerMetrics, createConsumerMetrics } from './metrics.js';
-import { createPublisher } from './publishing.js';
-import type { BackoffPolicy } from './report-policy.js';
-import { createReporter, type Reporter } from './reporter.js';
+import { createPublisher, createResultPublisher } from './publishing.js';
+import { createReporter, type Reporter, type ReporterTiming } from './reporter.js';
 import { createStatusClient } from './status-client.js';
 import { createWorker, type Worker } from './worker.js';
 
@@ -20,7 +19,7 @@ export interface ConsumerTuning {
   publishConfirmTimeoutMs: number;
   reconnectInitialDelayMs: number;
   reconnectMaxDelayMs: number;
-  reportBackoff: BackoffPolicy;
+  reporter: Partial<ReporterTiming>;
   reportRequestTimeoutMs: number;
 }
 
@@ -51,7 +50,7 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
     publishConfirmTimeoutMs: 5_000,
     reconnectInitialDelayMs: 200,
     reconnectMaxDelayMs: 5_000,
-    reportBackoff: { initialMs: 200, maxMs: 5_000 },
+    reporter: {},
     reportRequestTimeoutMs: 10_000,
     ...deps.tuning,
   };
@@ -80,6 +79,7 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
       processingTimeMs: config.processingTimeMs,
       policy: config,
       publisher,
+      publishResult: createResultPublisher(publisher),
       metrics,
       logger: logger.child({ component: 'worker' }),
     });
@@ -100,20 +100,23 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
       client,
       batchSize: config.reportBatchSize,
       batchMs: config.reportBatchMs,
-      backoff: tuning.reportBackoff,
+      timing: tuning.reporter,
       metrics,
       logger: logger.child({ component: 'reporter' }),
-      onStopped: () => updateReadyGauge(),
+      onStateChange: () => updateReadyGauge(),
     });
   }
 
-  const readiness = (): Readiness => ({
-    // Every channel open means every consumer attached (their setup ran on the live channel).
-    ready: broker.ready && reporter?.stopReason === undefined,
-    broker: { connected: broker.connected, blocked: broker.blocked, channels: broker.channelStates() },
-    worker: worker ? { queues: config.workerQueues } : 'disabled',
-    reporter: reporter ? (reporter.stopReason ? { stopped: reporter.stopReason } : 'running') : 'disabled',
-  });
+  const readiness = (): Readiness => {
+    const reporting = reporter?.state();
+    return {
+      // Every channel open means every consumer attached (their setup ran on the live channel).
+      ready: broker.ready && (reporting?.ready ?? true),
+      broker: { connected: broker.connected, blocked: broker.blocked, channels: broker.channelStates() },
+      worker: worker ? { queues: config.workerQueues } : 'disabled',
+      reporter: reporting ? (reporting.ready ? 'running' : reporting) : 'disabled',
+    };
+  };
   const updateReadyGauge = () => metrics.ready.set(readiness().ready ? 1 : 0);
   for (const event of ['connected', 'disconnected', 'channel-open', 'channel-closed'] as const) {
     broker.on(event, updateReadyGauge);

@@ -1,6 +1,12 @@
 // A delivery remembers the channel that delivered it: acks go only there (a delivery tag means
 // nothing on another channel, and acking it there closes that channel with a 406). Once the
 // delivering channel is gone the broker redelivers the message, so its settlement is dropped.
+//
+// Acks are gathered per channel for the rest of the event-loop turn and sent as one `basic.ack` with
+// `multiple` for the longest run of outstanding delivery tags that are all acked, one by one for the
+// rest: under load, one frame (and one broker operation) settles hundreds of deliveries. Requeues and
+// rejects go out at once, one by one: a `multiple` ack never covers a delivery still in progress,
+// because only tags that are outstanding and acked in an unbroken run from the oldest are covered.
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { ConsumerMetrics } from './metrics.js';
 
@@ -15,24 +21,106 @@ export interface Delivery {
 
 export type Settlement = 'ack' | 'requeue' | 'reject';
 
-/** Call once per fresh channel; deliveries made on it share its liveness. */
-function trackChannel(channel: Channel): () => boolean {
-  let open = true;
-  channel.once('close', () => {
-    open = false;
-  });
-  return () => open;
+/** Delivery tags of one channel, outstanding in delivery order, and the acks waiting for the turn's end. */
+class ChannelSettlements {
+  open = true;
+  /** Outstanding tags in delivery (ascending) order; settled ones are skipped and trimmed from the front. */
+  #tags: number[] = [];
+  #head = 0;
+  readonly #settled = new Set<number>();
+  #acks = new Set<number>();
+  #flushing = false;
+
+  constructor(readonly channel: Channel) {
+    channel.once('close', () => {
+      this.open = false;
+    });
+  }
+
+  delivered(tag: number): void {
+    this.#tags.push(tag);
+  }
+
+  /** Queues an ack for the turn's end. */
+  ack(tag: number): void {
+    this.#acks.add(tag);
+    if (this.#flushing) return;
+    this.#flushing = true;
+    setImmediate(() => this.#flush());
+  }
+
+  /** Requeue or reject now. */
+  nack(message: ConsumeMessage, requeue: boolean): void {
+    this.channel.nack(message, false, requeue);
+    this.#settle(message.fields.deliveryTag);
+  }
+
+  #settle(tag: number): void {
+    this.#settled.add(tag);
+    while (this.#head < this.#tags.length && this.#settled.delete(this.#tags[this.#head] as number)) {
+      this.#head += 1;
+    }
+    if (this.#head === this.#tags.length) {
+      this.#tags = [];
+      this.#head = 0;
+    } else if (this.#head > 4096) {
+      this.#tags = this.#tags.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #flush(): void {
+    this.#flushing = false;
+    const acks = this.#acks;
+    this.#acks = new Set();
+    if (!this.open) return;
+    // The longest unbroken run of acked tags from the oldest outstanding one: one `multiple` ack.
+    let last: number | undefined;
+    for (let i = this.#head; i < this.#tags.length; i += 1) {
+      const tag = this.#tags[i] as number;
+      if (this.#settled.has(tag)) continue;
+      if (!acks.has(tag)) break;
+      last = tag;
+    }
+    try {
+      if (last !== undefined) {
+        this.channel.ack({ fields: { deliveryTag: last } } as ConsumeMessage, true);
+        for (const tag of acks) if (tag <= last) this.#settle(tag);
+      }
+      for (const tag of acks) {
+        if (last !== undefined && tag <= last) continue;
+        this.channel.ack({ fields: { deliveryTag: tag } } as ConsumeMessage, false);
+        this.#settle(tag);
+      }
+    } catch {
+      // The channel started closing: its deliveries come again on the next one.
+      this.open = false;
+    }
+  }
+}
+
+const settlements = new WeakMap<Channel, ChannelSettlements>();
+
+function settlementsOf(channel: Channel): ChannelSettlements {
+  let state = settlements.get(channel);
+  if (!state) {
+    state = new ChannelSettlements(channel);
+    settlements.set(channel, state);
+  }
+  return state;
 }
 
 /**
- * Acks, requeues or rejects (`nack` without requeue: dead-letters) on the delivering channel.
- * Returns false, and counts it, when the settlement was dropped because that channel is gone.
+ * Acks (at the end of this turn, gathered with the channel's other acks), requeues or rejects (`nack`
+ * without requeue: dead-letters) on the delivering channel. Returns false, and counts it, when the
+ * settlement was dropped because that channel is gone.
  */
 export function settleOrDrop(metrics: ConsumerMetrics, delivery: Delivery, how: Settlement): boolean {
-  if (delivery.alive()) {
+  const state = settlementsOf(delivery.channel);
+  if (state.open) {
     try {
-      if (how === 'ack') delivery.channel.ack(delivery.message);
-      else delivery.channel.nack(delivery.message, false, how === 'requeue');
+      if (how === 'ack') state.ack(delivery.message.fields.deliveryTag);
+      else state.nack(delivery.message, how === 'requeue');
       return true;
     } catch {
       // The channel started closing after the liveness check: same as closed.
@@ -48,7 +136,8 @@ export async function consumeAll(
   queues: readonly string[],
   onDelivery: (delivery: Delivery) => void,
 ): Promise<string[]> {
-  const alive = trackChannel(channel);
+  const state = settlementsOf(channel);
+  const alive = () => state.open;
   const tags: string[] = [];
   for (const queue of queues) {
     const { consumerTag } = await channel.consume(queue, (message) => {
@@ -58,6 +147,7 @@ export async function consumeAll(
         channel.close().catch(() => undefined);
         return;
       }
+      state.delivered(message.fields.deliveryTag);
       onDelivery({ channel, message, queue, alive });
     });
     tags.push(consumerTag);
@@ -65,8 +155,25 @@ export async function consumeAll(
   return tags;
 }
 
-/** Stops new deliveries on a channel; in-flight ones can still be settled. */
-export async function cancelAll(channel: Channel | undefined, tags: readonly string[]): Promise<void> {
+/**
+ * Stops new deliveries on a channel; in-flight ones can still be settled. Gives up waiting for the
+ * broker's answers when `signal` aborts: a broker cut off by a partition never answers, and shutdown
+ * must not wait for it past its grace period.
+ */
+export async function cancelAll(
+  channel: Channel | undefined,
+  tags: readonly string[],
+  signal?: AbortSignal,
+): Promise<void> {
   if (!channel) return;
-  for (const tag of tags) await channel.cancel(tag).catch(() => undefined);
+  const cancels = Promise.all(tags.map((tag) => channel.cancel(tag).catch(() => undefined)));
+  if (!signal) {
+    await cancels;
+    return;
+  }
+  if (signal.aborted) return;
+  await new Promise<void>((resolve) => {
+    signal.addEventListener('abort', () => resolve(), { once: true });
+    void cancels.then(() => resolve());
+  });
 }

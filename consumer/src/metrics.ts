@@ -47,7 +47,7 @@ export function createConsumerMetrics() {
     }),
     reportRequests: new Counter({
       name: 'consumer_report_requests_total',
-      help: 'Batch requests to the producer by result: ok, split (413), stop (misconfiguration), retry (5xx, network)',
+      help: 'Batch requests to the producer by result: ok, split (413), stop (misconfiguration), unavailable (network, 408, 429, 502-504), refused (other 5xx, an answer that does not fit)',
       labelNames: ['result'] as const,
       registers,
     }),
@@ -77,9 +77,14 @@ export function createConsumerMetrics() {
       buckets: [1, 5, 10, 25, 50, 100, 200, 500, 1000],
       registers,
     }),
+    reportStalledSeconds: new Gauge({
+      name: 'consumer_report_stalled_seconds',
+      help: 'How long reports have waited with none answered, once past the stall threshold (0 while the reporter makes progress)',
+      registers,
+    }),
     ready: new Gauge({
       name: 'consumer_ready',
-      help: '1 while every consumer is attached and the reporter is not stopped',
+      help: '1 while every consumer is attached and the reporter is neither stopped nor stalled',
       registers,
     }),
   };

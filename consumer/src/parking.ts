@@ -9,11 +9,24 @@ import type { Publisher } from './publishing.js';
 /** Long enough for a zod issue or a problem detail; short enough for a header. */
 const MAX_REASON_LENGTH = 1_000;
 
-export function publishParked(publisher: Publisher, delivery: Delivery, reason: string): Promise<void> {
-  const { properties, content } = delivery.message;
+/**
+ * Parks a delivery with its reason. `content` replaces the body when only part of the message is
+ * parked (one report of a result message that carries many).
+ */
+export function publishParked(
+  publisher: Publisher,
+  delivery: Delivery,
+  reason: string,
+  content: Buffer = delivery.message.content,
+): Promise<void> {
+  const { properties } = delivery.message;
   return publisher.publish('', QUEUES.parking, content, {
-    // A garbage message may lack a messageId; the publisher needs one to match a basic.return.
-    messageId: typeof properties.messageId === 'string' ? properties.messageId : randomUUID(),
+    // A garbage message may lack a messageId, and the parts of one message need ids of their own:
+    // the publisher matches a basic.return by it.
+    messageId:
+      typeof properties.messageId === 'string' && content === delivery.message.content
+        ? properties.messageId
+        : randomUUID(),
     contentType: properties.contentType,
     contentEncoding: properties.contentEncoding,
     timestamp: properties.timestamp,

@@ -1,14 +1,18 @@
 // Confirmed publishes that survive a channel being reopened: a publish that fails because the
 // confirm channel closed (or timed out) is tried again on the fresh channel a few times before the
 // caller gives up and returns its delivery to the queue.
+import { randomUUID } from 'node:crypto';
+import { coalesce } from '@task-pipeline/common';
 import {
   BrokerClosedError,
   confirmedPublisher,
   JSON_CONTENT_TYPE,
+  MAX_RESULTS_PER_MESSAGE,
   type ManagedChannel,
   type PublishOptions,
   QUEUES,
   type ResultMessage,
+  type TaskResult,
 } from '@task-pipeline/rabbitmq';
 import type { ConfirmChannel } from 'amqplib';
 
@@ -54,10 +58,28 @@ export function createPublisher({ channel, confirmTimeoutMs, attempts = 3 }: Pub
   };
 }
 
-/** A result for the reporter: durable in tasks.results before the work message is acked. */
-export function publishResult(publisher: Publisher, result: ResultMessage): Promise<void> {
-  return publisher.publish('', QUEUES.results, Buffer.from(JSON.stringify(result)), {
-    messageId: result.taskId,
-    contentType: JSON_CONTENT_TYPE,
-  });
+/** Publishes one result; resolves once it is durable in tasks.results (with others: see below). */
+export type ResultPublisher = (result: TaskResult) => Promise<void>;
+
+/**
+ * Results travel many to a message: the results of one event-loop turn leave as one confirmed
+ * publish to tasks.results, and while that one awaits its confirm the next ones gather (two messages
+ * in flight at most). One publish, one delivery and one ack then cover a whole batch instead of one
+ * task each, which is most of what a task costs the broker. A lone result waits for nothing but the end
+ * of its turn. Each caller acks its work message only after this resolves, so a result is durable
+ * before the work it reports is acked; a failed publish fails every result of its message.
+ */
+export function createResultPublisher(publisher: Publisher): ResultPublisher {
+  return coalesce(
+    async (results: readonly TaskResult[]) => {
+      const message: ResultMessage = { results: [...results] };
+      await publisher.publish('', QUEUES.results, Buffer.from(JSON.stringify(message)), {
+        // Distinct per message, so a return (the queue is missing) is charged to the right publish.
+        messageId: randomUUID(),
+        contentType: JSON_CONTENT_TYPE,
+      });
+      return results.map(() => undefined);
+    },
+    { maxBatch: MAX_RESULTS_PER_MESSAGE, maxInFlight: 2 },
+  );
 }

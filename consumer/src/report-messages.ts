@@ -5,8 +5,7 @@ import {
   HEADERS,
   MAX_ERROR_LENGTH,
   type ParseResult,
-  parseMessage,
-  ResultMessageSchema,
+  parseResultMessage,
   type ResultStatus,
   readTaskReference,
 } from '@task-pipeline/rabbitmq';
@@ -21,13 +20,21 @@ export interface StatusReport {
 
 type Headers = Record<string, unknown> | undefined;
 
-export function reportFromResult(body: Buffer, contentType: string | undefined): ParseResult<StatusReport> {
-  const parsed = parseMessage(ResultMessageSchema, body, contentType);
+/** The reports of one message from tasks.results (one per result it carries). */
+export function reportsFromResults(
+  body: Buffer,
+  contentType: string | undefined,
+): ParseResult<StatusReport[]> {
+  const parsed = parseResultMessage(body, contentType);
   if (!parsed.ok) return parsed;
-  const { taskId, attempt, status, error } = parsed.value;
   return {
     ok: true,
-    value: { taskId, attempt, taskStatus: status, ...(error === undefined ? {} : { error }) },
+    value: parsed.value.map(({ taskId, attempt, status, error }) => ({
+      taskId,
+      attempt,
+      taskStatus: status,
+      ...(error === undefined ? {} : { error }),
+    })),
   };
 }
 

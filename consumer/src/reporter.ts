@@ -1,94 +1,159 @@
-// The reporter (CONTRACT §7): drains tasks.results and tasks.dlq, sends reports in batches to the
-// producer's batch route, and settles each message by its item's reply. A message is acked only
-// after the producer answered for it; whatever cannot be answered now stays unacked (held while
-// the reporter backs off, or returned to the queue when it stops or shuts down).
-import { type Broker, type ManagedChannel, QUEUES } from '@task-pipeline/rabbitmq';
+// The reporter (CONTRACT §7): drains tasks.results and tasks.dlq, sends their reports in batches to the
+// producer's batch route, and settles each message once the producer answered for every report it
+// carries. Whatever cannot be answered now stays unacked: held while the reporter backs off, or
+// returned to its queue when the reporter stops or shuts down.
+//
+// One request is in flight at a time. While it is, the reports that arrive gather for the next one;
+// when none is, a report leaves at the end of its event-loop turn (with whatever arrived in that turn),
+// or after REPORT_BATCH_MS when that is set. So batches are large under load and nothing waits when idle.
+import { type BackoffPolicy, backoffMs } from '@task-pipeline/common';
+import { type Broker, type ManagedChannel, type ParseResult, QUEUES } from '@task-pipeline/rabbitmq';
 import type { Channel } from 'amqplib';
 import type { Logger } from 'pino';
 import { cancelAll, consumeAll, type Delivery, settleOrDrop } from './deliveries.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { publishParked } from './parking.js';
 import type { Publisher } from './publishing.js';
-import { reportFromDeadLetter, reportFromResult, type StatusReport } from './report-messages.js';
-import { type BackoffPolicy, backoffDelay, classifyItem, classifyRequest } from './report-policy.js';
+import { reportFromDeadLetter, reportsFromResults, type StatusReport } from './report-messages.js';
+import {
+  classifyItem,
+  classifyRequest,
+  nextBatchSize,
+  type SplitPolicy,
+  shouldPark,
+} from './report-policy.js';
 import type { ItemResult, StatusClient } from './status-client.js';
+
+export interface ReporterTiming {
+  /** Between attempts while the producer is unavailable or refuses a batch. */
+  backoff: BackoffPolicy;
+  /** After a request-level 4xx stopped the reporter: when to try again (growing up to the maximum). */
+  probe: BackoffPolicy;
+  /** Reports waiting this long with nothing answered meanwhile make the reporter not ready. */
+  stallMs: number;
+}
+
+export const DEFAULT_REPORTER_TIMING: ReporterTiming = {
+  backoff: { initialMs: 200, maxMs: 5_000 },
+  // A proxy's 403 during a deploy, a token rotated on one side first: such causes go away by
+  // themselves, so a stopped reporter tries again, rarely enough not to matter while they last.
+  probe: { initialMs: 30_000, maxMs: 300_000 },
+  stallMs: 60_000,
+};
+
+export const SPLIT_POLICY: SplitPolicy = { refusalsBeforeSplit: 3 };
 
 export interface ReporterOptions {
   broker: Broker;
   publisher: Publisher;
   client: StatusClient;
   batchSize: number;
+  /** The longest a report waits for others to join it when no request is in flight (0: end of turn). */
   batchMs: number;
-  backoff?: BackoffPolicy;
+  timing?: Partial<ReporterTiming>;
   metrics: ConsumerMetrics;
   logger: Logger;
-  /** Called once when a request-level 4xx stops the reporter. */
-  onStopped?: (reason: string) => void;
+  /** Called when readiness may have changed (stopped, probing, stalled, progressing). */
+  onStateChange?: () => void;
+}
+
+export interface ReporterState {
+  ready: boolean;
+  /** Why a request-level 4xx stopped it (misconfiguration); it probes again later. */
+  stopped?: string;
+  /** How long reports have waited with nothing answered, when that is past the stall threshold. */
+  stalledForMs?: number;
 }
 
 export interface Reporter {
   readonly channel: ManagedChannel<Channel>;
-  /** Why a request-level 4xx stopped the reporter (misconfiguration), or undefined while it runs. */
-  readonly stopReason: string | undefined;
+  state(): ReporterState;
   /** Graceful shutdown: stops consuming, sends what is pending once, gives up when `signal` aborts. */
   stop(signal: AbortSignal): Promise<void>;
 }
 
-interface Pending {
-  report: StatusReport;
+/** A message from tasks.results or tasks.dlq, settled once each of its reports has its answer. */
+interface Source {
   delivery: Delivery;
+  /** Reports not answered yet. */
+  open: number;
+  /** A part of it could not be parked: requeue instead of ack, so the broker delivers it again. */
+  failed: boolean;
+  settled: boolean;
+  /** Reports it carries (a part is parked on its own only when the message carries several). */
+  size: number;
+}
+
+interface Item {
+  report: StatusReport;
+  source: Source;
   receivedAt: number;
+  /** Requests containing it that the producer refused. */
+  refusals: number;
+  /** Of those, requests it travelled alone in. */
+  refusalsAlone: number;
 }
 
-interface SendResult {
-  /** Items with no final answer yet: held for the next attempt. */
-  retry: Pending[];
-  /** Set when the producer refused the request itself (misconfiguration). */
-  stop?: string;
-}
-
-const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 5_000 };
+type Outcome =
+  | { kind: 'done' }
+  | { kind: 'stop'; reason: string; unsent: Item[] }
+  | { kind: 'again'; items: Item[]; why: 'unavailable' | 'refused' };
 
 export function createReporter(options: ReporterOptions): Reporter {
   const { broker, publisher, client, batchSize, batchMs, metrics, logger } = options;
-  const backoff = options.backoff ?? DEFAULT_BACKOFF;
+  const timing: ReporterTiming = { ...DEFAULT_REPORTER_TIMING, ...options.timing };
   /** Aborted at the shutdown deadline: cancels an in-flight request. */
   const shutdown = new AbortController();
-  /** Aborted when shutdown starts: cuts a backoff short so pending reports get one last try. */
+  /** Aborted when shutdown starts: cuts a backoff or probe wait short. */
   const closingSignal = new AbortController();
   const parking = new Set<Promise<void>>();
-  let pending: Pending[] = [];
+  let pending: Item[] = [];
   let consumerTags: string[] = [];
   let stopReason: string | undefined;
+  let stops = 0;
   let closing = false;
   let wakeUp: (() => void) | undefined;
+  /** When a report last got its final answer (or the reporter started). */
+  let progressAt = Date.now();
+  let stalled = false;
 
   const channel = broker.channel({
     name: 'reporter',
     setup: async (ch) => {
       if (closing || stopReason) return;
-      // Room for a full batch from each queue while the previous one is in flight.
-      await ch.prefetch(Math.min(65_535, batchSize * 2));
-      consumerTags = await consumeAll(ch, [QUEUES.results, QUEUES.deadLetter], onDelivery);
+      await consume(ch);
     },
   });
+
+  async function consume(ch: Channel): Promise<void> {
+    // Room for a full batch from each queue while the previous one is in flight.
+    await ch.prefetch(Math.min(65_535, batchSize * 2));
+    consumerTags = await consumeAll(ch, [QUEUES.results, QUEUES.deadLetter], onDelivery);
+  }
 
   function onDelivery(delivery: Delivery): void {
     if (stopReason) {
       settleOrDrop(metrics, delivery, 'requeue');
       return;
     }
-    const { content, properties } = delivery.message;
-    const parsed =
-      delivery.queue === QUEUES.results
-        ? reportFromResult(content, properties.contentType)
-        : reportFromDeadLetter(content, properties.headers);
+    const parsed = reportsOf(delivery);
     if (!parsed.ok) {
-      track(park(delivery, parsed.reason));
+      track(parkDelivery(delivery, parsed.reason));
       return;
     }
-    pending.push({ report: parsed.value, delivery, receivedAt: Date.now() });
-    if (pending.length === 1 || pending.length >= batchSize) wake();
+    const source: Source = {
+      delivery,
+      open: parsed.value.length,
+      failed: false,
+      settled: false,
+      size: parsed.value.length,
+    };
+    const receivedAt = Date.now();
+    const wasEmpty = pending.length === 0;
+    for (const report of parsed.value) {
+      pending.push({ report, source, receivedAt, refusals: 0, refusalsAlone: 0 });
+    }
+    if (wasEmpty || pending.length >= batchSize) wake();
   }
 
   function track(work: Promise<void>): void {
@@ -96,8 +161,8 @@ export function createReporter(options: ReporterOptions): Reporter {
     void work.finally(() => parking.delete(work));
   }
 
-  /** Parks a message that can never be reported, then acks it; a failed publish returns it instead. */
-  async function park(delivery: Delivery, reason: string): Promise<void> {
+  /** Parks a whole message that can never be reported, then acks it; a failed publish returns it. */
+  async function parkDelivery(delivery: Delivery, reason: string): Promise<void> {
     // Its channel is gone: the redelivered copy is parked instead.
     if (!delivery.alive()) return;
     try {
@@ -113,6 +178,38 @@ export function createReporter(options: ReporterOptions): Reporter {
       logger.warn({ err, queue: delivery.queue }, 'could not park a message; returning it');
       settleOrDrop(metrics, delivery, 'requeue');
     }
+  }
+
+  /**
+   * Parks one report: the message itself when it carries only this one, else a message of this
+   * report alone, so its neighbours are not parked with it.
+   */
+  async function parkItem(item: Item, reason: string): Promise<void> {
+    const { delivery } = item.source;
+    if (!delivery.alive()) return;
+    const content =
+      item.source.size === 1 || delivery.queue !== QUEUES.results
+        ? delivery.message.content
+        : Buffer.from(JSON.stringify({ results: [resultOf(item.report)] }));
+    try {
+      await publishParked(publisher, delivery, reason, content);
+      metrics.parked.inc({ queue: delivery.queue });
+      logger.warn({ queue: delivery.queue, taskId: item.report.taskId, reason }, 'parked a report');
+    } catch (err) {
+      logger.warn({ err, queue: delivery.queue }, 'could not park a report; returning its message');
+      item.source.failed = true;
+    }
+    answered(item);
+  }
+
+  /** One report has its final answer: settle its message once all of them have. */
+  function answered(item: Item): void {
+    progressAt = Date.now();
+    const source = item.source;
+    source.open -= 1;
+    if (source.open > 0 || source.settled) return;
+    source.settled = true;
+    settleOrDrop(metrics, source.delivery, source.failed ? 'requeue' : 'ack');
   }
 
   function wake(): void {
@@ -131,7 +228,8 @@ export function createReporter(options: ReporterOptions): Reporter {
     });
   }
 
-  function backoffSleep(ms: number): Promise<void> {
+  /** Waits `ms`, or less when shutdown starts. */
+  function pause(ms: number): Promise<void> {
     const signal = closingSignal.signal;
     if (signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
@@ -147,19 +245,50 @@ export function createReporter(options: ReporterOptions): Reporter {
     });
   }
 
-  /** Deliveries of a closed channel come again on the new one: forget them. */
+  /** Reports of a closed channel's messages come again on the new one: forget them. */
   function dropDeadDeliveries(): void {
-    if (pending.every((p) => p.delivery.alive())) return;
+    if (pending.every((p) => p.source.delivery.alive())) return;
+    const dropped = new Set<Source>();
     pending = pending.filter((p) => {
-      if (p.delivery.alive()) return true;
-      metrics.droppedSettlements.inc({ queue: p.delivery.queue });
+      if (p.source.delivery.alive()) return true;
+      if (!dropped.has(p.source)) {
+        dropped.add(p.source);
+        metrics.droppedSettlements.inc({ queue: p.source.delivery.queue });
+      }
       return false;
     });
   }
 
+  /** Stalled: reports have waited past stallMs and none got an answer meanwhile. */
+  function stalledForMs(now = Date.now()): number {
+    const oldest = pending[0];
+    if (!oldest) return 0;
+    return now - Math.max(progressAt, oldest.receivedAt);
+  }
+
+  function refreshStall(): void {
+    const ms = stalledForMs();
+    metrics.reportStalledSeconds.set(ms > timing.stallMs ? ms / 1000 : 0);
+    const now = ms > timing.stallMs;
+    if (now !== stalled) {
+      stalled = now;
+      if (now) logger.error({ stalledForMs: ms, pending: pending.length }, 'reporter makes no progress');
+      else logger.info({}, 'reporter makes progress again');
+      options.onStateChange?.();
+    }
+  }
+  const stallTimer = setInterval(refreshStall, Math.min(5_000, Math.max(50, timing.stallMs / 4)));
+  stallTimer.unref();
+
   async function run(): Promise<void> {
     let failures = 0;
-    while (!stopReason) {
+    for (;;) {
+      if (stopReason) {
+        await pause(backoffMs(stops, timing.probe));
+        if (closing) return;
+        await resume();
+        continue;
+      }
       dropDeadDeliveries();
       const oldest = pending[0];
       if (!oldest) {
@@ -167,30 +296,33 @@ export function createReporter(options: ReporterOptions): Reporter {
         await sleepUntilWoken();
         continue;
       }
+      // Let the rest of this turn's deliveries join the request.
+      await new Promise((resolve) => setImmediate(resolve));
       const dueInMs = oldest.receivedAt + batchMs - Date.now();
       if (pending.length < batchSize && dueInMs > 0 && !closing) {
         await sleepUntilWoken(dueInMs);
         continue;
       }
-      const batch = pending.splice(0, batchSize);
-      const result = await send(batch);
-      if (result.stop) {
-        await stopReporting(result.stop, result.retry);
-        return;
+      const size = nextBatchSize(batchSize, oldest.refusals, SPLIT_POLICY);
+      const outcome = await send(pending.splice(0, size));
+      refreshStall();
+      if (outcome.kind === 'stop') {
+        await stopReporting(outcome.reason, outcome.unsent);
+        continue;
       }
-      if (result.retry.length === 0) {
+      if (outcome.kind === 'done') {
         failures = 0;
         continue;
       }
-      pending.unshift(...result.retry);
+      pending.unshift(...outcome.items);
       // Shutting down: what is unanswered stays unacked and returns to the queue on close.
       if (closing) return;
       failures += 1;
-      await backoffSleep(backoffDelay(backoff, failures));
+      await pause(backoffMs(failures, timing.backoff));
     }
   }
 
-  async function send(batch: Pending[]): Promise<SendResult> {
+  async function send(batch: Item[]): Promise<Outcome> {
     metrics.reportBatchSize.observe(batch.length);
     const stopTimer = metrics.reportDuration.startTimer();
     const done = (result: string) => {
@@ -204,9 +336,12 @@ export function createReporter(options: ReporterOptions): Reporter {
         shutdown.signal,
       );
     } catch (err) {
-      done('retry');
+      // No answer at all is the producer being away; an answer that does not fit the request is a
+      // refusal, which may be the fault of one report in it.
+      const why = (err as { code?: string }).code === 'BAD_RESPONSE' ? 'refused' : 'unavailable';
+      done(why);
       logger.warn({ err, reports: batch.length }, 'status report failed; retrying with backoff');
-      return { retry: batch };
+      return again(batch, why);
     }
     const verdict = classifyRequest(reply.status);
     done(verdict);
@@ -214,27 +349,53 @@ export function createReporter(options: ReporterOptions): Reporter {
     if (verdict === 'split') return split(batch);
     const problem = 'problem' in reply ? reply.problem : undefined;
     const detail = `producer answered ${reply.status}${problem?.title ? ` (${problem.title})` : ''}`;
-    if (verdict === 'stop') return { retry: batch, stop: detail };
+    if (verdict === 'stop') return { kind: 'stop', reason: detail, unsent: batch };
     logger.warn({ status: reply.status, reports: batch.length }, `${detail}; retrying with backoff`);
-    return { retry: batch };
+    return again(batch, verdict === 'refused' ? 'refused' : 'unavailable');
+  }
+
+  /** Counts a refusal against each report of the batch; a report refused alone too often is parked. */
+  async function again(batch: Item[], why: 'unavailable' | 'refused'): Promise<Outcome> {
+    if (why === 'unavailable') return { kind: 'again', items: batch, why };
+    for (const item of batch) {
+      item.refusals += 1;
+      if (batch.length === 1) item.refusalsAlone += 1;
+    }
+    const [only] = batch;
+    if (only && batch.length === 1 && shouldPark(only.refusalsAlone, SPLIT_POLICY)) {
+      await parkItem(only, `the producer refused this report ${only.refusalsAlone} times on its own`);
+      return { kind: 'done' };
+    }
+    return { kind: 'again', items: batch, why };
   }
 
   /** 413: the body was too large. Halves until one report is left, which is parked. */
-  async function split(batch: Pending[]): Promise<SendResult> {
+  async function split(batch: Item[]): Promise<Outcome> {
     const [only] = batch;
     if (batch.length === 1 && only) {
-      await park(only.delivery, 'the producer refused this report as too large (413)');
-      return { retry: [] };
+      await parkItem(only, 'the producer refused this report as too large (413)');
+      return { kind: 'done' };
     }
     const half = Math.ceil(batch.length / 2);
-    const first = await send(batch.slice(0, half));
-    if (first.stop) return { retry: [...first.retry, ...batch.slice(half)], stop: first.stop };
-    const second = await send(batch.slice(half));
-    return { retry: [...first.retry, ...second.retry], ...(second.stop && { stop: second.stop }) };
+    const parts = [batch.slice(0, half), batch.slice(half)];
+    const unanswered: Item[] = [];
+    let refused = false;
+    for (const [i, part] of parts.entries()) {
+      const outcome = await send(part);
+      if (outcome.kind === 'stop') {
+        return { ...outcome, unsent: [...unanswered, ...outcome.unsent, ...parts.slice(i + 1).flat()] };
+      }
+      if (outcome.kind === 'again') {
+        unanswered.push(...outcome.items);
+        refused ||= outcome.why === 'refused';
+      }
+    }
+    if (unanswered.length === 0) return { kind: 'done' };
+    return { kind: 'again', items: unanswered, why: refused ? 'refused' : 'unavailable' };
   }
 
-  async function settleItems(batch: Pending[], results: ItemResult[]): Promise<SendResult> {
-    const retry: Pending[] = [];
+  async function settleItems(batch: Item[], results: ItemResult[]): Promise<Outcome> {
+    const retry: Item[] = [];
     const parks: Promise<void>[] = [];
     batch.forEach((item, i) => {
       const result = results[i] as ItemResult;
@@ -243,30 +404,61 @@ export function createReporter(options: ReporterOptions): Reporter {
       if (verdict === 'ack') {
         const outcome = result.status === 409 ? 'conflict' : result.stale ? 'stale' : 'applied';
         metrics.reported.inc({ status, outcome });
-        settleOrDrop(metrics, item.delivery, 'ack');
+        answered(item);
       } else if (verdict === 'park') {
         metrics.reported.inc({ status, outcome: 'parked' });
         const why = result.problem?.detail ?? result.problem?.title ?? 'no detail';
-        parks.push(park(item.delivery, `producer answered ${result.status}: ${why}`));
+        parks.push(parkItem(item, `producer answered ${result.status}: ${why}`));
       } else {
         metrics.reported.inc({ status, outcome: 'retry' });
-        retry.push(item);
+        item.refusals += 1;
+        item.refusalsAlone += 1;
+        if (shouldPark(item.refusalsAlone, SPLIT_POLICY)) {
+          parks.push(parkItem(item, `producer answered ${result.status} for this report repeatedly`));
+        } else {
+          retry.push(item);
+        }
       }
     });
     await Promise.all(parks);
-    return { retry };
+    return retry.length > 0 ? { kind: 'again', items: retry, why: 'refused' } : { kind: 'done' };
   }
 
-  async function stopReporting(reason: string, unsent: Pending[]): Promise<void> {
+  async function stopReporting(reason: string, unsent: Item[]): Promise<void> {
     stopReason = reason;
+    stops += 1;
     logger.error(
-      { reason },
+      { reason, probeAgainInMs: backoffMs(stops, timing.probe, () => 1) },
       'reporter stopped: the producer refused its requests; check STATUS_API_TOKEN and PRODUCER_URL',
     );
-    options.onStopped?.(reason);
+    options.onStateChange?.();
     await cancelAll(channel.current(), consumerTags);
     // Back to the queue, where a correctly configured replica can report them: never parked.
-    for (const item of [...unsent, ...pending.splice(0)]) settleOrDrop(metrics, item.delivery, 'requeue');
+    const sources = new Set([...unsent, ...pending.splice(0)].map((item) => item.source));
+    for (const source of sources) {
+      if (source.settled) continue;
+      source.settled = true;
+      settleOrDrop(metrics, source.delivery, 'requeue');
+    }
+    refreshStall();
+  }
+
+  /** After a stop: consume again; the next request tells whether the producer takes reports now. */
+  async function resume(): Promise<void> {
+    const reason = stopReason;
+    stopReason = undefined;
+    progressAt = Date.now();
+    logger.info({ after: reason }, 'reporter tries again');
+    const ch = channel.current();
+    if (ch) {
+      try {
+        await consume(ch);
+      } catch (err) {
+        // The channel is closing: its reopening consumes again.
+        logger.warn({ err }, 'could not consume again on the current channel');
+      }
+    }
+    options.onStateChange?.();
   }
 
   const loop = run().catch((err: unknown) => {
@@ -277,15 +469,22 @@ export function createReporter(options: ReporterOptions): Reporter {
 
   return {
     channel,
-    get stopReason() {
-      return stopReason;
+    state() {
+      const stalledMs = stalledForMs();
+      const isStalled = stalledMs > timing.stallMs;
+      return {
+        ready: stopReason === undefined && !isStalled,
+        ...(stopReason !== undefined && { stopped: stopReason }),
+        ...(isStalled && { stalledForMs: stalledMs }),
+      };
     },
     async stop(signal) {
       closing = true;
       closingSignal.abort();
+      clearInterval(stallTimer);
       signal.addEventListener('abort', () => shutdown.abort(signal.reason), { once: true });
       if (signal.aborted) shutdown.abort(signal.reason);
-      await cancelAll(channel.current(), consumerTags);
+      await cancelAll(channel.current(), consumerTags, shutdown.signal);
       wake();
       const aborted = new Promise<void>((resolve) => {
         if (shutdown.signal.aborted) resolve();
@@ -293,5 +492,23 @@ export function createReporter(options: ReporterOptions): Reporter {
       });
       await Promise.race([Promise.all([loop, ...parking]), aborted]);
     },
+  };
+}
+
+/** The reports a message carries: each result of a result message, or the one of a dead letter. */
+function reportsOf(delivery: Delivery): ParseResult<StatusReport[]> {
+  const { content, properties } = delivery.message;
+  if (delivery.queue === QUEUES.results) return reportsFromResults(content, properties.contentType);
+  const one = reportFromDeadLetter(content, properties.headers);
+  return one.ok ? { ok: true, value: [one.value] } : one;
+}
+
+/** A report as the result it came from, for parking one report of a message that carries many. */
+function resultOf(report: StatusReport) {
+  return {
+    taskId: report.taskId,
+    attempt: report.attempt,
+    status: report.taskStatus,
+    ...(report.error === undefined ? {} : { error: report.error }),
   };
 }

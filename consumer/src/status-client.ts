@@ -71,7 +71,8 @@ export function createStatusClient(options: StatusClientOptions): StatusClient {
         response = await pool.request({
           method: 'PUT',
           path,
-          headers: { 'content-type': 'application/json', authorization },
+          // The reporter reads only each report's code: no task bodies back.
+          headers: { 'content-type': 'application/json', authorization, prefer: 'return=minimal' },
           body: JSON.stringify({ reports }),
           signal,
         });
@@ -98,7 +99,9 @@ export function createStatusClient(options: StatusClientOptions): StatusClient {
         const inOrder =
           parsed.success &&
           parsed.data.results.length === reports.length &&
-          parsed.data.results.every((r, i) => r.taskId === reports[i]?.taskId);
+          // The producer answers ids in lower case; ours are lower-cased where they enter, but a
+          // spelling must never turn an answered batch into one that is retried forever.
+          parsed.data.results.every((r, i) => r.taskId.toLowerCase() === reports[i]?.taskId.toLowerCase());
         if (!parsed.success || !inOrder) {
           throw new StatusClientError(
             'BAD_RESPONSE',

@@ -9,8 +9,8 @@ import {
   type ManagedChannel,
   type Priority,
   parseMessage,
-  type ResultMessage,
   readTaskReference,
+  type TaskResult,
   WorkMessageSchema,
   type WorkQueue,
 } from '@task-pipeline/rabbitmq';
@@ -19,13 +19,13 @@ import type { Logger } from 'pino';
 import { cancelAll, consumeAll, type Delivery, settleOrDrop } from './deliveries.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { publishParked } from './parking.js';
-import { type Publisher, publishResult } from './publishing.js';
+import type { Publisher, ResultPublisher } from './publishing.js';
 import { decideRetry, type RetryPolicy, readRetryCount } from './retry-policy.js';
 import { type SimulationPolicy, simulateOutcome } from './simulate-processing.js';
 
 export type WorkOutcome =
   /** Processed: publish the success result, then ack. */
-  | { kind: 'ack'; result: ResultMessage }
+  | { kind: 'ack'; result: TaskResult }
   /** Failed with retries left: publish a copy to the retry exchange, then ack. */
   | {
       kind: 'retry';
@@ -39,7 +39,7 @@ export type WorkOutcome =
   /** Failed for the last time: nack without requeue, so the broker dead-letters it to tasks.dlq. */
   | { kind: 'dead-letter'; error: string }
   /** Unusable: copy to tasks.parking (and report invalid_message when the task is known), then ack. */
-  | { kind: 'park'; reason: string; report?: ResultMessage };
+  | { kind: 'park'; reason: string; report?: TaskResult };
 
 export type WorkPolicy = SimulationPolicy & RetryPolicy;
 
@@ -94,7 +94,10 @@ export interface WorkerOptions {
   prefetch: number;
   processingTimeMs: number;
   policy: WorkPolicy;
+  /** Retry copies and parked messages, one confirmed publish each. */
   publisher: Publisher;
+  /** Results, gathered many to a message. */
+  publishResult: ResultPublisher;
   metrics: ConsumerMetrics;
   logger: Logger;
 }
@@ -106,7 +109,8 @@ export interface Worker {
 }
 
 export function createWorker(options: WorkerOptions): Worker {
-  const { broker, queues, prefetch, processingTimeMs, policy, publisher, metrics, logger } = options;
+  const { broker, queues, prefetch, processingTimeMs, policy, publisher, publishResult, metrics, logger } =
+    options;
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
   let consumerTags: string[] = [];
@@ -152,7 +156,7 @@ export function createWorker(options: WorkerOptions): Worker {
     const queue = delivery.queue;
     switch (outcome.kind) {
       case 'ack': {
-        await publishResult(publisher, outcome.result);
+        await publishResult(outcome.result);
         if (settleOrDrop(metrics, delivery, 'ack')) metrics.processed.inc({ queue });
         return;
       }
@@ -184,7 +188,7 @@ export function createWorker(options: WorkerOptions): Worker {
       case 'park': {
         await publishParked(publisher, delivery, outcome.reason);
         // Reported before the ack: a task whose message was unusable must not stay `sent`.
-        if (outcome.report) await publishResult(publisher, outcome.report);
+        if (outcome.report) await publishResult(outcome.report);
         if (settleOrDrop(metrics, delivery, 'ack')) {
           metrics.parked.inc({ queue });
           log().warn({ reason: outcome.reason, taskId: outcome.report?.taskId }, 'parked a work message');
@@ -198,7 +202,7 @@ export function createWorker(options: WorkerOptions): Worker {
     channel,
     async stop(signal) {
       stopping = true;
-      await cancelAll(channel.current(), consumerTags);
+      await cancelAll(channel.current(), consumerTags, signal);
       const aborted = new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
         else signal.addEventListener('abort', () => resolve(), { once: true });

@@ -31,8 +31,15 @@ export const FAILURE_REASONS = {
   expired: 'expired',
 } as const;
 
+/**
+ * A task id in any spelling, lower-cased at the boundary: PostgreSQL answers in lower case, and the
+ * reporter matches the producer's answers to its reports by this string, so an upper-case id in a
+ * message would otherwise never match its answer.
+ */
+export const TaskIdSchema = z.uuid().overwrite((id) => id.toLowerCase());
+
 export const WorkMessageSchema = z.object({
-  taskId: z.uuid(),
+  taskId: TaskIdSchema,
   text: z.string(),
   priority: z.enum(PRIORITIES),
   createdAt: z.iso.datetime({ offset: true }),
@@ -41,11 +48,26 @@ export const WorkMessageSchema = z.object({
 });
 export type WorkMessage = z.infer<typeof WorkMessageSchema>;
 
-export const ResultMessageSchema = z.object({
-  taskId: z.uuid(),
+/** One task's result, as a worker found it. */
+export const TaskResultSchema = z.object({
+  taskId: TaskIdSchema,
   attempt: z.int().positive(),
   status: z.enum(RESULT_STATUSES),
   error: z.string().max(MAX_ERROR_LENGTH).optional(),
+});
+export type TaskResult = z.infer<typeof TaskResultSchema>;
+
+/**
+ * Results per message in tasks.results: a worker publishes what it finished together as one message
+ * (one confirmed publish, one delivery and one ack for all of them); the producer's batch route takes
+ * as many reports in one request.
+ */
+export const MAX_RESULTS_PER_MESSAGE = 1000;
+/** A full result message: 1,000 results with the longest errors stay below this. */
+export const MAX_RESULT_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+export const ResultMessageSchema = z.object({
+  results: z.array(TaskResultSchema).min(1).max(MAX_RESULTS_PER_MESSAGE),
 });
 export type ResultMessage = z.infer<typeof ResultMessageSchema>;
 
@@ -58,17 +80,41 @@ export function parseMessage<T>(
   contentType: string | undefined,
   maxBytes = MAX_WORK_MESSAGE_BYTES,
 ): ParseResult<T> {
+  const json = decodeJson(body, contentType, maxBytes);
+  return json.ok ? validate(schema, json.value) : json;
+}
+
+/**
+ * The results of a message from tasks.results. Besides today's `{"results": [...]}`, a message of the
+ * earlier one-result form (`{"taskId", "attempt", "status", "error"?}`) is read as a list of one: such
+ * messages can still be queued while replicas are upgraded, and must be reported, not parked.
+ */
+export function parseResultMessage(body: Buffer, contentType: string | undefined): ParseResult<TaskResult[]> {
+  const json = decodeJson(body, contentType, MAX_RESULT_MESSAGE_BYTES);
+  if (!json.ok) return json;
+  const isList = typeof json.value === 'object' && json.value !== null && 'results' in json.value;
+  if (isList) {
+    const parsed = validate(ResultMessageSchema, json.value);
+    return parsed.ok ? { ok: true, value: parsed.value.results } : parsed;
+  }
+  const single = validate(TaskResultSchema, json.value);
+  return single.ok ? { ok: true, value: [single.value] } : single;
+}
+
+function decodeJson(body: Buffer, contentType: string | undefined, maxBytes: number): ParseResult<unknown> {
   if (body.length > maxBytes)
     return { ok: false, reason: `body of ${body.length} bytes exceeds ${maxBytes}` };
   if (contentType !== JSON_CONTENT_TYPE) {
     return { ok: false, reason: `content type ${contentType ?? '(none)'} is not ${JSON_CONTENT_TYPE}` };
   }
-  let json: unknown;
   try {
-    json = JSON.parse(body.toString('utf8'));
+    return { ok: true, value: JSON.parse(body.toString('utf8')) };
   } catch {
     return { ok: false, reason: 'body is not valid JSON' };
   }
+}
+
+function validate<T>(schema: z.ZodType<T>, json: unknown): ParseResult<T> {
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -80,6 +126,8 @@ export function parseMessage<T>(
   return { ok: true, value: parsed.data };
 }
 
+const TaskReferenceSchema = z.object({ taskId: TaskIdSchema, attempt: z.int().positive() });
+
 /**
  * The taskId and attempt of a message that failed validation, when they can still be read, so the
  * task can be reported `error` (invalid_message) instead of staying `sent` forever.
@@ -87,7 +135,7 @@ export function parseMessage<T>(
 export function readTaskReference(body: Buffer): { taskId: string; attempt: number } | undefined {
   try {
     const json = JSON.parse(body.toString('utf8')) as unknown;
-    const ref = z.object({ taskId: z.uuid(), attempt: z.int().positive() }).safeParse(json);
+    const ref = TaskReferenceSchema.safeParse(json);
     return ref.success ? ref.data : undefined;
   } catch {
     return undefined;

@@ -2,7 +2,7 @@
 // route: the real producer will not answer 413, 401 or 503 on demand. Reporter-only consumers read
 // result messages published straight into tasks.results.
 import { randomUUID } from 'node:crypto';
-import { HEADERS, QUEUES, type ResultMessage, WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import { HEADERS, QUEUES, type TaskResult, WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
@@ -11,6 +11,8 @@ import {
   drainQueue,
   expectCountSettles,
   metricValue,
+  parkedTaskIds,
+  publishLegacyResults,
   publishResults,
   publishWork,
   type StartedConsumer,
@@ -47,15 +49,19 @@ afterAll(async () => {
   await vhost?.drop();
 });
 
-async function startReporter(overrides: Partial<Parameters<typeof testConfig>[0]> = {}) {
+async function startReporter(
+  overrides: Partial<Parameters<typeof testConfig>[0]> = {},
+  tuning: Parameters<typeof startTestConsumer>[1] = {},
+) {
   consumer = await startTestConsumer(
     testConfig({ amqpUrl: vhost.url, producerUrl: producer.url, workerQueues: [], ...overrides }),
+    tuning,
   );
   await waitUntil('the reporter is ready', () => consumer?.readiness().ready === true);
   return consumer;
 }
 
-function results(n: number, status: ResultMessage['status'] = 'success'): ResultMessage[] {
+function results(n: number, status: TaskResult['status'] = 'success'): TaskResult[] {
   return Array.from({ length: n }, () => ({ taskId: randomUUID(), attempt: 1, status }));
 }
 
@@ -101,7 +107,7 @@ describe('reporter', () => {
     await waitUntil('all but one reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
     await waitUntil('one parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1);
     const parked = await drainQueue(channel, QUEUES.parking);
-    expect(parked.map((m) => m.properties.messageId)).toEqual([tooLarge]);
+    expect(parked.map(parkedTaskIds)).toEqual([[tooLarge]]);
     expect(String(parked[0]?.properties.headers?.[HEADERS.parkReason])).toMatch(/413/);
     expect(await metricValue(c, 'consumer_report_requests_total', { result: 'split' })).toBeGreaterThan(0);
     await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 16);
@@ -139,7 +145,9 @@ describe('reporter', () => {
     await expectCountSettles(() => queued(QUEUES.results), 0);
     const parked = await drainQueue(channel, QUEUES.parking);
     const reasonOf = (id: string | undefined) =>
-      String(parked.find((m) => m.properties.messageId === id)?.properties.headers?.[HEADERS.parkReason]);
+      String(
+        parked.find((m) => id && parkedTaskIds(m).includes(id))?.properties.headers?.[HEADERS.parkReason],
+      );
     expect(reasonOf(notFound)).toBe('producer answered 404: no such task');
     expect(reasonOf(invalid)).toBe('producer answered 400: bad attempt');
     expect(await metricValue(c, 'consumer_reports_total', { outcome: 'conflict' })).toBe(1);
@@ -170,7 +178,7 @@ describe('reporter', () => {
     await waitUntil('acked', async () => (await metricValue(c, 'consumer_reports_total')) === 1);
   });
 
-  test('5xx: retries with backoff and acks nothing early; all are reported once it recovers', async () => {
+  test('503: retries with backoff and acks nothing early; all are reported once it recovers', async () => {
     let healthy = false;
     producer.setHandler((reports, request) => (healthy ? acceptAll(reports, request) : { status: 503 }));
     const c = await startReporter({ reportBatchSize: 50 });
@@ -178,7 +186,7 @@ describe('reporter', () => {
     await publishResults(channel, sent);
     await waitUntil('three refused requests', () => producer.requests.length >= 3);
     expect(
-      await metricValue(c, 'consumer_report_requests_total', { result: 'retry' }),
+      await metricValue(c, 'consumer_report_requests_total', { result: 'unavailable' }),
     ).toBeGreaterThanOrEqual(3);
     expect(c.readiness().ready).toBe(true);
     // Held, not acked: closing returns every one of them to the queue.
@@ -201,7 +209,7 @@ describe('reporter', () => {
       const sent = results(10);
       await publishResults(channel, sent);
       await waitUntil(`stopped on ${status}`, () => c.readiness().ready === false);
-      expect(c.readiness().reporter).toEqual({ stopped: expect.stringContaining(String(status)) });
+      expect(c.readiness().reporter).toMatchObject({ stopped: expect.stringContaining(String(status)) });
       // Returned while the consumer still runs: nothing is held, nothing consumed any more.
       await waitUntil('messages back in the queue', async () => (await queued(QUEUES.results)) === 10);
       expect((await channel.checkQueue(QUEUES.results)).consumerCount).toBe(0);
@@ -211,5 +219,112 @@ describe('reporter', () => {
       await closeConsumer();
       await drainQueue(channel, QUEUES.results);
     }
+  });
+
+  test('a message of many results: each is answered on its own, one parked alone, the message acked once', async () => {
+    const sent = results(30);
+    const missing = sent[7]?.taskId;
+    producer.setHandler((reports) => ({
+      status: 200,
+      items: reports.map((r) =>
+        r.taskId === missing
+          ? { status: 404, problem: { type: 'about:blank', title: 'Not Found', status: 404, detail: 'gone' } }
+          : { status: 200 },
+      ),
+    }));
+    const c = await startReporter({ reportBatchSize: 8 });
+    await publishResults(channel, sent, 30);
+    await waitUntil('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 30);
+    expect(new Set(producer.accepted.map((r) => r.taskId))).toEqual(
+      new Set(sent.filter((r) => r.taskId !== missing).map((r) => r.taskId)),
+    );
+    // Requests never exceed the batch size, whatever the messages carry.
+    expect(Math.max(...producer.requests.map((r) => r.length))).toBeLessThanOrEqual(8);
+    await closeConsumer();
+    await expectCountSettles(() => queued(QUEUES.results), 0);
+    const parked = await drainQueue(channel, QUEUES.parking);
+    expect(parked.map(parkedTaskIds)).toEqual([[missing]]);
+    expect(String(parked[0]?.properties.headers?.[HEADERS.parkReason])).toBe('producer answered 404: gone');
+  });
+
+  test('results in the earlier one-result form, still queued during an upgrade, are reported', async () => {
+    const c = await startReporter();
+    const sent = results(5, 'error');
+    await publishLegacyResults(channel, sent);
+    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 5);
+    expect(await metricValue(c, 'consumer_messages_parked_total')).toBe(0);
+  });
+
+  test('ids in upper case are reported in lower case', async () => {
+    const c = await startReporter();
+    const sent = results(3).map((r) => ({ ...r, taskId: r.taskId.toUpperCase() }));
+    await publishResults(channel, sent, 3);
+    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 3);
+    expect([...acceptedIds()].sort()).toEqual(sent.map((r) => r.taskId.toLowerCase()).sort());
+  });
+
+  test('a report the producer keeps failing on is narrowed down and parked; its neighbours go through', async () => {
+    const sent = results(40);
+    const poison = sent[29]?.taskId;
+    producer.setHandler((reports, request) =>
+      reports.some((r) => r.taskId === poison) ? { status: 500 } : acceptAll(reports, request),
+    );
+    const c = await startReporter({ reportBatchSize: 40, reportBatchMs: 50 });
+    await publishResults(channel, sent, 40);
+    await waitUntil(
+      'the others reported',
+      () => sent.filter((r) => r.taskId !== poison).every((r) => acceptedIds().has(r.taskId)),
+      60_000,
+    );
+    await waitUntil(
+      'poison parked',
+      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1,
+      60_000,
+    );
+    await closeConsumer();
+    await expectCountSettles(() => queued(QUEUES.results), 0);
+    const parked = await drainQueue(channel, QUEUES.parking);
+    expect(parked.map(parkedTaskIds)).toEqual([[poison]]);
+    expect(String(parked[0]?.properties.headers?.[HEADERS.parkReason])).toMatch(
+      /refused this report 3 times/,
+    );
+    // Narrowed down: smaller and smaller requests, never one per report from the start.
+    expect(producer.requests.length).toBeLessThan(40);
+  });
+
+  test('no progress shows: not ready and a metric while reports wait unanswered, ready again after', async () => {
+    let healthy = false;
+    producer.setHandler((reports, request) => (healthy ? acceptAll(reports, request) : { status: 503 }));
+    const c = await startReporter({}, { reporter: { backoff: { initialMs: 50, maxMs: 100 }, stallMs: 500 } });
+    await publishResults(channel, results(5));
+    await waitUntil('not ready', () => c.readiness().ready === false);
+    expect(c.readiness().reporter).toMatchObject({ ready: false, stalledForMs: expect.any(Number) });
+    await waitUntil(
+      'the metric shows it',
+      async () => (await metricValue(c, 'consumer_report_stalled_seconds')) > 0,
+    );
+    expect((await fetch(`${c.healthUrl}/health/ready`)).status).toBe(503);
+    healthy = true;
+    await waitUntil('ready again', () => c.readiness().ready === true);
+    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 5);
+    expect(await metricValue(c, 'consumer_report_stalled_seconds')).toBe(0);
+  });
+
+  test('a reporter stopped by a 4xx probes again later and resumes once the producer accepts', async () => {
+    let status = 403;
+    producer.setHandler((reports, request) => (status === 200 ? acceptAll(reports, request) : { status }));
+    const c = await startReporter({}, { reporter: { probe: { initialMs: 400, maxMs: 400 } } });
+    const sent = results(10);
+    await publishResults(channel, sent);
+    await waitUntil('stopped', () => c.readiness().ready === false);
+    const refusals = producer.requests.length;
+    await waitUntil('probed again', () => producer.requests.length > refusals, 10_000);
+    expect(c.readiness().ready).toBe(false);
+    status = 200;
+    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)), 15_000);
+    await waitUntil('ready again', () => c.readiness().ready === true);
+    await closeConsumer();
+    await expectCountSettles(() => queued(QUEUES.results), 0);
   });
 });

@@ -103,8 +103,7 @@ describe('consumer with the real producer', () => {
     const parked = await drainQueue(channel, QUEUES.parking);
     expect(parked).toHaveLength(1);
     expect(JSON.parse(parked[0]?.content.toString() ?? '{}')).toMatchObject({
-      taskId: unknown.taskId,
-      status: 'success',
+      results: [{ taskId: unknown.taskId, status: 'success' }],
     });
     expect(String(parked[0]?.properties.headers?.[HEADERS.parkReason])).toMatch(/^producer answered 404/);
     expect(parked[0]?.properties.headers?.[HEADERS.parkedFrom]).toBe(QUEUES.results);

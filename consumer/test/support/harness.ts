@@ -8,6 +8,7 @@ import {
   type Priority,
   QUEUES,
   type ResultMessage,
+  type TaskResult,
   type WorkMessage,
 } from '@task-pipeline/rabbitmq';
 import type { Channel, ConfirmChannel } from 'amqplib';
@@ -44,7 +45,8 @@ export function testConfig(
 export const FAST_TUNING: Partial<ConsumerTuning> = {
   reconnectInitialDelayMs: 50,
   reconnectMaxDelayMs: 500,
-  reportBackoff: { initialMs: 50, maxMs: 500 },
+  // A stopped reporter probes again only when a test asks for it.
+  reporter: { backoff: { initialMs: 50, maxMs: 500 }, probe: { initialMs: 600_000, maxMs: 600_000 } },
   publishConfirmTimeoutMs: 5_000,
 };
 
@@ -108,8 +110,25 @@ export async function publishWork(channel: ConfirmChannel, message: WorkMessage)
   await channel.waitForConfirms();
 }
 
-/** Publishes result messages as a worker does, straight into tasks.results. */
-export async function publishResults(channel: ConfirmChannel, results: ResultMessage[]): Promise<void> {
+/** Publishes result messages as a worker does, straight into tasks.results, `perMessage` to a message. */
+export async function publishResults(
+  channel: ConfirmChannel,
+  results: TaskResult[],
+  perMessage = 1,
+): Promise<void> {
+  for (let i = 0; i < results.length; i += perMessage) {
+    const message: ResultMessage = { results: results.slice(i, i + perMessage) };
+    channel.sendToQueue(QUEUES.results, Buffer.from(JSON.stringify(message)), {
+      persistent: true,
+      contentType: JSON_CONTENT_TYPE,
+      messageId: randomUUID(),
+    });
+  }
+  await channel.waitForConfirms();
+}
+
+/** Result messages of the earlier one-result form, as queued by replicas before an upgrade. */
+export async function publishLegacyResults(channel: ConfirmChannel, results: TaskResult[]): Promise<void> {
   for (const result of results) {
     channel.sendToQueue(QUEUES.results, Buffer.from(JSON.stringify(result)), {
       persistent: true,
@@ -118,6 +137,12 @@ export async function publishResults(channel: ConfirmChannel, results: ResultMes
     });
   }
   await channel.waitForConfirms();
+}
+
+/** The task ids a parked message carries (a result message, or a dead-lettered work message). */
+export function parkedTaskIds(message: { content: Buffer }): string[] {
+  const body = JSON.parse(message.content.toString('utf8')) as { results?: TaskResult[]; taskId?: string };
+  return body.results ? body.results.map((r) => r.taskId) : body.taskId ? [body.taskId] : [];
 }
 
 /** Publishes arbitrary bytes to a work queue (poison tests). */

@@ -1,31 +1,58 @@
 import { describe, expect, test } from 'vitest';
-import { deadLetterReason, reportFromDeadLetter, reportFromResult } from '../../src/report-messages.js';
+import { deadLetterReason, reportFromDeadLetter, reportsFromResults } from '../../src/report-messages.js';
 
 const taskId = '5b0c3c1e-9d5c-4c1a-8f0e-2c8a4b7d9e10';
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
 const work = json({ taskId, text: 'x', priority: 'high', createdAt: '2024-01-01T00:00:00Z', attempt: 2 });
 
-describe('reportFromResult', () => {
-  test('maps a result message to a batch item', () => {
-    expect(reportFromResult(json({ taskId, attempt: 1, status: 'success' }), 'application/json')).toEqual({
-      ok: true,
-      value: { taskId, attempt: 1, taskStatus: 'success' },
+describe('reportsFromResults', () => {
+  const other = 'c1a0f7d2-3b4e-4f5a-9c8d-7e6f5a4b3c2d';
+
+  test('maps each result of a message to a batch item, in order', () => {
+    const message = json({
+      results: [
+        { taskId, attempt: 1, status: 'success' },
+        { taskId: other, attempt: 3, status: 'error', error: 'invalid_message' },
+      ],
     });
-    expect(
-      reportFromResult(
-        json({ taskId, attempt: 1, status: 'error', error: 'invalid_message' }),
-        'application/json',
-      ),
-    ).toEqual({ ok: true, value: { taskId, attempt: 1, taskStatus: 'error', error: 'invalid_message' } });
+    expect(reportsFromResults(message, 'application/json')).toEqual({
+      ok: true,
+      value: [
+        { taskId, attempt: 1, taskStatus: 'success' },
+        { taskId: other, attempt: 3, taskStatus: 'error', error: 'invalid_message' },
+      ],
+    });
+  });
+
+  test('reads the earlier one-result form as a list of one', () => {
+    expect(reportsFromResults(json({ taskId, attempt: 1, status: 'success' }), 'application/json')).toEqual({
+      ok: true,
+      value: [{ taskId, attempt: 1, taskStatus: 'success' }],
+    });
+  });
+
+  test('lower-cases task ids', () => {
+    const parsed = reportsFromResults(
+      json({ results: [{ taskId: taskId.toUpperCase(), attempt: 1, status: 'success' }] }),
+      'application/json',
+    );
+    expect(parsed).toEqual({ ok: true, value: [{ taskId, attempt: 1, taskStatus: 'success' }] });
   });
 
   test.each([
     [json({ taskId, attempt: 1, status: 'done' }), 'application/json', /status/],
     [json({ attempt: 1, status: 'success' }), 'application/json', /taskId/],
+    [json({ results: [] }), 'application/json', /results/],
+    [json({ results: [{ taskId, attempt: 0, status: 'success' }] }), 'application/json', /attempt/],
+    [
+      json({ results: Array.from({ length: 1001 }, () => ({ taskId, attempt: 1, status: 'success' })) }),
+      'application/json',
+      /results/,
+    ],
     [Buffer.from('{nope'), 'application/json', /not valid JSON/],
     [json({ taskId, attempt: 1, status: 'success' }), 'text/plain', /content type/],
   ])('refuses %s with a reason', (body, contentType, reason) => {
-    const parsed = reportFromResult(body, contentType);
+    const parsed = reportsFromResults(body, contentType);
     expect(parsed.ok).toBe(false);
     if (!parsed.ok) expect(parsed.reason).toMatch(reason);
   });

@@ -1,5 +1,11 @@
 import { describe, expect, test } from 'vitest';
-import { backoffDelay, classifyItem, classifyRequest } from '../../src/report-policy.js';
+import {
+  classifyItem,
+  classifyRequest,
+  nextBatchSize,
+  type SplitPolicy,
+  shouldPark,
+} from '../../src/report-policy.js';
 
 describe('classifyRequest', () => {
   test.each([
@@ -10,11 +16,13 @@ describe('classifyRequest', () => {
     [403, 'stop'],
     [404, 'stop'],
     [415, 'stop'],
-    [408, 'retry'],
-    [429, 'retry'],
-    [500, 'retry'],
-    [502, 'retry'],
-    [503, 'retry'],
+    [408, 'unavailable'],
+    [429, 'unavailable'],
+    [502, 'unavailable'],
+    [503, 'unavailable'],
+    [504, 'unavailable'],
+    [500, 'refused'],
+    [501, 'refused'],
   ])('%i → %s', (status, expected) => {
     expect(classifyRequest(status)).toBe(expected);
   });
@@ -26,19 +34,32 @@ describe('classifyItem', () => {
     [409, 'ack'],
     [400, 'park'],
     [404, 'park'],
-    [500, 'retry'],
+    [500, 'refused'],
   ])('%i → %s', (status, expected) => {
     expect(classifyItem(status)).toBe(expected);
   });
 });
 
-describe('backoffDelay', () => {
-  const policy = { initialMs: 100, maxMs: 1_000 };
-  test('doubles per failure up to the cap, jittered within the upper half', () => {
-    expect(backoffDelay(policy, 1, () => 0)).toBe(50);
-    expect(backoffDelay(policy, 1, () => 1)).toBe(100);
-    expect(backoffDelay(policy, 3, () => 1)).toBe(400);
-    expect(backoffDelay(policy, 10, () => 1)).toBe(1_000);
-    expect(backoffDelay(policy, 10_000, () => 0.5)).toBe(750);
+describe('narrowing down a refused batch', () => {
+  const policy: SplitPolicy = { refusalsBeforeSplit: 3 };
+
+  test('full batches until the refusals reach the threshold, then halves per further refusal', () => {
+    expect([0, 1, 2, 3, 4, 5, 12, 100].map((r) => nextBatchSize(1000, r, policy))).toEqual([
+      1000, 1000, 1000, 500, 250, 125, 1, 1,
+    ]);
+  });
+
+  test('one report in a batch of 1,000 is found within threshold + log2(1,000) + threshold refusals', () => {
+    // Simulates the reporter: the poison report is always at the front of what is pending.
+    let refusals = 0;
+    let refusalsAlone = 0;
+    let requests = 0;
+    while (!shouldPark(refusalsAlone, policy)) {
+      const size = nextBatchSize(1000, refusals, policy);
+      requests += 1;
+      refusals += 1;
+      if (size === 1) refusalsAlone += 1;
+    }
+    expect(requests).toBeLessThanOrEqual(3 + 10 + 3);
   });
 });

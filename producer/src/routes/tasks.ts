@@ -13,6 +13,7 @@ import {
   CreateTaskHeadersSchema,
   CreateTaskSchema,
   StatusBatchEnvelopeSchema,
+  StatusBatchHeadersSchema,
   StatusBatchReplySchema,
   type StatusBatchResult,
   StatusBatchSchema,
@@ -26,7 +27,7 @@ import {
   TaskIdQuerySchema,
   TaskSchema,
 } from '../schemas/tasks.js';
-import { createTaskRepository, type ReportResult } from '../tasks/repository.js';
+import { createTaskRepository, type ReportedTask, type ReportResult } from '../tasks/repository.js';
 
 /** The batch route's body limit: 1,000 reports with 2,000-character errors fit. */
 export const BATCH_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -54,11 +55,14 @@ export function mergeStatusUpdate(
   return parsed.data;
 }
 
-type ReportAnswer =
-  | { status: 200; task: Task; stale: boolean }
-  | { status: 404 | 409; kind: 'notFound' | 'statusConflict'; detail: string; task?: Task };
+type ReportAnswer<T extends ReportedTask> =
+  | { status: 200; task: T; stale: boolean }
+  | { status: 404 | 409; kind: 'notFound' | 'statusConflict'; detail: string; task?: T };
 
-function answerReport(update: StatusUpdate, result: ReportResult): ReportAnswer {
+function answerReport<T extends ReportedTask>(
+  update: StatusUpdate,
+  result: ReportResult<T>,
+): ReportAnswer<T> {
   switch (result.outcome) {
     case 'applied':
     case 'duplicate':
@@ -77,9 +81,15 @@ function answerReport(update: StatusUpdate, result: ReportResult): ReportAnswer 
   }
 }
 
+/** RFC 7240 `Prefer: return=minimal`, among other preferences. */
+export function prefersMinimal(prefer: string | undefined): boolean {
+  return prefer !== undefined && /(?:^|[\s,;])return=minimal(?:$|[\s,;])/i.test(prefer);
+}
+
 const taskRoutes: FastifyPluginAsyncZod = async (app) => {
   const tasks = createTaskRepository(app.sql);
-  const countReport = (result: ReportResult) => app.metrics.reports.inc({ outcome: result.outcome });
+  const countReport = (result: ReportResult<ReportedTask>) =>
+    app.metrics.reports.inc({ outcome: result.outcome });
 
   app.post(
     '/api/v1/create-task',
@@ -194,8 +204,10 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
         description:
           'One result per report, in request order, each with the single route’s status code. A malformed ' +
           'report gets a per-item 400; only a malformed envelope fails the whole request. Reports of one ' +
-          'task are applied in request order.',
+          'task are applied in request order. With `Prefer: return=minimal` the results carry no `task` ' +
+          '(the reporter’s choice: it reads only the codes).',
         security,
+        headers: StatusBatchHeadersSchema,
         body: StatusBatchSchema,
         response: {
           200: jsonResponse('One result per report, in request order', StatusBatchReplySchema),
@@ -206,7 +218,7 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const envelope = StatusBatchEnvelopeSchema.safeParse(request.body);
       if (!envelope.success) {
         const issues = envelope.error.issues.map((i) => ({
@@ -217,7 +229,14 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
       }
       const items = envelope.data.reports.map((raw) => ({ raw, parsed: StatusUpdateSchema.safeParse(raw) }));
       const valid = items.flatMap((item) => (item.parsed.success ? [item.parsed.data] : []));
-      const outcomes = valid.length > 0 ? await tasks.reportBatch(valid) : [];
+      const minimal = prefersMinimal(request.headers.prefer);
+      if (minimal) reply.header('preference-applied', 'return=minimal');
+      const outcomes: ReportResult<ReportedTask>[] =
+        valid.length === 0
+          ? []
+          : minimal
+            ? await tasks.reportBatchMinimal(valid)
+            : await tasks.reportBatch(valid);
       let next = 0;
       const results = items.map(({ raw, parsed }): StatusBatchResult => {
         const rawId = (raw as { taskId?: unknown } | null)?.taskId;
@@ -230,17 +249,13 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
             problem: problem('invalidRequest', describeIssues(issues)),
           };
         }
-        const result = outcomes[next++] as ReportResult;
+        const result = outcomes[next++] as ReportResult<ReportedTask>;
         countReport(result);
         const answer = answerReport(parsed.data, result);
         const base = { taskId: parsed.data.taskId, status: answer.status };
-        if (answer.status === 200)
-          return { ...base, task: answer.task, ...(answer.stale ? { stale: true } : {}) };
-        return {
-          ...base,
-          problem: problem(answer.kind, answer.detail),
-          ...(answer.task ? { task: answer.task } : {}),
-        };
+        const task = !minimal && answer.task ? { task: answer.task as Task } : {};
+        if (answer.status === 200) return { ...base, ...task, ...(answer.stale ? { stale: true } : {}) };
+        return { ...base, problem: problem(answer.kind, answer.detail), ...task };
       });
       return { results };
     },

@@ -141,14 +141,26 @@ export const StatusBatchEnvelopeSchema = z.strictObject({
   reports: z.array(z.unknown()).min(1).max(MAX_BATCH_REPORTS),
 });
 
+export const StatusBatchHeadersSchema = z.object({
+  prefer: z
+    .string()
+    .optional()
+    .describe('`return=minimal`: results without `task` (RFC 7240); answered with Preference-Applied'),
+});
+
 export const BATCH_ITEM_STATUSES = [200, 400, 404, 409] as const;
 
 export const StatusBatchResultSchema = z
   .object({
-    taskId: z.string().nullable().describe('The item’s taskId as sent (null when it was not a string)'),
+    taskId: z
+      .string()
+      .nullable()
+      .describe(
+        'The item’s taskId in canonical lower case (as sent when it is not a UUID, null when not a string); results come in request order',
+      ),
     status: z.literal(BATCH_ITEM_STATUSES),
     stale: z.literal(true).optional(),
-    task: TaskSchema.optional().describe('The task after the batch (200 and 409)'),
+    task: TaskSchema.optional().describe('The task after the batch (200 and 409; not with return=minimal)'),
     problem: ProblemSchema.optional().describe('Why the item was not applied (400, 404, 409)'),
   })
   .meta({ id: 'StatusBatchResult' });

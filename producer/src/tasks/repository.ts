@@ -1,10 +1,10 @@
 // SQL for tasks. Every status change is one check-and-set UPDATE whose guard comes from
 // status-transitions.ts; reads afterwards only explain why a guard did not match.
 import { createHash, randomUUID } from 'node:crypto';
+import { type CoalesceOptions, coalesce } from '@task-pipeline/common';
 import type { Priority } from '@task-pipeline/rabbitmq';
 import type { Sql } from '../plugins/db.js';
 import type { StatusUpdate, Task } from '../schemas/tasks.js';
-import { type CoalesceOptions, coalesce } from '@task-pipeline/common';
 import {
   decideRedrive,
   decideReport,
@@ -78,9 +78,18 @@ export type CreateResult =
   | { outcome: 'replayed'; task: Task }
   | { outcome: 'key_reused' };
 
-export type ReportResult =
-  | { outcome: 'applied' | 'stale' | 'duplicate'; task: Task }
-  | { outcome: 'conflict'; reason: 'terminal' | 'attempt_ahead'; task: Task }
+/** What a report needs to know of its task: its decision, and the detail of a refusal. */
+export interface ReportedTask {
+  taskId: string;
+  status: TaskStatus;
+  attempts: number;
+  error: string | null;
+}
+
+/** `T`: the whole task (what the routes answer by default), or only what decided the report. */
+export type ReportResult<T extends ReportedTask = Task> =
+  | { outcome: 'applied' | 'stale' | 'duplicate'; task: T }
+  | { outcome: 'conflict'; reason: 'terminal' | 'attempt_ahead'; task: T }
   | { outcome: 'not_found' };
 
 export type RedriveResult = { outcome: 'applied' | 'conflict'; task: Task } | { outcome: 'not_found' };
@@ -103,7 +112,16 @@ function toStatusReport(update: StatusUpdate) {
   return { status: update.taskStatus, attempt: update.attempt, error: update.error };
 }
 
-function outcomeOf(decision: Exclude<ReportDecision, { outcome: 'apply' }>, task: Task): ReportResult {
+const STATE_COLUMNS = ['id', 'status', 'attempts', 'error'] as const satisfies readonly (keyof TaskRow)[];
+
+function toReportedTask(row: Pick<TaskRow, (typeof STATE_COLUMNS)[number]>): ReportedTask {
+  return { taskId: row.id, status: row.status, attempts: row.attempts, error: row.error };
+}
+
+function outcomeOf<T extends ReportedTask>(
+  decision: Exclude<ReportDecision, { outcome: 'apply' }>,
+  task: T,
+): ReportResult<T> {
   return decision.outcome === 'conflict'
     ? { outcome: 'conflict', reason: decision.reason, task }
     : { outcome: decision.outcome, task };
@@ -160,9 +178,14 @@ export function createTaskRepository(sql: Sql) {
   /**
    * One statement for reports of distinct tasks: their rows are locked in taskId order (two batches
    * sharing tasks queue up instead of deadlocking), each report whose guard holds on its locked row
-   * is written, and the locked rows, current as of the lock, tell every other report why not.
+   * is written, and the locked rows, current as of the lock, tell every other report why not. The
+   * statement returns `returned` columns of each row (the whole task, or only what decides a report).
    */
-  async function reportRound(updates: readonly StatusUpdate[]): Promise<ReportResult[]> {
+  async function reportRound<T extends ReportedTask>(
+    updates: readonly StatusUpdate[],
+    returned: readonly (keyof TaskRow)[],
+    toResult: (row: TaskRow) => T,
+  ): Promise<ReportResult<T>[]> {
     const reports = updates.map((u) => ({
       id: u.taskId,
       status: u.taskStatus,
@@ -175,7 +198,7 @@ export function createTaskRepository(sql: Sql) {
           as r(id uuid, status text, attempt int, error text)
       ),
       locked as materialized (
-        select ${columns} from tasks where id in (select id from r) order by id for update
+        select ${sql(returned)} from tasks where id in (select id from r) order by id for update
       ),
       applied as (
         update tasks t
@@ -186,22 +209,22 @@ export function createTaskRepository(sql: Sql) {
            and l.attempts = coalesce(r.attempt, l.attempts)
            and (l.status in ${sql(REPORTABLE_FROM as TaskStatus[])}
                 or (r.status = 'success' and l.status = 'error' and l.error = ${RECOVERABLE_ERROR}))
-        returning ${sql(COLUMNS.map((c) => `t.${c}`))}
+        returning ${sql(returned.map((c) => `t.${c}`))}
       )
-      select ${columns}, true as applied from applied
+      select ${sql(returned)}, true as applied from applied
       union all
-      select ${columns}, false from locked where id not in (select id from applied)`;
+      select ${sql(returned)}, false from locked where id not in (select id from applied)`;
     const byId = new Map(rows.map((row) => [row.id, row]));
-    return updates.map((update): ReportResult => {
+    return updates.map((update): ReportResult<T> => {
       const row = byId.get(update.taskId);
       if (!row) return { outcome: 'not_found' };
-      if (row.applied) return { outcome: 'applied', task: toTask(row) };
+      if (row.applied) return { outcome: 'applied', task: toResult(row) };
       const decision = decideReport(toState(row), toStatusReport(update));
       // The row was locked when the guard missed, so the rule must agree that it does not apply.
       if (decision.outcome === 'apply') {
         throw new ConcurrentUpdateError(`the report guard and the status rule disagree on task ${row.id}`);
       }
-      return outcomeOf(decision, toTask(row));
+      return outcomeOf(decision, toResult(row));
     });
   }
 
@@ -210,26 +233,43 @@ export function createTaskRepository(sql: Sql) {
    * a task reported several times in one batch gets one report per round, so each is judged against
    * the outcome of the one before.
    */
-  async function reportBatch(updates: readonly StatusUpdate[]): Promise<ReportResult[]> {
-    const results: ReportResult[] = new Array(updates.length);
+  async function reportRounds<T extends ReportedTask>(
+    updates: readonly StatusUpdate[],
+    round: (updates: readonly StatusUpdate[]) => Promise<ReportResult<T>[]>,
+  ): Promise<ReportResult<T>[]> {
+    const results: ReportResult<T>[] = new Array(updates.length);
     let open = updates.map((_, i) => i);
     while (open.length > 0) {
       const taskIds = new Set<string>();
-      const round: number[] = [];
+      const now: number[] = [];
       const later: number[] = [];
       for (const i of open) {
         const { taskId } = updates[i] as StatusUpdate;
         if (taskIds.has(taskId)) later.push(i);
         else {
           taskIds.add(taskId);
-          round.push(i);
+          now.push(i);
         }
       }
-      const outcomes = await reportRound(round.map((i) => updates[i] as StatusUpdate));
-      for (const [k, i] of round.entries()) results[i] = outcomes[k] as ReportResult;
+      const outcomes = await round(now.map((i) => updates[i] as StatusUpdate));
+      for (const [k, i] of now.entries()) results[i] = outcomes[k] as ReportResult<T>;
       open = later;
     }
     return results;
+  }
+
+  /** Reports in request order, each answered with its whole task. */
+  function reportBatch(updates: readonly StatusUpdate[]): Promise<ReportResult[]> {
+    return reportRounds(updates, (round) => reportRound(round, COLUMNS, toTask));
+  }
+
+  /**
+   * The same, answered with only what decided each report: the reporter never reads the tasks, and
+   * returning a thousand of them (texts of up to 10,000 characters) costs the database, the producer
+   * and the wire more than the reports themselves.
+   */
+  function reportBatchMinimal(updates: readonly StatusUpdate[]): Promise<ReportResult<ReportedTask>[]> {
+    return reportRounds(updates, (round) => reportRound(round, STATE_COLUMNS, toReportedTask));
   }
 
   /** A single report, batched with the reports that arrive with it (one statement for all). */
@@ -252,7 +292,7 @@ export function createTaskRepository(sql: Sql) {
     throw new ConcurrentUpdateError(`task ${taskId} kept changing under a redrive`);
   }
 
-  return { get, create, report, reportBatch, redrive };
+  return { get, create, report, reportBatch, reportBatchMinimal, redrive };
 }
 
 export type TaskRepository = ReturnType<typeof createTaskRepository>;

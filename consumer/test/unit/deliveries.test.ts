@@ -1,0 +1,95 @@
+// Settlements on a fake channel: acks of one turn leave as one `multiple` ack for the unbroken run of
+// outstanding tags, one by one for the rest; a `multiple` ack never covers a delivery in progress.
+import { EventEmitter } from 'node:events';
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { describe, expect, test } from 'vitest';
+import { consumeAll, type Delivery, settleOrDrop } from '../../src/deliveries.js';
+import { createConsumerMetrics } from '../../src/metrics.js';
+
+type Frame = ['ack', number, boolean] | ['nack', number, boolean];
+
+function fakeChannel() {
+  const frames: Frame[] = [];
+  let deliver: ((message: ConsumeMessage | null) => void) | undefined;
+  const emitter = new EventEmitter();
+  const channel = Object.assign(emitter, {
+    consume: async (_queue: string, onMessage: (message: ConsumeMessage | null) => void) => {
+      deliver = onMessage;
+      return { consumerTag: 'ctag' };
+    },
+    ack: (message: ConsumeMessage, allUpTo = false) => {
+      frames.push(['ack', message.fields.deliveryTag, allUpTo]);
+    },
+    nack: (message: ConsumeMessage, _allUpTo: boolean, requeue: boolean) => {
+      frames.push(['nack', message.fields.deliveryTag, requeue]);
+    },
+    close: async () => emitter.emit('close'),
+  }) as unknown as Channel;
+  return { channel, frames, deliver: (tag: number) => deliver?.(message(tag)) };
+}
+
+function message(tag: number): ConsumeMessage {
+  return { fields: { deliveryTag: tag }, properties: {}, content: Buffer.alloc(0) } as ConsumeMessage;
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+async function setup(tags: number) {
+  const fake = fakeChannel();
+  const deliveries: Delivery[] = [];
+  await consumeAll(fake.channel, ['q'], (d) => deliveries.push(d));
+  for (let tag = 1; tag <= tags; tag += 1) fake.deliver(tag);
+  return { ...fake, deliveries, metrics: createConsumerMetrics() };
+}
+
+describe('settlements', () => {
+  test('acks of one turn covering every outstanding tag leave as one multiple ack', async () => {
+    const { deliveries, frames, metrics } = await setup(5);
+    for (const d of [...deliveries].reverse()) settleOrDrop(metrics, d, 'ack');
+    expect(frames).toEqual([]);
+    await turn();
+    expect(frames).toEqual([['ack', 5, true]]);
+  });
+
+  test('a delivery still in progress breaks the run: the acks after it go one by one', async () => {
+    const { deliveries, frames, metrics } = await setup(6);
+    for (const i of [0, 1, 3, 5]) settleOrDrop(metrics, deliveries[i] as Delivery, 'ack');
+    await turn();
+    expect(frames).toEqual([
+      ['ack', 2, true],
+      ['ack', 4, false],
+      ['ack', 6, false],
+    ]);
+    // The one in progress finishes later: it is now the oldest outstanding, so multiple is safe again.
+    settleOrDrop(metrics, deliveries[2] as Delivery, 'ack');
+    settleOrDrop(metrics, deliveries[4] as Delivery, 'ack');
+    await turn();
+    expect(frames.slice(3)).toEqual([['ack', 5, true]]);
+  });
+
+  test('requeues and rejects go out at once, and a later multiple ack may pass over them', async () => {
+    const { deliveries, frames, metrics } = await setup(4);
+    settleOrDrop(metrics, deliveries[1] as Delivery, 'requeue');
+    settleOrDrop(metrics, deliveries[2] as Delivery, 'reject');
+    expect(frames).toEqual([
+      ['nack', 2, true],
+      ['nack', 3, false],
+    ]);
+    settleOrDrop(metrics, deliveries[0] as Delivery, 'ack');
+    settleOrDrop(metrics, deliveries[3] as Delivery, 'ack');
+    await turn();
+    expect(frames.slice(2)).toEqual([['ack', 4, true]]);
+  });
+
+  test('a settlement for a closed channel is dropped and counted, never sent', async () => {
+    const { channel, deliveries, frames, metrics } = await setup(2);
+    settleOrDrop(metrics, deliveries[0] as Delivery, 'ack');
+    await channel.close();
+    await turn();
+    expect(settleOrDrop(metrics, deliveries[1] as Delivery, 'ack')).toBe(false);
+    expect(frames).toEqual([]);
+    expect(deliveries[0]?.alive()).toBe(false);
+    const dropped = await metrics.droppedSettlements.get();
+    expect(dropped.values.reduce((n, v) => n + v.value, 0)).toBe(1);
+  });
+});
