@@ -11,10 +11,12 @@ export interface ClaimPlanInput {
   limit: number;
   leaseSeconds: number;
   /**
-   * Where the random order starts this time: a random v4 UUID (ignored for fifo). Task ids are v4 too,
-   * so the start is uniform over the same space and every waiting task is equally likely to be next.
+   * Where the random order starts in each priority (ignored for fifo): the dispatcher starts at random
+   * v4 UUIDs and then continues each time where the previous claim of that priority stopped. Task ids
+   * are v4 too, so the order is random, and a claim never wades back through the tasks the previous
+   * claims took (still leased, or dead index entries once sent).
    */
-  startId: string;
+  startIds: Readonly<Record<Priority, string>>;
 }
 
 export interface ClaimPlan {
@@ -26,27 +28,28 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface Branch {
   priority: Priority;
-  /** Extra condition on the index's second column, with its ORDER BY. */
+  /** Extra condition on the index's second column (the priority's start, random order), with its ORDER BY. */
   range: string;
   orderBy: 'id' | 'created_at';
 }
 
 function branches(order: DispatchOrder): Branch[] {
-  return PRIORITIES.flatMap((priority): Branch[] =>
-    order === 'fifo'
-      ? [{ priority, range: '', orderBy: 'created_at' }]
-      : [
-          { priority, range: 'AND id >= $3::uuid', orderBy: 'id' },
-          { priority, range: 'AND id < $3::uuid', orderBy: 'id' },
-        ],
-  );
+  return PRIORITIES.flatMap((priority, i): Branch[] => {
+    if (order === 'fifo') return [{ priority, range: '', orderBy: 'created_at' }];
+    const start = `$${3 + i}::uuid`;
+    return [
+      { priority, range: `AND id >= ${start}`, orderBy: 'id' },
+      { priority, range: `AND id < ${start}`, orderBy: 'id' },
+    ];
+  });
 }
 
 /**
  * Claims up to `limit` waiting tasks whose lease is free or expired: high priority first, then from
- * `startId` upward and wrapping (random), or oldest first (fifo). Every claimed row gets a lease and
- * its next attempt number in the same statement; locked rows are skipped, so dispatchers never queue
- * behind each other. Parameters: $1 limit, $2 lease seconds, $3 start id (random only).
+ * each priority's start id upward and wrapping (random), or oldest first (fifo). Every claimed row
+ * gets a lease and its next attempt number in the same statement; locked rows are skipped, so
+ * dispatchers never queue behind each other. Parameters: $1 limit, $2 lease seconds, $3-$5 the start
+ * ids of high, medium and low (random only).
  */
 export function buildClaimPlan(input: ClaimPlanInput): ClaimPlan {
   if (!Number.isInteger(input.limit) || input.limit < 1)
@@ -77,8 +80,11 @@ WHERE t.id = picked.id
 RETURNING t.id, t.text, t.priority, t.created_at, t.attempts`;
   const params: (string | number)[] = [input.limit, input.leaseSeconds];
   if (input.order === 'random') {
-    if (!UUID.test(input.startId)) throw new RangeError('startId must be a UUID');
-    params.push(input.startId);
+    for (const priority of PRIORITIES) {
+      const start = input.startIds[priority];
+      if (!UUID.test(start)) throw new RangeError(`startIds.${priority} must be a UUID`);
+      params.push(start);
+    }
   }
   return { text, params };
 }
@@ -98,16 +104,35 @@ const PRIORITY_RANK = new Map<Priority, number>(PRIORITIES.map((p, i) => [p, i])
  */
 export function claimOrderComparator(
   order: DispatchOrder,
-  startId: string,
+  startIds: Readonly<Record<Priority, string>>,
 ): (a: ClaimOrderKey, b: ClaimOrderKey) => number {
-  const start = startId.toLowerCase();
+  const starts = new Map(PRIORITIES.map((p) => [p, startIds[p].toLowerCase()]));
   return (a, b) => {
     const byPriority = (PRIORITY_RANK.get(a.priority) ?? 0) - (PRIORITY_RANK.get(b.priority) ?? 0);
     if (byPriority !== 0) return byPriority;
     if (order === 'fifo') return a.createdAt.getTime() - b.createdAt.getTime();
+    const start = starts.get(a.priority) ?? '';
     const wrapA = a.id < start ? 1 : 0;
     const wrapB = b.id < start ? 1 : 0;
     if (wrapA !== wrapB) return wrapA - wrapB;
     return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
   };
+}
+
+/** Random starting points, one per priority: where a dispatcher's first claims start. */
+export function randomStartIds(randomId: () => string): Record<Priority, string> {
+  return { high: randomId(), medium: randomId(), low: randomId() };
+}
+
+/**
+ * Where each priority's next claim starts: after the last task this claim took in it (the claim
+ * order's last), or where it started when it took none there.
+ */
+export function nextStartIds(
+  startIds: Readonly<Record<Priority, string>>,
+  claimedInOrder: readonly Pick<ClaimOrderKey, 'priority' | 'id'>[],
+): Record<Priority, string> {
+  const next = { ...startIds };
+  for (const task of claimedInOrder) next[task.priority] = task.id;
+  return next;
 }

@@ -5,7 +5,7 @@
 import type { Priority } from '@task-pipeline/rabbitmq';
 import type { PendingQuery, Row, Sql } from 'postgres';
 import type { ProducerConfig } from '../config.js';
-import { buildClaimPlan, claimOrderComparator, type DispatchOrder } from './claim-query.js';
+import { buildClaimPlan, type ClaimPlanInput, claimOrderComparator } from './claim-query.js';
 
 export interface ClaimedTask {
   id: string;
@@ -29,12 +29,7 @@ export interface TaskCounts {
   oldestSentAt: Date | undefined;
 }
 
-export interface ClaimOptions {
-  order: DispatchOrder;
-  limit: number;
-  leaseSeconds: number;
-  startId: string;
-}
+export type ClaimOptions = ClaimPlanInput;
 
 interface ClaimRow {
   id: string;
@@ -184,7 +179,7 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
           createdAt: r.created_at,
           attempt: r.attempts,
         }))
-        .sort(claimOrderComparator(options.order, options.startId));
+        .sort(claimOrderComparator(options.order, options.startIds));
     },
 
     /**

@@ -16,6 +16,7 @@ import type { ConfirmChannel } from 'amqplib';
 import type { ProducerConfig } from '../config.js';
 import type { ProducerMetrics } from '../metrics.js';
 import { DATABASE_BACKOFF, PUBLISH_FAILURE_BACKOFF } from './backoff.js';
+import { nextStartIds, randomStartIds } from './claim-query.js';
 import type { ClaimedTask, DispatchRepository } from './dispatch-repository.js';
 import type { DispatcherStats, PauseReason } from './types.js';
 import { createWakeSignal } from './wakeup.js';
@@ -108,6 +109,8 @@ export class Dispatcher {
   #unrecorded = 0;
   #publishFailureStreak = 0;
   #databaseFailureStreak = 0;
+  /** Where each priority's next claim starts (random order): random at first, then continuing. */
+  #startIds: Record<Priority, string>;
   /** No claims before this time (performance.now()): backoff after failures. */
   #holdUntil = 0;
   #dispatched = 0;
@@ -120,6 +123,7 @@ export class Dispatcher {
       randomId: options.randomId ?? randomUUID,
       hooks: options.hooks ?? {},
     };
+    this.#startIds = randomStartIds(this.#o.randomId);
   }
 
   stats(): DispatcherStats {
@@ -263,8 +267,9 @@ export class Dispatcher {
       order: config.order,
       limit,
       leaseSeconds: config.leaseSeconds,
-      startId: this.#o.randomId(),
+      startIds: this.#startIds,
     });
+    this.#startIds = nextStartIds(this.#startIds, claimed);
     this.#unrecorded += claimed.length;
     return claimed;
   }

@@ -6,7 +6,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../../scripts/src/testing/isolation.js';
 import { migrate } from '../../../src/db/migrate.js';
-import { buildClaimPlan, type DispatchOrder } from '../../../src/dispatch/claim-query.js';
+import { buildClaimPlan, type DispatchOrder, randomStartIds } from '../../../src/dispatch/claim-query.js';
 import { dispatchRepository, logger } from './support.js';
 
 const WAITING = 1_000_000;
@@ -79,7 +79,12 @@ async function explainClaim<F extends 'json' | 'text'>(
   format: F,
   options: { analyze?: boolean; generic?: boolean } = {},
 ): Promise<F extends 'json' ? PlanNode : string> {
-  const plan = buildClaimPlan({ order, limit: BATCH, leaseSeconds: 30, startId: crypto.randomUUID() });
+  const plan = buildClaimPlan({
+    order,
+    limit: BATCH,
+    leaseSeconds: 30,
+    startIds: randomStartIds(() => crypto.randomUUID()),
+  });
   const explainOptions = [
     ...(options.analyze ? ['ANALYZE', 'BUFFERS'] : []),
     ...(format === 'json' ? ['FORMAT JSON'] : []),

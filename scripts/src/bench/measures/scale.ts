@@ -1,6 +1,6 @@
 // Measure 6: dispatch rate (into the sink) and end-to-end drain rate at small and large backlogs,
 // each over a fixed window, with the plan PostgreSQL picks for the claim statement at that size.
-import { buildClaimPlan } from '../../../../producer/src/dispatch/claim-query.js';
+import { buildClaimPlan, randomStartIds } from '../../../../producer/src/dispatch/claim-query.js';
 import type { ScaleRow } from '../results.js';
 import type { Sql } from '../sandbox.js';
 import { attempt, type MeasureContext } from './common.js';
@@ -19,7 +19,7 @@ class Rollback extends Error {}
 
 /** EXPLAIN ANALYZE of one real claim, rolled back so the backlog stays as seeded. */
 export async function explainClaim(sql: Sql): Promise<string> {
-  const plan = buildClaimPlan({ ...CLAIM_DEFAULTS, startId: crypto.randomUUID() });
+  const plan = buildClaimPlan({ ...CLAIM_DEFAULTS, startIds: randomStartIds(() => crypto.randomUUID()) });
   let lines: string[] = [];
   await sql
     .begin(async (tx) => {
