@@ -1,6 +1,13 @@
-// Composition of one consumer replica: broker connection (topology asserted on every connect),
-// one confirm channel for every publish, the worker, the reporter, and the health/metrics port.
-// main.ts is the process entry; tests call startConsumer directly.
+// Composition of one consumer replica: two broker connections (topology asserted on every connect),
+// one that consumes (worker, reporter) and one that publishes (results, retries, parking); the
+// worker, the reporter, and the health/metrics port. main.ts is the process entry; tests call
+// startConsumer directly.
+//
+// Why two connections: during a memory or disk alarm RabbitMQ blocks every connection that publishes
+// and stops reading from it, acks included. On one shared connection nothing would drain, the alarm
+// might never clear, and work held meanwhile would be done twice once it did. Apart, the consuming
+// connection keeps acking (the reporter drains tasks.results and tasks.dlq) while the worker takes no
+// new work until publishing is unblocked.
 import { hostname } from 'node:os';
 import { Broker, buildTopology, type ManagedChannel } from '@task-pipeline/rabbitmq';
 import type { Channel } from 'amqplib';
@@ -32,8 +39,8 @@ export interface Consumer {
   /** The health/metrics server, e.g. http://127.0.0.1:3001. */
   readonly healthUrl: string;
   readonly metrics: ConsumerMetrics;
-  /** The connection and its managed channels: diagnostics, and tests that force channel errors. */
-  readonly broker: Broker;
+  /** The connections and their managed channels: diagnostics, and tests that force channel errors. */
+  readonly connections: { consume: Broker; publish: Broker };
   readonly channels: {
     publish: ManagedChannel<Channel>;
     worker: ManagedChannel<Channel> | undefined;
@@ -56,24 +63,30 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
   };
   const logger = deps.logger;
   const metrics = createConsumerMetrics();
-  const broker = new Broker({
-    url: config.amqpUrl,
-    connectionName: tuning.connectionName,
-    topology: buildTopology({ role: 'consumer', retryDelaysSeconds: config.retryDelaysSeconds }),
-    logger: logger.child({ component: 'broker' }),
-    reconnectInitialDelayMs: tuning.reconnectInitialDelayMs,
-    reconnectMaxDelayMs: tuning.reconnectMaxDelayMs,
-  });
-  const publishChannel = broker.confirmChannel({ name: 'publish' });
+  const topology = buildTopology({ role: 'consumer', retryDelaysSeconds: config.retryDelaysSeconds });
+  const connect = (role: 'consume' | 'publish') =>
+    new Broker({
+      url: config.amqpUrl,
+      connectionName: `${tuning.connectionName} (${role})`,
+      topology,
+      logger: logger.child({ component: 'broker', connection: role }),
+      reconnectInitialDelayMs: tuning.reconnectInitialDelayMs,
+      reconnectMaxDelayMs: tuning.reconnectMaxDelayMs,
+    });
+  const consuming = connect('consume');
+  const publishing = connect('publish');
+  const publishChannel = publishing.confirmChannel({ name: 'publish' });
   const publisher = createPublisher({
     channel: publishChannel,
     confirmTimeoutMs: tuning.publishConfirmTimeoutMs,
+    blocked: () => publishing.blocked,
   });
 
   let worker: Worker | undefined;
   if (config.workerQueues.length > 0) {
     worker = createWorker({
-      broker,
+      broker: consuming,
+      publishing,
       queues: config.workerQueues,
       prefetch: config.workerPrefetch,
       processingTimeMs: config.processingTimeMs,
@@ -95,7 +108,7 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
   let reporter: Reporter | undefined;
   if (client) {
     reporter = createReporter({
-      broker,
+      broker: consuming,
       publisher,
       client,
       batchSize: config.reportBatchSize,
@@ -111,15 +124,24 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
     const reporting = reporter?.state();
     return {
       // Every channel open means every consumer attached (their setup ran on the live channel).
-      ready: broker.ready && (reporting?.ready ?? true),
-      broker: { connected: broker.connected, blocked: broker.blocked, channels: broker.channelStates() },
+      ready: consuming.ready && publishing.ready && (reporting?.ready ?? true),
+      broker: {
+        consume: { connected: consuming.connected, channels: consuming.channelStates() },
+        publish: {
+          connected: publishing.connected,
+          blocked: publishing.blocked,
+          channels: publishing.channelStates(),
+        },
+      },
       worker: worker ? { queues: config.workerQueues } : 'disabled',
       reporter: reporting ? (reporting.ready ? 'running' : reporting) : 'disabled',
     };
   };
   const updateReadyGauge = () => metrics.ready.set(readiness().ready ? 1 : 0);
-  for (const event of ['connected', 'disconnected', 'channel-open', 'channel-closed'] as const) {
-    broker.on(event, updateReadyGauge);
+  for (const connection of [consuming, publishing]) {
+    for (const event of ['connected', 'disconnected', 'channel-open', 'channel-closed'] as const) {
+      connection.on(event, updateReadyGauge);
+    }
   }
   updateReadyGauge();
 
@@ -135,7 +157,7 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
     await client?.close();
     throw err;
   }
-  await broker.start();
+  await Promise.all([consuming.start(), publishing.start()]);
   logger.info(
     {
       workerQueues: config.workerQueues,
@@ -150,7 +172,7 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
   return {
     healthUrl: health.url,
     metrics,
-    broker,
+    connections: { consume: consuming, publish: publishing },
     channels: { publish: publishChannel, worker: worker?.channel, reporter: reporter?.channel },
     readiness,
     close() {
@@ -159,8 +181,10 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
         const drainMs = Math.max(0, config.shutdownGraceMs - Math.min(1_000, config.shutdownGraceMs / 4));
         const deadline = AbortSignal.timeout(drainMs);
         await Promise.all([worker?.stop(deadline), reporter?.stop(deadline)]);
-        // Unacked deliveries return to their queues when the channels close.
-        await broker.close();
+        // Unacked deliveries return to their queues when the channels close. The publishing connection
+        // goes last: what was published is confirmed (or not) before the deliveries it reports return.
+        await consuming.close();
+        await publishing.close();
         await client?.close();
         await health.close();
         logger.info({}, 'consumer stopped');

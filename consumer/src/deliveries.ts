@@ -46,7 +46,7 @@ class ChannelSettlements {
     this.#acks.add(tag);
     if (this.#flushing) return;
     this.#flushing = true;
-    setImmediate(() => this.#flush());
+    setImmediate(() => this.flush());
   }
 
   /** Requeue or reject now. */
@@ -69,7 +69,9 @@ class ChannelSettlements {
     }
   }
 
-  #flush(): void {
+  /** Sends the acks gathered so far (at the turn's end, or before the channel is closed on purpose). */
+  flush(): void {
+    if (!this.#flushing) return;
     this.#flushing = false;
     const acks = this.#acks;
     this.#acks = new Set();
@@ -128,6 +130,11 @@ export function settleOrDrop(metrics: ConsumerMetrics, delivery: Delivery, how: 
   }
   metrics.droppedSettlements.inc({ queue: delivery.queue });
   return false;
+}
+
+/** Sends a channel's gathered acks now: before a shutdown closes it, so no finished work comes back. */
+export function flushSettlements(channel: Channel | undefined): void {
+  if (channel) settlements.get(channel)?.flush();
 }
 
 /** Starts consumers on `queues` with one handler; returns their tags (to cancel them on shutdown). */

@@ -31,10 +31,17 @@ export class PublishFailedError extends Error {
 export interface PublisherOptions {
   channel: ManagedChannel<ConfirmChannel>;
   confirmTimeoutMs: number;
+  /** The publishing connection is blocked by a broker alarm: confirms wait for it (see confirmedPublisher). */
+  blocked?: () => boolean;
   attempts?: number;
 }
 
-export function createPublisher({ channel, confirmTimeoutMs, attempts = 3 }: PublisherOptions): Publisher {
+export function createPublisher({
+  channel,
+  confirmTimeoutMs,
+  blocked,
+  attempts = 3,
+}: PublisherOptions): Publisher {
   return {
     async publish(exchange, routingKey, content, options) {
       let lastError: unknown;
@@ -43,7 +50,12 @@ export function createPublisher({ channel, confirmTimeoutMs, attempts = 3 }: Pub
           // Waits through a reopen, but not forever: the caller's delivery is held meanwhile. An open
           // channel is taken as it is, without a timeout signal (a timer) for every publish.
           const ch = channel.current() ?? (await channel.wait(AbortSignal.timeout(confirmTimeoutMs)));
-          await confirmedPublisher(ch, confirmTimeoutMs).publish(exchange, routingKey, content, options);
+          await confirmedPublisher(ch, confirmTimeoutMs, { blocked }).publish(
+            exchange,
+            routingKey,
+            content,
+            options,
+          );
           return;
         } catch (err) {
           lastError = err;

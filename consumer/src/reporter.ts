@@ -10,7 +10,7 @@ import { type BackoffPolicy, backoffMs } from '@task-pipeline/common';
 import { type Broker, type ManagedChannel, type ParseResult, QUEUES } from '@task-pipeline/rabbitmq';
 import type { Channel } from 'amqplib';
 import type { Logger } from 'pino';
-import { cancelAll, consumeAll, type Delivery, settleOrDrop } from './deliveries.js';
+import { cancelAll, consumeAll, type Delivery, flushSettlements, settleOrDrop } from './deliveries.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { publishParked } from './parking.js';
 import type { Publisher } from './publishing.js';
@@ -491,6 +491,7 @@ export function createReporter(options: ReporterOptions): Reporter {
         else shutdown.signal.addEventListener('abort', () => resolve(), { once: true });
       });
       await Promise.race([Promise.all([loop, ...parking]), aborted]);
+      flushSettlements(channel.current());
     },
   };
 }

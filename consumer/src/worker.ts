@@ -16,7 +16,7 @@ import {
 } from '@task-pipeline/rabbitmq';
 import type { Channel } from 'amqplib';
 import type { Logger } from 'pino';
-import { cancelAll, consumeAll, type Delivery, settleOrDrop } from './deliveries.js';
+import { cancelAll, consumeAll, type Delivery, flushSettlements, settleOrDrop } from './deliveries.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { publishParked } from './parking.js';
 import type { Publisher, ResultPublisher } from './publishing.js';
@@ -89,7 +89,13 @@ export function retryHeaders(
 }
 
 export interface WorkerOptions {
+  /** The connection the worker consumes on. */
   broker: Broker;
+  /**
+   * The connection its publishes go through: while the broker blocks it (a resource alarm), the
+   * worker takes no new deliveries, since it could not publish their outcomes.
+   */
+  publishing: Pick<Broker, 'blocked' | 'on'>;
   queues: readonly WorkQueue[];
   prefetch: number;
   processingTimeMs: number;
@@ -109,23 +115,43 @@ export interface Worker {
 }
 
 export function createWorker(options: WorkerOptions): Worker {
-  const { broker, queues, prefetch, processingTimeMs, policy, publisher, publishResult, metrics, logger } =
-    options;
+  const { broker, publishing, queues, prefetch, processingTimeMs, policy } = options;
+  const { publisher, publishResult, metrics, logger } = options;
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
   let consumerTags: string[] = [];
 
+  const onDelivery = (delivery: Delivery) => {
+    const handled = handle(delivery).finally(() => inFlight.delete(handled));
+    inFlight.add(handled);
+  };
+
   const channel = broker.channel({
     name: 'worker',
     setup: async (ch) => {
-      if (stopping) return;
       // Per-consumer prefetch: quorum queues do not support a channel-wide (global) limit.
       await ch.prefetch(prefetch);
-      consumerTags = await consumeAll(ch, queues, (delivery) => {
-        const handled = handle(delivery).finally(() => inFlight.delete(handled));
-        inFlight.add(handled);
-      });
+      if (!stopping && !publishing.blocked) consumerTags = await consumeAll(ch, queues, onDelivery);
     },
+  });
+
+  // Deliveries in hand wait for their publishes, which go out when the alarm clears (their confirm
+  // clock is stopped meanwhile); the broker keeps the rest for replicas that can publish.
+  publishing.on('blocked', () => {
+    logger.warn({}, 'publishing is blocked by a broker alarm: taking no new deliveries');
+    void cancelAll(channel.current(), consumerTags);
+  });
+  publishing.on('unblocked', () => {
+    const ch = channel.current();
+    if (stopping || !ch) return;
+    logger.info({}, 'publishing is unblocked: consuming again');
+    consumeAll(ch, queues, onDelivery).then(
+      (tags) => {
+        consumerTags = tags;
+      },
+      // The channel is closing: its reopening consumes again.
+      (err: unknown) => logger.warn({ err }, 'could not consume again after the alarm'),
+    );
   });
 
   async function handle(delivery: Delivery): Promise<void> {
@@ -208,6 +234,7 @@ export function createWorker(options: WorkerOptions): Worker {
         else signal.addEventListener('abort', () => resolve(), { once: true });
       });
       await Promise.race([Promise.allSettled([...inFlight]), aborted]);
+      flushSettlements(channel.current());
     },
   };
 }

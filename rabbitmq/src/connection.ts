@@ -110,7 +110,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     });
     connection.on('disconnect', (err: Error) => {
       this.#model = undefined;
-      this.#blocked = false;
+      // A new connection starts unblocked; whoever paused for the block may resume (and meet it again).
+      if (this.#blocked) {
+        this.#blocked = false;
+        this.emit('unblocked');
+      }
       for (const slot of this.#slots) this.#lose(slot);
       logger.warn({ err }, 'lost the RabbitMQ connection; reconnecting');
       this.emit('disconnected', err);

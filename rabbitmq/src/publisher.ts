@@ -37,19 +37,37 @@ interface Pending {
   describe: () => string;
 }
 
+export interface ConfirmedPublisherOptions {
+  /**
+   * True while the broker blocks the connection (a resource alarm). It reads nothing from a blocked
+   * connection, so confirms cannot come: the clock stops, and each publish gets its whole timeout once
+   * the block lifts. Timing out instead would return work to its queue while its publish, buffered
+   * on the socket, still goes out when the alarm clears: the same work done twice.
+   */
+  blocked?: () => boolean;
+}
+
 const publishers = new WeakMap<ConfirmChannel, ConfirmedPublisher>();
 
-/** One publisher per channel: the `return` listener must be attached once. */
-export function confirmedPublisher(channel: ConfirmChannel, confirmTimeoutMs: number): ConfirmedPublisher {
+/** One publisher per channel (the `return` listener must be attached once): the first call's options hold. */
+export function confirmedPublisher(
+  channel: ConfirmChannel,
+  confirmTimeoutMs: number,
+  options: ConfirmedPublisherOptions = {},
+): ConfirmedPublisher {
   let publisher = publishers.get(channel);
   if (!publisher) {
-    publisher = createConfirmedPublisher(channel, confirmTimeoutMs);
+    publisher = createConfirmedPublisher(channel, confirmTimeoutMs, options);
     publishers.set(channel, publisher);
   }
   return publisher;
 }
 
-function createConfirmedPublisher(channel: ConfirmChannel, confirmTimeoutMs: number): ConfirmedPublisher {
+function createConfirmedPublisher(
+  channel: ConfirmChannel,
+  confirmTimeoutMs: number,
+  { blocked = () => false }: ConfirmedPublisherOptions,
+): ConfirmedPublisher {
   /** Returns whose ack has not arrived yet, by messageId (empty unless a route is missing). */
   const returned = new Map<string, number>();
   // Every publish has the same timeout, so deadlines come in publish order: one timer for the oldest
@@ -75,6 +93,11 @@ function createConfirmedPublisher(channel: ConfirmChannel, confirmTimeoutMs: num
   function expire(): void {
     timer = undefined;
     const now = performance.now();
+    if (blocked()) {
+      for (let i = head; i < queue.length; i += 1) (queue[i] as Pending).deadline = now + confirmTimeoutMs;
+      arm();
+      return;
+    }
     while (head < queue.length) {
       const entry = queue[head] as Pending;
       if (!entry.settled) {

@@ -1,10 +1,17 @@
 // consumer/src/main.ts as a process: a bad variable stops the boot with one line naming it; SIGTERM
 // stops it gracefully, returning unfinished work to the queue; the health port answers meanwhile.
-import { WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import { type ResultMessage, WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
-import { expectCountSettles, publishWork, TEST_TOKEN, waitUntil, workMessage } from '../support/harness.js';
+import {
+  drainQueue,
+  expectCountSettles,
+  publishWork,
+  TEST_TOKEN,
+  waitUntil,
+  workMessage,
+} from '../support/harness.js';
 import { counterFromText, scrape, spawnConsumer, spawnService } from '../support/processes.js';
 
 let vhost: TestVhost;
@@ -46,7 +53,10 @@ describe('consumer process', () => {
     const ready = await fetch(`${consumer.healthUrl}/health/ready`);
     expect(await ready.json()).toMatchObject({
       ready: true,
-      broker: { connected: true, channels: { publish: true, worker: true } },
+      broker: {
+        consume: { connected: true, channels: { worker: true } },
+        publish: { connected: true, blocked: false, channels: { publish: true } },
+      },
       worker: { queues: ['tasks.low'] },
       reporter: 'disabled',
     });
@@ -78,11 +88,14 @@ describe('consumer process', () => {
       const { code, signal } = await consumer.stop();
       expect({ code, signal }).toEqual({ code: 0, signal: null });
       expect(consumer.output.some((l) => l.includes('consumer stopped'))).toBe(true);
-      // Every message is either processed (its result in tasks.results) or back in its queue.
-      const results = async () => (await channel.checkQueue('tasks.results')).messageCount;
+      // Every message is either processed (its result in tasks.results, many to a message) or back
+      // in its queue.
+      const results = (await drainQueue(channel, 'tasks.results')).flatMap(
+        (m) => (JSON.parse(m.content.toString('utf8')) as ResultMessage).results,
+      );
+      expect(results.length).toBeGreaterThan(0);
       const left = async () => (await channel.checkQueue(WORK_QUEUES.low)).messageCount;
-      await expectCountSettles(async () => (await results()) + (await left()), 40);
-      expect(await results()).toBeGreaterThan(0);
+      await expectCountSettles(left, 40 - results.length);
     } finally {
       await connection.close();
     }

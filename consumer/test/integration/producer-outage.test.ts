@@ -62,7 +62,9 @@ describe('producer outage', () => {
     // Workers went on; their results waited in tasks.results; the reporter kept retrying.
     expect(processedLate).toBeGreaterThan(processedAtStop);
     expect(queuedLate).toBeGreaterThan(queuedMid);
-    expect(await metricValue(c, 'consumer_report_requests_total', { result: 'retry' })).toBeGreaterThan(0);
+    expect(await metricValue(c, 'consumer_report_requests_total', { result: 'unavailable' })).toBeGreaterThan(
+      0,
+    );
     expect(c.readiness().ready).toBe(true);
 
     await producer.start();

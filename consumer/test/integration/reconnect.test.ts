@@ -82,9 +82,11 @@ describe('reconnect', () => {
     // broker has nothing more to send on it: see the note on forceChannelError.
     const c = await startOn(vhost.url, { processingTimeMs: 1_500, workerPrefetch: 32, reportBatchSize: 100 });
     let disconnects = 0;
-    c.broker.on('disconnected', () => {
-      disconnects += 1;
-    });
+    for (const connection of Object.values(c.connections)) {
+      connection.on('disconnected', () => {
+        disconnects += 1;
+      });
+    }
 
     // Worker channel: the 20 messages it holds are redelivered on the new channel; the first
     // handlers' acks, due on the dead channel, are dropped rather than sent on the new one.
@@ -177,8 +179,12 @@ describe('reconnect', () => {
     const inFlight = producer.requests[0]?.length ?? 0;
     expect(inFlight).toBeGreaterThan(0);
 
-    const disconnected = new Promise((r) => c.broker.once('disconnected', r));
-    await rabbitmqctl('close_connection', await connectionPid(c.connectionName), 'test: mid-report');
+    const disconnected = new Promise((r) => c.connections.consume.once('disconnected', r));
+    await rabbitmqctl(
+      'close_connection',
+      await connectionPid(`${c.connectionName} (consume)`),
+      'test: mid-report',
+    );
     await disconnected;
     release();
     await waitUntil('every result reported', () => sent.every((r) => acceptedIds().has(r.taskId)));

@@ -53,7 +53,7 @@ export const FAST_TUNING: Partial<ConsumerTuning> = {
 export interface StartedConsumer extends Consumer {
   /** Every log line, parsed: tests look for warnings such as a 406. */
   readonly logs: Record<string, unknown>[];
-  /** Its AMQP connection name, to find it with `rabbitmqctl list_connections`. */
+  /** Its AMQP connections' name, `<name> (consume)` and `<name> (publish)` in `rabbitmqctl list_connections`. */
   readonly connectionName: string;
   /** Readiness after every broker event (connection or channel lost or regained), in order. */
   readonly readinessLog: boolean[];
@@ -77,8 +77,10 @@ export async function startTestConsumer(
     tuning: { connectionName, ...FAST_TUNING, ...tuning },
   });
   const readinessLog: boolean[] = [];
-  for (const event of ['connected', 'disconnected', 'channel-open', 'channel-closed'] as const) {
-    consumer.broker.on(event, () => readinessLog.push(consumer.readiness().ready));
+  for (const connection of Object.values(consumer.connections)) {
+    for (const event of ['connected', 'disconnected', 'channel-open', 'channel-closed'] as const) {
+      connection.on(event, () => readinessLog.push(consumer.readiness().ready));
+    }
   }
   return Object.assign(consumer, { logs, connectionName, readinessLog });
 }
