@@ -1,11 +1,5 @@
 // A claimed task as the work message of CONTRACT §5. Pure: the dispatcher publishes what this returns.
-import {
-  EXCHANGES,
-  HEADERS,
-  JSON_CONTENT_TYPE,
-  type PublishOptions,
-  type WorkMessage,
-} from '@task-pipeline/rabbitmq';
+import { EXCHANGES, JSON_CONTENT_TYPE, type PublishOptions, type WorkMessage } from '@task-pipeline/rabbitmq';
 import type { ClaimedTask } from './dispatch-repository.js';
 
 export interface OutgoingMessage {
@@ -33,7 +27,8 @@ export function buildWorkMessage(task: ClaimedTask): OutgoingMessage {
       persistent: true,
       mandatory: true,
       contentType: JSON_CONTENT_TYPE,
-      headers: { [HEADERS.retryCount]: 0 },
+      // No headers: a first dispatch has no retries (an absent x-retry-count reads as 0), and a header
+      // table is the costliest part of encoding a message's properties.
     },
   };
 }

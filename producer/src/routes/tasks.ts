@@ -227,7 +227,13 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
         }));
         throw new ProblemError('invalidRequest', describeIssues(issues));
       }
-      const items = envelope.data.reports.map((raw) => ({ raw, parsed: StatusUpdateSchema.safeParse(raw) }));
+      // A body that passed the route's schema is valid item by item already; only a body that did not
+      // is checked item by item, so its good reports still apply.
+      const items = envelope.data.reports.map((raw) =>
+        request.validationError
+          ? { raw, parsed: StatusUpdateSchema.safeParse(raw) }
+          : { raw, parsed: { success: true as const, data: raw as StatusUpdate } },
+      );
       const valid = items.flatMap((item) => (item.parsed.success ? [item.parsed.data] : []));
       const minimal = prefersMinimal(request.headers.prefer);
       if (minimal) reply.header('preference-applied', 'return=minimal');

@@ -1,7 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { buildClaimPlan, claimOrderComparator, nextStartIds } from '../../../src/dispatch/claim-query.js';
 
-const start = '7d444840-9dc0-11d1-b245-5ffdce74fad2';
 const starts = {
   high: '7d444840-9dc0-11d1-b245-5ffdce74fad2',
   medium: '11111111-9dc0-41d1-b245-5ffdce74fad2',

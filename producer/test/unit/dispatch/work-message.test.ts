@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
   EXCHANGES,
-  HEADERS,
   JSON_CONTENT_TYPE,
   parseMessage,
   WorkMessageSchema,
@@ -26,7 +25,6 @@ describe('buildWorkMessage', () => {
       persistent: true,
       mandatory: true,
       contentType: JSON_CONTENT_TYPE,
-      headers: { [HEADERS.retryCount]: 0 },
     });
     const parsed = parseMessage(WorkMessageSchema, message.body, message.options.contentType);
     expect(parsed).toEqual({
