@@ -9,6 +9,7 @@ import {
   type Broker,
   confirmedPublisher,
   type ManagedChannel,
+  PRIORITIES,
   type Priority,
   PublishError,
 } from '@task-pipeline/rabbitmq';
@@ -18,7 +19,7 @@ import type { ProducerMetrics } from '../metrics.js';
 import { DATABASE_BACKOFF, PUBLISH_FAILURE_BACKOFF } from './backoff.js';
 import { nextStartIds, randomStartIds } from './claim-query.js';
 import type { ClaimedTask, DispatchRepository } from './dispatch-repository.js';
-import type { DispatcherStats, PauseReason } from './types.js';
+import type { DispatcherStats, InsertClaim, PauseReason } from './types.js';
 import { createWakeSignal } from './wakeup.js';
 import { buildWorkMessage } from './work-message.js';
 
@@ -81,6 +82,8 @@ export interface DispatcherOptions {
 }
 
 export const DEFAULT_PIPELINE_DEPTH = 4;
+const PRIORITY_RANK = Object.fromEntries(PRIORITIES.map((p, i) => [p, i])) as Record<Priority, number>;
+
 /** How long a cached `sent` count is trusted before the next claim recounts it. */
 const SENT_COUNT_TTL_MS = 1_000;
 /** While held back by the in-flight cap, how often to recount `sent`. */
@@ -107,6 +110,10 @@ export class Dispatcher {
   #sentCountAt = Number.NEGATIVE_INFINITY;
   /** Tasks this replica claimed and has not recorded or released yet. */
   #unrecorded = 0;
+  /** Inserts under way that claim what they insert (claimOnInsert). */
+  #claimingInserts = 0;
+  /** The last claim took a full batch: more may be waiting, so creates queue up behind it. */
+  #backlog = true;
   #publishFailureStreak = 0;
   #databaseFailureStreak = 0;
   /** Where each priority's next claim starts (random order): random at first, then continuing. */
@@ -193,6 +200,53 @@ export class Dispatcher {
     return this.#process(claimed, claimedAt);
   }
 
+  /**
+   * Lets an insert of `count` fresh tasks claim them itself (lease and first attempt in the insert), so
+   * they go out without the claim's round trip and its row version: only when claiming them at once is
+   * what this loop would do anyway. Nothing may be waiting for it (its last claim came back short:
+   * otherwise new tasks queue behind the backlog, in priority and random order), nothing holds it back,
+   * and there is room in flight and in the pipeline. Undefined: insert them waiting, as usual.
+   */
+  claimOnInsert(count: number): InsertClaim | undefined {
+    const { broker, channel, config } = this.#o;
+    const free =
+      this.#loop !== undefined &&
+      !this.#stopping &&
+      !this.#backlog &&
+      this.#paused === undefined &&
+      this.#holdUntil <= performance.now() &&
+      broker.connected &&
+      !broker.blocked &&
+      channel.current() !== undefined &&
+      this.#batches.size + this.#claimingInserts < this.#o.pipelineDepth &&
+      this.#sentCount !== undefined &&
+      this.#sentCount + this.#unrecorded + count <= config.maxInFlight;
+    if (!free) return undefined;
+    this.#claimingInserts += 1;
+    this.#unrecorded += count;
+    const claimedAt = performance.now();
+    let settled = false;
+    const settle = () => {
+      if (settled) return false;
+      settled = true;
+      this.#claimingInserts -= 1;
+      return true;
+    };
+    return {
+      leaseSeconds: config.leaseSeconds,
+      claimed: (tasks) => {
+        if (!settle()) return;
+        // #process gives back what it was handed; the rest of the reservation goes now.
+        this.#unrecorded -= count - tasks.length;
+        const inClaimOrder = [...tasks].sort((a, b) => PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority]);
+        if (tasks.length > 0) this.#track(this.#process(inClaimOrder, claimedAt));
+      },
+      abandoned: () => {
+        if (settle()) this.#unrecorded -= count;
+      },
+    };
+  }
+
   readonly #onBroker = () => this.#signal.wake();
 
   async #run(): Promise<void> {
@@ -229,7 +283,8 @@ export class Dispatcher {
       this.#setPaused('broker_blocked');
       return wait(config.pollIntervalMs);
     }
-    if (this.#batches.size >= this.#o.pipelineDepth) return wait(config.pollIntervalMs);
+    if (this.#batches.size + this.#claimingInserts >= this.#o.pipelineDepth)
+      return wait(config.pollIntervalMs);
     const room = await this.#room();
     this.#databaseFailureStreak = 0;
     if (room <= 0) {
@@ -242,7 +297,8 @@ export class Dispatcher {
     const claimed = await this.#claim(limit);
     if (claimed.length > 0) this.#track(this.#process(claimed, claimedAt));
     // A short batch means the backlog is drained (for this replica): sleep until woken or the poll.
-    if (claimed.length < limit) await wait(config.pollIntervalMs);
+    this.#backlog = claimed.length >= limit;
+    if (!this.#backlog) await wait(config.pollIntervalMs);
   }
 
   /** Free places under DISPATCH_MAX_IN_FLIGHT, counting our own claimed-but-unrecorded tasks. */

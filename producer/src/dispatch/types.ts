@@ -1,4 +1,5 @@
 // What the dispatcher shows to the rest of the producer (health, tests, the create route).
+import type { ClaimedTask } from './dispatch-repository.js';
 
 /** Why the dispatcher is holding back right now; undefined while it claims normally. */
 export type PauseReason = 'broker_down' | 'broker_blocked' | 'in_flight' | 'database';
@@ -17,11 +18,24 @@ export interface DispatcherStats {
   dispatched: number;
 }
 
+/**
+ * A claim taken by the insert that creates the tasks (see Dispatcher.claimOnInsert): the insert sets
+ * the lease and the first attempt; the dispatcher publishes what it inserted, or forgets the claim
+ * when the insert failed.
+ */
+export interface InsertClaim {
+  leaseSeconds: number;
+  claimed(tasks: ClaimedTask[]): void;
+  abandoned(): void;
+}
+
 export interface DispatcherHandle {
   /**
    * Called after a task-creating transaction committed: wakes this replica's loop now and, rate-limited,
    * the other replicas through NOTIFY. Works (and only notifies) when the dispatcher is disabled.
    */
   taskCreated(): void;
+  /** See Dispatcher.claimOnInsert: undefined when this replica does not dispatch or is busy. */
+  claimOnInsert(count: number): InsertClaim | undefined;
   stats(): DispatcherStats;
 }

@@ -59,6 +59,7 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
       dispatcher?.wake();
       wakeup.notify();
     },
+    claimOnInsert: (count) => dispatcher?.claimOnInsert(count),
     stats: () =>
       dispatcher?.stats() ?? {
         enabled: false,

@@ -87,7 +87,9 @@ export function prefersMinimal(prefer: string | undefined): boolean {
 }
 
 const taskRoutes: FastifyPluginAsyncZod = async (app) => {
-  const tasks = createTaskRepository(app.sql);
+  const tasks = createTaskRepository(app.sql, {
+    claimOnInsert: (count) => app.dispatcher.claimOnInsert(count),
+  });
   const countReport = (result: ReportResult<ReportedTask>) =>
     app.metrics.reports.inc({ outcome: result.outcome });
 
@@ -117,7 +119,8 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
       switch (result.outcome) {
         case 'created':
           app.metrics.tasksCreated.inc({ priority: result.task.priority });
-          app.dispatcher.taskCreated();
+          // A task the insert claimed is being published already; the others need a dispatcher.
+          if (!result.claimed) app.dispatcher.taskCreated();
           return reply.code(201).send(result.task);
         case 'replayed':
           return reply.code(200).send(result.task);

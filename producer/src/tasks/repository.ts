@@ -3,6 +3,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type CoalesceOptions, coalesce } from '@task-pipeline/common';
 import type { Priority } from '@task-pipeline/rabbitmq';
+import type { InsertClaim } from '../dispatch/types.js';
 import type { Sql } from '../plugins/db.js';
 import type { StatusUpdate, Task } from '../schemas/tasks.js';
 import {
@@ -73,7 +74,8 @@ export interface NewTask {
 }
 
 export type CreateResult =
-  | { outcome: 'created'; task: Task }
+  /** `claimed`: inserted already claimed by this producer's dispatcher, which is publishing it. */
+  | { outcome: 'created'; task: Task; claimed: boolean }
   /** The same Idempotency-Key with the same body: the task the first request created. */
   | { outcome: 'replayed'; task: Task }
   | { outcome: 'key_reused' };
@@ -127,7 +129,12 @@ function outcomeOf<T extends ReportedTask>(
     : { outcome: decision.outcome, task };
 }
 
-export function createTaskRepository(sql: Sql) {
+export interface TaskRepositoryOptions {
+  /** The dispatcher's offer to claim fresh tasks in the insert that creates them (see InsertClaim). */
+  claimOnInsert?: (count: number) => InsertClaim | undefined;
+}
+
+export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions = {}) {
   const columns = sql(COLUMNS);
 
   async function get(taskId: string): Promise<Task | undefined> {
@@ -135,28 +142,48 @@ export function createTaskRepository(sql: Sql) {
     return row && toTask(row);
   }
 
-  /** Tasks without an Idempotency-Key: one multi-row INSERT, results in input order. */
-  async function insertMany(inputs: readonly NewTask[]): Promise<Task[]> {
+  /**
+   * Tasks without an Idempotency-Key: one multi-row INSERT, results in input order. When the
+   * dispatcher lets it (options.claimOnInsert), the insert also takes their claim (lease, first
+   * attempt) and hands them to the dispatcher once committed.
+   */
+  async function insertMany(inputs: readonly NewTask[]): Promise<{ task: Task; claimed: boolean }[]> {
     const values = inputs.map((input) => ({ id: randomUUID(), text: input.text, priority: input.priority }));
-    const rows = await sql<TaskRow[]>`
-      insert into tasks (id, text, priority)
-      select id, text, priority
-        from jsonb_to_recordset(${sql.json(values)}) as v(id uuid, text text, priority task_priority)
-      returning ${columns}`;
+    const claim = options.claimOnInsert?.(values.length);
+    let rows: TaskRow[];
+    try {
+      rows = await sql<TaskRow[]>`
+        insert into tasks (id, text, priority, attempts, claimed_until)
+        select id, text, priority, ${claim ? 1 : 0},
+               ${claim ? sql`now() + make_interval(secs => ${claim.leaseSeconds})` : null}
+          from jsonb_to_recordset(${sql.json(values)}) as v(id uuid, text text, priority task_priority)
+        returning ${columns}`;
+    } catch (err) {
+      claim?.abandoned();
+      throw err;
+    }
     const byId = new Map(rows.map((row) => [row.id, row]));
-    return values.map(({ id }) => {
+    const created = values.map(({ id }) => {
       const row = byId.get(id);
       if (!row) throw new Error(`task ${id} was not returned by its insert`);
-      return toTask(row);
+      return row;
     });
+    claim?.claimed(
+      created.map((row) => ({
+        id: row.id,
+        text: row.text,
+        priority: row.priority,
+        createdAt: row.created_at,
+        attempt: row.attempts,
+      })),
+    );
+    return created.map((row) => ({ task: toTask(row), claimed: claim !== undefined }));
   }
 
   const insertCoalesced = coalesce(insertMany, COALESCE);
 
   async function create(input: NewTask): Promise<CreateResult> {
-    if (input.idempotencyKey === undefined) {
-      return { outcome: 'created', task: await insertCoalesced(input) };
-    }
+    if (input.idempotencyKey === undefined) return { outcome: 'created', ...(await insertCoalesced(input)) };
     const id = randomUUID();
     const hash = requestHash(input);
     // A concurrent insert under the same key makes this wait for it, then do nothing: the lookup
@@ -166,7 +193,7 @@ export function createTaskRepository(sql: Sql) {
       values (${id}, ${input.text}, ${input.priority}, ${input.idempotencyKey}, ${hash})
       on conflict (idempotency_key) where idempotency_key is not null do nothing
       returning ${columns}`;
-    if (inserted) return { outcome: 'created', task: toTask(inserted) };
+    if (inserted) return { outcome: 'created', task: toTask(inserted), claimed: false };
     const [existing] = await sql<(TaskRow & { request_hash: Buffer })[]>`
       select ${columns}, request_hash from tasks where idempotency_key = ${input.idempotencyKey}`;
     if (!existing) throw new ConcurrentUpdateError('idempotency key vanished between insert and lookup');

@@ -1,10 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  EXCHANGES,
-  JSON_CONTENT_TYPE,
-  parseMessage,
-  WorkMessageSchema,
-} from '@task-pipeline/rabbitmq';
+import { EXCHANGES, JSON_CONTENT_TYPE, parseMessage, WorkMessageSchema } from '@task-pipeline/rabbitmq';
 import { describe, expect, test } from 'vitest';
 import { buildWorkMessage } from '../../../src/dispatch/work-message.js';
 
