@@ -77,13 +77,13 @@ export function toProblem(err: FastifyError, request: FastifyRequest): Problem {
 }
 
 /** An answer written on the bare socket (no reply object exists there), then the connection closes. */
-function rawProblem(socket: Duplex, status: number, detail: string, extraHeaders = ''): void {
+function rawProblem(socket: Duplex, status: number, detail: string): void {
   const body = JSON.stringify(fromStatus(status, detail));
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
         `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `${REQUEST_ID_HEADER}: ${randomUUID()}\r\n${extraHeaders}Connection: close\r\n\r\n${body}`,
+        `${REQUEST_ID_HEADER}: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy();
@@ -109,14 +109,15 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Duple
  * parameter past its length limit is refused before any hook runs; answer it like every other error.
  */
 export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const status = err.statusCode !== undefined && err.statusCode < 500 ? err.statusCode : 400;
-  const detail =
+  const body =
     err.code === 'FST_ERR_BAD_URL'
-      ? 'the request target is not a valid URL (a bad percent-escape or authority)'
-      : 'a path segment is too long';
-  request.log.info({ status, code: err.code }, 'request refused');
+      ? fromStatus(400, 'the request target is not a valid URL (a bad percent-escape or authority)')
+      : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? fromStatus(414, 'a path parameter is longer than the router accepts')
+        : toProblem(err, request);
+  request.log.info({ status: body.status, code: err.code }, 'request refused');
   reply.header(REQUEST_ID_HEADER, request.id);
-  sendProblem(reply, fromStatus(status, detail));
+  sendProblem(reply, body);
 }
 
 export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
