@@ -12,8 +12,9 @@ consumers.
 
   (no option)  --docker when a Docker engine answers, --local otherwise
   --docker     docker compose (or docker-compose) up --build, in the background; waits until every
-               container is healthy and prints the URLs. Stop: docker-compose down (add -v to
-               also delete the data).
+               container is healthy and prints the URLs. Needs nothing else on this machine: the
+               tasks CLI runs in a container too (docker-compose run --rm tasks 100). Stop:
+               docker-compose down (add -v to also delete the data).
   --local      no containers: installs npm dependencies if needed (npm ci), builds, checks that
                this machine's PostgreSQL and RabbitMQ answer (DATABASE_URL, AMQP_URL), creates the
                database if missing, runs the producer and two consumers as local processes with
@@ -96,6 +97,10 @@ run_docker() {
   local started=$SECONDS
   echo "run.sh: ${COMPOSE[*]} up -d --build"
   "${COMPOSE[@]}" up -d --build
+  # The tasks CLI's image (profile tools, never started by up), so that the command printed below
+  # starts at once; its layers are the producer image's build stage.
+  echo "run.sh: ${COMPOSE[*]} --profile tools build tasks"
+  "${COMPOSE[@]}" --profile tools build tasks
   echo "run.sh: waiting for every container to be healthy"
   local deadline=$((SECONDS + 240)) states
   while :; do
@@ -118,7 +123,8 @@ Task pipeline is up (${COMPOSE[*]}, $((SECONDS - started)) s):
   API           http://localhost:$port/api/v1
   Swagger UI    http://localhost:$port/docs
   RabbitMQ UI   http://127.0.0.1:$mgmt  (guest / guest)
-  Try it        npm run tasks -- 100       (or: curl -X POST http://localhost:$port/api/v1/create-task -H 'content-type: application/json' -d '{"text":"hi"}')
+  Try it        ${COMPOSE[*]} run --rm tasks 100
+  Or with curl  curl -X POST http://localhost:$port/api/v1/create-task -H 'content-type: application/json' -d '{"text":"hi"}'
   Logs          ${COMPOSE[*]} logs -f
   Stop          ${COMPOSE[*]} down          (data stays; add -v to delete it)
 EOF

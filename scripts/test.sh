@@ -57,6 +57,20 @@ ensure_chromium() {
   return 0
 }
 
+ensure_promtool() {
+  # The metrics lint test runs promtool (Debian's prometheus package) on both services' /metrics.
+  if command -v promtool >/dev/null; then echo "promtool: $(promtool --version 2>&1 | head -n 1)"; return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) ||
+      echo "could not install promtool (apt-get install prometheus failed): the metrics lint test will fail"
+  else
+    # Only here may the test skip: nothing this script can do installs it.
+    export PROMTOOL_UNAVAILABLE="promtool is missing and cannot be installed here (needs root and apt-get: apt-get install prometheus)"
+    echo "$PROMTOOL_UNAVAILABLE"
+  fi
+  return 0
+}
+
 run_vitest() {
   local out=$1
   shift
@@ -66,6 +80,7 @@ run_vitest() {
 stage install install_deps || { echo "0 passed, 1 failed"; exit 1; }
 stage services ensure_services || { echo "0 passed, 1 failed"; exit 1; }
 stage chromium ensure_chromium
+stage promtool ensure_promtool
 stage build npm run build --silent || STAGES_FAILED=$((STAGES_FAILED + 1))
 stage lint npx biome check . || STAGES_FAILED=$((STAGES_FAILED + 1))
 stage types npx tsc -p tsconfig.json --noEmit || STAGES_FAILED=$((STAGES_FAILED + 1))

@@ -1,12 +1,31 @@
 // The consumer's whole configuration: one zod schema over the environment, parsed once at start.
 // process.env is read nowhere else. A bad value stops the boot with the variable's name.
-import { ALL_WORK_QUEUES, DEFAULT_RETRY_DELAYS_SECONDS, type WorkQueue } from '@task-pipeline/rabbitmq';
+import {
+  ALL_WORK_QUEUES,
+  DEFAULT_RETRY_DELAYS_SECONDS,
+  MAX_WORK_MESSAGE_BYTES,
+  type WorkQueue,
+} from '@task-pipeline/rabbitmq';
 import { z } from 'zod';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * RabbitMQ closes the channel of a delivery left unacknowledged past its consumer timeout (30 min by
+ * default) and redelivers everything on it: a task that takes longer is processed again and again
+ * until the delivery limit dead-letters it. Half of that leaves room for a slow result publish.
+ */
+export const MAX_PROCESSING_TIME_MS = 15 * 60_000;
+
+/**
+ * The most work-message bytes a worker may hold at once: WORKER_PREFETCH deliveries per queue it
+ * consumes (the limit is per consumer), each up to MAX_WORK_MESSAGE_BYTES. Beyond this a burst of
+ * large messages would take more memory than a modest container has.
+ */
+export const MAX_PREFETCHED_WORK_BYTES = 256 * 1024 * 1024;
 
 /** A comma-separated list; blanks around items are ignored. */
 const list = <O>(item: z.ZodType<O>) =>
@@ -15,30 +34,54 @@ const list = <O>(item: z.ZodType<O>) =>
     z.array(item).min(1, 'must list at least one value'),
   );
 
-export const ConsumerEnvSchema = z.object({
-  AMQP_URL: z.url({ protocol: /^amqps?$/ }).default('amqp://guest:guest@127.0.0.1:5672'),
-  PRODUCER_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:3000'),
-  STATUS_API_TOKEN: z.string().min(16, 'must be at least 16 characters'),
-  WORKER_QUEUES: list(z.enum(ALL_WORK_QUEUES as [WorkQueue, ...WorkQueue[]]))
-    .refine((queues) => new Set(queues).size === queues.length, 'lists a queue twice')
-    .default([...ALL_WORK_QUEUES]),
-  // Bounds the result publishes awaiting their confirm, not the work in progress: with little work per
-  // message a worker spends its slots waiting for the quorum queue's confirms.
-  WORKER_PREFETCH: int(1, 65_535).default(256),
-  PROCESSING_TIME_MS: int(0, 3_600_000).default(100),
-  FAILURE_RATE: z.coerce.number().min(0).max(1).default(0.1),
-  FAILURE_SEED: z.string().min(1).default('task-pipeline'),
-  MAX_RETRIES: int(0, 1_000).default(3),
-  // Whole seconds: each delay names an exchange and a queue (`tasks.retry.<d>`).
-  RETRY_DELAYS_SECONDS: list(int(1, 86_400)).default([...DEFAULT_RETRY_DELAYS_SECONDS]),
-  REPORTER_ENABLED: bool.default(true),
-  // The producer's batch route takes at most 1,000 reports; fewer, fuller batches cost it fewer commits.
-  REPORT_BATCH_SIZE: int(1, 1_000).default(1_000),
-  REPORT_BATCH_MS: int(0, 60_000).default(50),
-  HEALTH_PORT: int(0, 65_535).default(3001),
-  SHUTDOWN_GRACE_MS: int(0).default(8000),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-});
+export const ConsumerEnvSchema = z
+  .object({
+    AMQP_URL: z.url({ protocol: /^amqps?$/ }).default('amqp://guest:guest@127.0.0.1:5672'),
+    PRODUCER_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:3000'),
+    STATUS_API_TOKEN: z.string().min(16, 'must be at least 16 characters'),
+    WORKER_QUEUES: list(z.enum(ALL_WORK_QUEUES as [WorkQueue, ...WorkQueue[]]))
+      .refine((queues) => new Set(queues).size === queues.length, 'lists a queue twice')
+      .default([...ALL_WORK_QUEUES]),
+    // Bounds the result publishes awaiting their confirm, not the work in progress: with little work per
+    // message a worker spends its slots waiting for the quorum queue's confirms.
+    WORKER_PREFETCH: int(1, 65_535).default(256),
+    PROCESSING_TIME_MS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(
+        MAX_PROCESSING_TIME_MS,
+        `must be at most ${MAX_PROCESSING_TIME_MS} (15 min): RabbitMQ closes a channel whose delivery stays unacknowledged past its consumer timeout (30 min by default), and every task would be processed again`,
+      )
+      .default(100),
+    FAILURE_RATE: z.coerce.number().min(0).max(1).default(0.1),
+    FAILURE_SEED: z.string().min(1).default('task-pipeline'),
+    MAX_RETRIES: int(0, 1_000).default(3),
+    // Whole seconds: each delay names an exchange and a queue (`tasks.retry.<d>`).
+    RETRY_DELAYS_SECONDS: list(int(1, 86_400)).default([...DEFAULT_RETRY_DELAYS_SECONDS]),
+    REPORTER_ENABLED: bool.default(true),
+    // The producer's batch route takes at most 1,000 reports; fewer, fuller batches cost it fewer commits.
+    REPORT_BATCH_SIZE: int(1, 1_000).default(1_000),
+    REPORT_BATCH_MS: int(0, 60_000).default(50),
+    HEALTH_PORT: int(0, 65_535).default(3001),
+    SHUTDOWN_GRACE_MS: int(0).default(8000),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    const queues = env.WORKER_QUEUES.length;
+    const held = env.WORKER_PREFETCH * queues * MAX_WORK_MESSAGE_BYTES;
+    if (held > MAX_PREFETCHED_WORK_BYTES) {
+      const most = Math.floor(MAX_PREFETCHED_WORK_BYTES / (queues * MAX_WORK_MESSAGE_BYTES));
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WORKER_PREFETCH'],
+        message:
+          `${env.WORKER_PREFETCH} deliveries × ${queues} queue(s) × ${MAX_WORK_MESSAGE_BYTES / 1024} KiB ` +
+          `can hold ${Math.ceil(held / 2 ** 20)} MiB of work messages; at most ${most} with ${queues} queue(s), ` +
+          `which keeps them within ${MAX_PREFETCHED_WORK_BYTES / 2 ** 20} MiB`,
+      });
+    }
+  });
 
 export type LogLevel = z.infer<typeof ConsumerEnvSchema>['LOG_LEVEL'];
 

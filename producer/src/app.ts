@@ -7,7 +7,11 @@ import amqp from './plugins/amqp.js';
 import auth from './plugins/auth.js';
 import db from './plugins/db.js';
 import dispatcher from './plugins/dispatcher.js';
-import errorHandler, { clientErrorHandler, requestIdFor } from './plugins/error-handler.js';
+import errorHandler, {
+  clientErrorHandler,
+  frameworkErrorHandler,
+  requestIdFor,
+} from './plugins/error-handler.js';
 import metrics from './plugins/metrics.js';
 import swagger from './plugins/swagger.js';
 import healthRoutes from './routes/health.js';
@@ -33,6 +37,9 @@ export async function buildApp(config: ProducerConfig, { logger }: BuildAppOptio
     genReqId: requestIdFor,
     requestIdHeader: false,
     clientErrorHandler,
+    frameworkErrors: frameworkErrorHandler,
+    // The error-handler plugin checks Host itself, so that a missing one is refused as problem+json.
+    http: { requireHostHeader: false },
     // Fastify's own closing answer is fixed JSON, not problem+json: the error-handler plugin answers.
     return503OnClosing: false,
   }).withTypeProvider<ZodTypeProvider>();

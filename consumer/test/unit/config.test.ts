@@ -1,6 +1,11 @@
 import { ALL_WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import {
+  ConfigError,
+  loadConfig,
+  MAX_PREFETCHED_WORK_BYTES,
+  MAX_PROCESSING_TIME_MS,
+} from '../../src/config.js';
 
 const token = { STATUS_API_TOKEN: 'a-long-enough-test-token' };
 
@@ -69,9 +74,33 @@ describe('loadConfig', () => {
     [{ ...token, AMQP_URL: 'http://broker' }, 'AMQP_URL'],
     [{ ...token, PRODUCER_URL: 'not a url' }, 'PRODUCER_URL'],
     [{ ...token, LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ ...token, PROCESSING_TIME_MS: String(MAX_PROCESSING_TIME_MS + 1) }, 'PROCESSING_TIME_MS'],
+    [{ ...token, PROCESSING_TIME_MS: '3600000' }, 'PROCESSING_TIME_MS'],
+    [{ ...token, WORKER_PREFETCH: '1366' }, 'WORKER_PREFETCH'],
+    [{ ...token, WORKER_PREFETCH: '4097', WORKER_QUEUES: 'tasks.high' }, 'WORKER_PREFETCH'],
   ])('rejects %o naming %s in one line', (env, variable) => {
     const message = errorOf(env as Record<string, string>);
     expect(message).toContain(`${variable}:`);
     expect(message).not.toContain('\n');
+  });
+
+  test('refuses a processing time that would outlast the broker consumer timeout, and says why', () => {
+    expect(
+      loadConfig({ ...token, PROCESSING_TIME_MS: String(MAX_PROCESSING_TIME_MS) }).processingTimeMs,
+    ).toBe(MAX_PROCESSING_TIME_MS);
+    const message = errorOf({ ...token, PROCESSING_TIME_MS: '1800000' });
+    expect(message).toMatch(/PROCESSING_TIME_MS: must be at most 900000 .*consumer timeout/);
+  });
+
+  test('bounds WORKER_PREFETCH × queues × the largest work message, naming the largest that fits', () => {
+    // 256 MiB / (3 queues × 64 KiB) = 1,365; with one queue 4,096.
+    expect(MAX_PREFETCHED_WORK_BYTES).toBe(256 * 2 ** 20);
+    expect(loadConfig({ ...token, WORKER_PREFETCH: '1365' }).workerPrefetch).toBe(1365);
+    expect(loadConfig({ ...token, WORKER_PREFETCH: '4096', WORKER_QUEUES: 'tasks.low' }).workerPrefetch).toBe(
+      4096,
+    );
+    const message = errorOf({ ...token, WORKER_PREFETCH: '65535' });
+    expect(message).toContain('WORKER_PREFETCH: 65535 deliveries × 3 queue(s) × 64 KiB can hold 12288 MiB');
+    expect(message).toContain('at most 1365 with 3 queue(s)');
   });
 });

@@ -2,7 +2,7 @@
 // every response. Registered before any route: Fastify binds a route to the error handler that is
 // current when the route is added.
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -76,6 +76,19 @@ export function toProblem(err: FastifyError, request: FastifyRequest): Problem {
   return problem('internal', `the request failed unexpectedly; quote ${REQUEST_ID_HEADER} ${request.id}`);
 }
 
+/** An answer written on the bare socket (no reply object exists there), then the connection closes. */
+function rawProblem(socket: Duplex, status: number, detail: string): void {
+  const body = JSON.stringify(fromStatus(status, detail));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+        `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `${REQUEST_ID_HEADER}: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
 /**
  * Requests Node's HTTP parser refuses before Fastify sees them (headers or URL over 16 KiB, garbage,
  * a request timeout) get problem+json and an x-request-id too; the connection is closed after.
@@ -88,15 +101,23 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Duple
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'the request did not arrive in time']
         : [400, 'the request is not valid HTTP'];
-  const body = JSON.stringify(fromStatus(status, detail));
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
-        `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `${REQUEST_ID_HEADER}: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
-  socket.destroy(err);
+  rawProblem(socket, status, detail);
+}
+
+/**
+ * Fastify's `frameworkErrors`: a request target its router cannot decode (`/%zz`, `http://a:b/`) or a
+ * parameter past its length limit is refused before any hook runs; answer it like every other error.
+ */
+export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const body =
+    err.code === 'FST_ERR_BAD_URL'
+      ? fromStatus(400, 'the request target is not a valid URL (a bad percent-escape or authority)')
+      : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? fromStatus(414, 'a path parameter is longer than the router accepts')
+        : toProblem(err, request);
+  request.log.info({ status: body.status, code: err.code }, 'request refused');
+  reply.header(REQUEST_ID_HEADER, request.id);
+  sendProblem(reply, body);
 }
 
 export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
@@ -109,8 +130,28 @@ async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
     closing = true;
   });
 
+  // What Node answers itself with no body at all: a CONNECT (it would just close) and an Expect it
+  // cannot meet (a bare 417). problem+json like everything else, then the connection closes.
+  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    rawProblem(socket, 405, `${req.method} is not allowed here`);
+  });
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.stringify(fromStatus(417, `cannot meet Expect: ${req.headers.expect}`));
+    res
+      .writeHead(417, {
+        'content-type': PROBLEM_CONTENT_TYPE,
+        [REQUEST_ID_HEADER]: randomUUID(),
+        connection: 'close',
+      })
+      .end(body);
+  });
+
   app.addHook('onRequest', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    // Node's own check answers a bare 400; it is off (buildApp: requireHostHeader: false) for this one.
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      throw new ProblemError('invalidRequest', 'HTTP/1.1 requires a Host header');
+    }
     // A request on a connection kept alive past the start of shutdown: point it elsewhere.
     if (closing) {
       reply.header('connection', 'close');

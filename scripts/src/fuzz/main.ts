@@ -1,11 +1,13 @@
-// `npm run fuzz`: generated HTTP requests against every route, then malformed AMQP messages on every
-// queue. Prints counts by status and every finding; exits 1 on any 5xx, crash, leak or change.
+// `npm run fuzz`: generated HTTP requests against every route, raw bytes on every listening port of
+// both services, then malformed AMQP messages on every queue. Prints counts by status and every
+// finding; exits 1 on any 5xx, unanswered request, service exit, leak or change.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runFuzz } from './run.js';
 
-const USAGE = `npm run fuzz -- [--requests N] [--seed S] [--no-amqp] [--json FILE]
+const USAGE = `npm run fuzz -- [--requests N] [--raw N] [--seed S] [--no-amqp] [--json FILE]
   --requests N   generated HTTP requests (default 10000)
+  --raw N        generated raw-byte requests over both services' ports (default 5000)
   --seed S       fast-check seed (default: random, printed)
   --no-amqp      skip the malformed-message phase
   --json FILE    also write the full report as JSON`;
@@ -16,6 +18,7 @@ async function main(): Promise<number> {
     values = parseArgs({
       options: {
         requests: { type: 'string' },
+        raw: { type: 'string' },
         seed: { type: 'string' },
         'no-amqp': { type: 'boolean' },
         json: { type: 'string' },
@@ -32,12 +35,13 @@ async function main(): Promise<number> {
     return 0;
   }
   const requests = Number(values.requests ?? 10_000);
+  const raw = Number(values.raw ?? 5_000);
   const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
-  if (!Number.isInteger(requests) || requests <= 0 || !Number.isInteger(seed)) {
-    console.error(`--requests and --seed must be integers\n\n${USAGE}`);
+  if (![requests, raw].every((n) => Number.isInteger(n) && n > 0) || !Number.isInteger(seed)) {
+    console.error(`--requests, --raw and --seed must be integers\n\n${USAGE}`);
     return 2;
   }
-  const report = await runFuzz({ requests, seed, amqp: values['no-amqp'] !== true, logLevel: 'warn' });
+  const report = await runFuzz({ requests, raw, seed, amqp: values['no-amqp'] !== true, logLevel: 'warn' });
   const { http, amqp } = report;
   console.log(`\nHTTP: ${http.requests} requests in ${(http.elapsedMs / 1000).toFixed(1)} s (seed ${seed})`);
   console.log(`  by status   ${JSON.stringify(http.byStatus)}`);
@@ -63,6 +67,22 @@ async function main(): Promise<number> {
     const first = list[0];
     console.log(`  DEVIATION ×${list.length} ${key}, e.g. #${first?.index}: ${first?.request.slice(0, 160)}`);
   }
+  const rawReport = report.raw;
+  console.log(`\nRaw bytes: ${rawReport.requests} requests in ${(rawReport.elapsedMs / 1000).toFixed(1)} s`);
+  for (const [service, counts] of Object.entries(rawReport.byService).sort()) {
+    console.log(`  ${service.padEnd(10)} ${JSON.stringify(counts)}`);
+  }
+  const rawFailures = rawReport.findings.filter((f) => f.severe);
+  const rawDeviations = rawReport.findings.filter((f) => !f.severe);
+  console.log(`  failures ${rawFailures.length}, format deviations ${rawDeviations.length}`);
+  for (const f of rawFailures.slice(0, 20)) {
+    console.log(
+      `  FAILURE #${f.index} ${f.problem} [${f.status ?? '-'}]\n    ${f.request}\n    ${f.body ?? ''}`,
+    );
+  }
+  for (const f of rawDeviations.slice(0, 10)) {
+    console.log(`  DEVIATION #${f.index} ${f.problem} [${f.status ?? '-'}]: ${f.request.slice(0, 160)}`);
+  }
   if (amqp) {
     console.log(`\nAMQP: ${amqp.published} malformed messages`);
     console.log(
@@ -82,6 +102,7 @@ async function main(): Promise<number> {
     );
     for (const note of amqp.notes) console.log(`  NOTE ${note}`);
   }
+  console.log(`\nservice exits ${report.exits.length}${report.exits.map((e) => `\n  EXIT ${e}`).join('')}`);
   console.log(`  service logs ${report.logs.join(' ')}`);
   if (typeof values.json === 'string') writeFileSync(values.json, JSON.stringify(report, null, 2));
   console.log(`\n${report.ok ? 'PASS' : 'FAIL'}`);

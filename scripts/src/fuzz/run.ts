@@ -1,6 +1,7 @@
 // One fuzz run on the shared servers, isolated in its own database and vhost: the HTTP phase against
-// a producer whose dispatcher is off (so only requests change the tasks table), then the AMQP phase
-// with the dispatcher and a consumer running.
+// a producer whose dispatcher is off (so only requests change the tasks table), the raw phase on every
+// listening port (the producer's API, the consumer's HEALTH_PORT), then the AMQP phase with the
+// dispatcher on. A service that exits on its own at any point fails the run.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { QUEUES } from '@task-pipeline/rabbitmq';
@@ -19,9 +20,13 @@ import {
 } from './amqp-fuzz.js';
 import { generateCases } from './arbitraries.js';
 import { type HttpFuzzResult, runHttpFuzz } from './http-fuzz.js';
+import { generateRawCases } from './raw-arbitraries.js';
+import { type RawFuzzResult, runRawFuzz } from './raw-fuzz.js';
 
 export interface FuzzOptions {
   requests: number;
+  /** Generated raw-byte requests, on top of the hand-written ones sent to every port. */
+  raw: number;
   seed: number;
   amqp: boolean;
   logLevel: string;
@@ -45,7 +50,10 @@ export interface AmqpFuzzResult {
 export interface FuzzReport {
   options: FuzzOptions;
   http: HttpFuzzResult;
+  raw: RawFuzzResult;
   amqp?: AmqpFuzzResult;
+  /** Services that exited while no one was stopping them, with their exit code: each fails the run. */
+  exits: string[];
   ok: boolean;
   logs: string[];
 }
@@ -105,6 +113,12 @@ export async function runFuzz(
     LOG_LEVEL: options.logLevel,
   };
   const services: Service[] = [];
+  const exits: string[] = [];
+  /** A deliberate stop; a service found already gone has died on its own. */
+  const stopService = async (s: Service) => {
+    if (s.exitCode() !== undefined) exits.push(`${s.name} exited with ${s.exitCode()} (log ${s.logPath})`);
+    await s.stop();
+  };
   const startProducer = async (dispatcher: boolean) => {
     const s = startService('fuzz-producer', 'producer/src/server.ts', {
       ...producerEnv,
@@ -119,6 +133,22 @@ export async function runFuzz(
       `${at()} fuzz: ${options.requests} requests, seed ${options.seed}; database ${database.name}, vhost ${vhost.name}`,
     );
     let producer = await startProducer(false);
+    // The consumer runs from the start: its health port is fuzzed too. With the dispatcher off it has
+    // no work, so it cannot change the tasks table during the HTTP and raw phases.
+    const healthPort = await freePort();
+    const consumer = startService('fuzz-consumer', 'consumer/src/main.ts', {
+      AMQP_URL: vhost.url,
+      PRODUCER_URL: baseUrl,
+      STATUS_API_TOKEN: token,
+      PROCESSING_TIME_MS: '0',
+      FAILURE_RATE: '0.2',
+      MAX_RETRIES: '1',
+      RETRY_DELAYS_SECONDS: RETRY_DELAYS.join(','),
+      HEALTH_PORT: String(healthPort),
+      LOG_LEVEL: options.logLevel,
+    });
+    services.push(consumer);
+    await waitForHttp(consumer, `http://127.0.0.1:${healthPort}/health/ready`, 120_000);
 
     const taskIds: string[] = [];
     for (let i = 0; i < SEED_TASKS; i++) {
@@ -151,37 +181,37 @@ export async function runFuzz(
           );
       },
     );
-    if (producer.exitCode() !== undefined) {
-      http.findings.push({
-        index: -1,
-        severe: true,
-        problem: `producer exited with ${producer.exitCode()}`,
-        request: '',
-      });
-    }
     log(
       `${at()} http done: ${http.requests} requests, 5xx ${http.serverErrors}, ` +
         `failures ${http.findings.filter((f) => f.severe).length}, format deviations ${http.findings.filter((f) => !f.severe).length}`,
     );
 
+    const rawCases = generateRawCases(options.raw, options.seed);
+    const raw = await runRawFuzz(
+      rawCases,
+      {
+        host: '127.0.0.1',
+        token,
+        sql,
+        ports: {
+          producer: { port, alive: () => producer.exitCode() === undefined },
+          consumer: { port: healthPort, alive: () => consumer.exitCode() === undefined },
+        },
+      },
+      (done, r) => {
+        if (done > 0 && done % 1000 === 0)
+          log(`${at()} raw ${done}/${rawCases.length}: ${JSON.stringify(r.byService)}`);
+      },
+    );
+    log(
+      `${at()} raw done: ${raw.requests} requests, failures ${raw.findings.filter((f) => f.severe).length}, ` +
+        `format deviations ${raw.findings.filter((f) => !f.severe).length}`,
+    );
+
     let amqpResult: AmqpFuzzResult | undefined;
-    if (options.amqp) {
-      await producer.stop();
+    if (options.amqp && raw.died.length === 0) {
+      await stopService(producer);
       producer = await startProducer(true);
-      const healthPort = await freePort();
-      const consumer = startService('fuzz-consumer', 'consumer/src/main.ts', {
-        AMQP_URL: vhost.url,
-        PRODUCER_URL: baseUrl,
-        STATUS_API_TOKEN: token,
-        PROCESSING_TIME_MS: '0',
-        FAILURE_RATE: '0.2',
-        MAX_RETRIES: '1',
-        RETRY_DELAYS_SECONDS: RETRY_DELAYS.join(','),
-        HEALTH_PORT: String(healthPort),
-        LOG_LEVEL: options.logLevel,
-      });
-      services.push(consumer);
-      await waitForHttp(consumer, `http://127.0.0.1:${healthPort}/health/ready`, 120_000);
       amqpResult = await amqpPhase({ sql, vhost: vhost.name, amqpUrl: vhost.url, baseUrl, log, at });
       const consumerReady = await request(`http://127.0.0.1:${healthPort}/health/ready`)
         .then(async (r) => {
@@ -195,7 +225,7 @@ export async function runFuzz(
     }
 
     // The token must never reach a log line (request logs, errors, the reporter's retries).
-    await Promise.all(services.map((s) => s.stop()));
+    await Promise.all([producer, consumer].map(stopService));
     const leakedInto = services
       .filter((s) => {
         try {
@@ -214,7 +244,9 @@ export async function runFuzz(
       });
     }
     const ok =
+      exits.length === 0 &&
       http.findings.every((f) => !f.severe) &&
+      raw.findings.every((f) => !f.severe) &&
       (amqpResult === undefined ||
         (amqpResult.drained &&
           amqpResult.servicesAlive &&
@@ -224,7 +256,9 @@ export async function runFuzz(
     return {
       options,
       http,
+      raw,
       ...(amqpResult ? { amqp: amqpResult } : {}),
+      exits,
       ok,
       logs: services.map((s) => s.logPath),
     };

@@ -84,7 +84,9 @@ export class ComposeStack {
       return stdout + stderr;
     } catch (error) {
       const e = error as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`${bin} ${full.join(' ')} failed: ${e.stderr || e.stdout || e.message}`, {
+      // `up` fails on a dependency's health: say what each healthcheck saw.
+      const health = args[0] === 'up' ? `\n${await this.healthReport().catch(() => '')}` : '';
+      throw new Error(`${bin} ${full.join(' ')} failed: ${e.stderr || e.stdout || e.message}${health}`, {
         cause: error,
       });
     }
@@ -125,6 +127,20 @@ export class ComposeStack {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** Each container's health and the last results of its healthcheck, for failure messages. */
+  async healthReport(): Promise<string> {
+    const lines: string[] = [];
+    for (const c of await this.containers()) {
+      const health = JSON.parse(
+        await docker('inspect', '-f', '{{json .State.Health}}', c.id).catch(() => 'null'),
+      ) as { Status: string; Log?: { ExitCode: number; Output: string; End: string }[] } | null;
+      lines.push(`${c.name}: ${c.running ? (health?.Status ?? 'no healthcheck') : `exited ${c.exitCode}`}`);
+      for (const entry of (health?.Log ?? []).slice(-3))
+        lines.push(`  ${entry.End} exit ${entry.ExitCode} ${entry.Output.trim().slice(0, 200)}`);
+    }
+    return lines.join('\n');
+  }
+
   async service(name: string): Promise<ContainerState[]> {
     return (await this.containers()).filter((c) => c.service === name);
   }
@@ -137,10 +153,9 @@ export class ComposeStack {
       const running = all.filter((c) => c.running);
       if (running.length === count && running.every((c) => c.health === 'healthy')) return running;
       if (Date.now() > deadline) {
-        const states = all
-          .map((c) => `${c.name}: ${c.running ? c.health : `exited ${c.exitCode}`}`)
-          .join(', ');
-        throw new Error(`stack ${this.project} not healthy after ${timeoutMs / 1000} s: ${states}`);
+        throw new Error(
+          `stack ${this.project} not healthy after ${timeoutMs / 1000} s:\n${await this.healthReport()}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 1000));
     }

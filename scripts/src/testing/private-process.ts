@@ -32,6 +32,23 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether nothing listens on `port` (any address) right now. */
+export function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, () => server.close(() => resolve(true)));
+  });
+}
+
+/** Two consecutive free ports: local mode's consumers use HEALTH_PORT and HEALTH_PORT + 1. */
+export async function freePortPair(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port < 65_535 && (await portIsFree(port + 1))) return port;
+  }
+}
+
 const isRoot = userInfo().uid === 0;
 
 /** Temp folder owned by `account` when we are root, so the service can write into it. */

@@ -31,10 +31,31 @@ const registrySkipReason = skipReason ?? registryUnavailable();
 if (!skipReason && registrySkipReason)
   console.warn(`containers: publish test skipped: ${registrySkipReason}`);
 
-/** Five containers: postgres, rabbitmq, producer, two consumers. */
-const STACK_SIZE = 5;
+/** Six containers: postgres, rabbitmq, producer, haproxy, two consumers. */
+const STACK_SIZE = 6;
 const APP_SERVICES = ['producer', 'consumer'];
 const timings: Record<string, string> = {};
+
+/** One replica's /metrics, read inside its container (replicas publish no port of their own). */
+async function replicaMetrics(containerId: string): Promise<string> {
+  return docker(
+    'exec',
+    containerId,
+    'node',
+    '-e',
+    "fetch('http://127.0.0.1:3000/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))",
+  );
+}
+
+/** Sum of a metric's samples in a Prometheus page, over the label sets that contain `labels`. */
+function sumOf(page: string, name: string, labels = ''): number {
+  let sum = 0;
+  for (const line of page.split('\n')) {
+    const match = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (match?.[1] === name && (match[2] ?? '').includes(labels)) sum += Number(match[3]);
+  }
+  return sum;
+}
 
 function seconds(since: number): string {
   return `${((Date.now() - since) / 1000).toFixed(1)} s`;
@@ -75,7 +96,7 @@ describe.skipIf(skipReason)('container deployment', () => {
     console.log(`containers: timings ${JSON.stringify(timings, null, 2)}`);
   });
 
-  test('compose builds every image and brings all five containers to healthy', async () => {
+  test('compose builds every image and brings all six containers to healthy', async () => {
     const started = Date.now();
     await stack.compose('up', '-d', '--build');
     timings['up --build'] = seconds(started);
@@ -84,6 +105,7 @@ describe.skipIf(skipReason)('container deployment', () => {
     expect(running.map((c) => c.service).sort()).toEqual([
       'consumer',
       'consumer',
+      'haproxy',
       'postgres',
       'producer',
       'rabbitmq',
@@ -104,9 +126,12 @@ describe.skipIf(skipReason)('container deployment', () => {
     for (const container of apps) {
       expect(container.user, container.name).toBe('node');
       expect((await docker('exec', container.id, 'id', '-u')).trim(), container.name).toBe('1000');
-      expect(container.healthcheck.slice(0, 3), container.name).toEqual(['CMD', 'node', '-e']);
+      expect(container.healthcheck.slice(0, 3), container.name).toEqual(['CMD', 'bash', '-c']);
       expect(container.health, container.name).toBe('healthy');
     }
+    const [haproxy] = await stack.service('haproxy');
+    expect(haproxy?.user).toBe('haproxy');
+    expect((await docker('exec', haproxy?.id as string, 'id', '-un')).trim()).toBe('haproxy');
   });
 
   test('the API, Swagger UI and the RabbitMQ management UI answer on the published ports', async () => {
@@ -119,7 +144,7 @@ describe.skipIf(skipReason)('container deployment', () => {
       (await stack.containers()).map(async (c) => [c.service, (await docker('port', c.id)).trim()] as const),
     );
     const withPorts = published.filter(([, ports]) => ports !== '').map(([service]) => service);
-    expect(withPorts.sort()).toEqual(['producer', 'rabbitmq']);
+    expect(withPorts.sort()).toEqual(['haproxy', 'rabbitmq']);
   });
 
   test('500 tasks all finish although a consumer and the producer are killed mid-run', async () => {
@@ -215,6 +240,57 @@ describe.skipIf(skipReason)('container deployment', () => {
     timings['backlog of 100 after restart'] = seconds(started);
     expect(drained.complete).toBe(true);
     expect(drained.tally.success + drained.tally.error).toBe(100);
+  });
+
+  test('scaled to two producers behind HAProxy: both serve, both dispatch, no task sent twice', async () => {
+    const started = Date.now();
+    await stack.compose('up', '-d', '--scale', 'producer=2');
+    await stack.waitHealthy(STACK_SIZE + 1, 240_000);
+    const producers = await stack.service('producer');
+    expect(producers).toHaveLength(2);
+    // HAProxy finds the new replica through compose's DNS and sends it requests once its readiness
+    // check passes: wait until each replica has answered a request that came through HAProxy.
+    const served = (text: string) =>
+      sumOf(text, 'http_request_duration_seconds_count', 'route="/health/live"');
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      await Promise.all(
+        Array.from({ length: 6 }, () => fetch(`${baseUrl}/health/live`).then((r) => r.body?.cancel())),
+      );
+      const pages = await Promise.all(producers.map((p) => replicaMetrics(p.id)));
+      if (pages.every((page) => served(page) > 0)) break;
+      if (Date.now() > deadline) throw new Error('HAProxy did not send requests to both producers in 60 s');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    timings['scale to two producers until both serve'] = seconds(started);
+
+    const counts = async () =>
+      (await Promise.all(producers.map((p) => replicaMetrics(p.id)))).map((page) => ({
+        created: sumOf(page, 'tasks_created_total'),
+        dispatched: sumOf(page, 'tasks_dispatched_total'),
+      }));
+    const before = await counts();
+    const tasks = await createTasks(api, 300, { label: 'two producers' });
+    const result = await watchTasks(
+      api,
+      tasks.map((t) => t.taskId),
+      { timeoutMs: 180_000 },
+    );
+    timings['300 tasks through two producers'] = seconds(started);
+    expect(result.complete, JSON.stringify(result.tally)).toBe(true);
+    expect(result.tally.success + result.tally.error).toBe(300);
+    const after = await counts();
+    const created = after.map((a, i) => a.created - (before[i]?.created ?? 0));
+    const dispatched = after.map((a, i) => a.dispatched - (before[i]?.dispatched ?? 0));
+    console.log(
+      `containers: two producers created ${created.join(' + ')}, dispatched ${dispatched.join(' + ')}`,
+    );
+    // Both replicas took creates (HAProxy balances) and both dispatchers claimed some of them.
+    for (const n of [...created, ...dispatched]) expect(n).toBeGreaterThan(0);
+    expect(created.reduce((a, b) => a + b, 0)).toBe(300);
+    // Each task was claimed once and recorded sent once: a second claim would have raised its attempt.
+    expect(dispatched.reduce((a, b) => a + b, 0)).toBe(300);
+    expect([...result.tasks.values()].filter((t) => t.attempts !== 1)).toEqual([]);
   });
 
   describe.skipIf(registrySkipReason)('publish scripts', () => {

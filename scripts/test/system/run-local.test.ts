@@ -4,7 +4,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type ApiClient, createApiClient } from '../../src/cli/api-client.js';
@@ -16,23 +15,7 @@ import {
   type TestVhost,
   uniqueName,
 } from '../../src/testing/isolation.js';
-import { freePort, isAlive, waitFor } from '../../src/testing/private-process.js';
-
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, () => server.close(() => resolve(true)));
-  });
-}
-
-/** Two consecutive free ports: the consumers use HEALTH_PORT and HEALTH_PORT + 1. */
-async function freePortPair(): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (port < 65_535 && (await portIsFree(port + 1))) return port;
-  }
-}
+import { freePort, freePortPair, isAlive, portIsFree, waitFor } from '../../src/testing/private-process.js';
 
 /** Direct children of a process, from /proc/<pid>/stat ("pid (comm) state ppid ..."). */
 function childrenOf(pid: number): number[] {

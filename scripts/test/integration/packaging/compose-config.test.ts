@@ -47,9 +47,11 @@ describe.runIf(compose)(`${compose?.join(' ')} config`, () => {
     expect(Object.keys(resolved.services).sort()).toEqual([
       'consumer',
       'consumer-high',
+      'haproxy',
       'postgres',
       'producer',
       'rabbitmq',
+      'tasks',
     ]);
     expect(resolved.services.consumer?.deploy?.replicas).toBe(2);
     for (const name of ['producer', 'consumer', 'consumer-high']) {

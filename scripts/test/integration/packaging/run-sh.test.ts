@@ -79,6 +79,10 @@ describe('run.sh', () => {
     expect(dotEnv()).toMatch(/^STATUS_API_TOKEN=[0-9a-f]{48}$/m);
     expect(statSync(join(dir, '.env')).mode & 0o777).toBe(0o600);
     expect(calls()).toContain('docker compose up -d --build');
+    // The printed way to try it needs nothing on the host: the tasks CLI's image is built here.
+    expect(calls()).toContain('docker compose --profile tools build tasks');
+    expect(out).toContain('Try it        docker compose run --rm tasks 100');
+    expect(out).not.toContain('npm run');
     expect(out).toContain('API           http://localhost:3000/api/v1');
     expect(out).toContain('Swagger UI    http://localhost:3000/docs');
     expect(out).toContain('RabbitMQ UI   http://127.0.0.1:15673');

@@ -12,7 +12,7 @@ const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
 
 interface ComposeService {
   image?: string;
-  build?: string | { context: string; dockerfile?: string };
+  build?: string | { context: string; dockerfile?: string; target?: string };
   hostname?: string;
   init?: boolean;
   ports?: string[];
@@ -22,6 +22,7 @@ interface ComposeService {
   depends_on?: Record<string, { condition: string }>;
   deploy?: { replicas?: number };
   profiles?: string[];
+  entrypoint?: string[];
 }
 
 const compose = parse(read('docker-compose.yml'), { merge: true }) as {
@@ -50,24 +51,41 @@ const schemaOf: Record<string, Shape> = {
 };
 
 describe('docker-compose.yml', () => {
-  test('runs PostgreSQL, RabbitMQ, the producer and two consumer replicas; the high-only worker is opt-in', () => {
+  test('runs PostgreSQL, RabbitMQ, the producer behind HAProxy and two consumer replicas; the rest is opt-in', () => {
     expect(Object.keys(services).sort()).toEqual([
       'consumer',
       'consumer-high',
+      'haproxy',
       'postgres',
       'producer',
       'rabbitmq',
+      'tasks',
     ]);
     expect(services.consumer?.deploy?.replicas).toBe(2);
     expect(services['consumer-high']?.profiles).toEqual(['high-only']);
     expect(services['consumer-high']?.environment?.WORKER_QUEUES).toBe('tasks.high');
-    for (const name of ['postgres', 'rabbitmq', 'producer', 'consumer']) {
+    expect(services.tasks?.profiles).toEqual(['tools']);
+    for (const name of ['postgres', 'rabbitmq', 'producer', 'haproxy', 'consumer']) {
       expect(services[name]?.profiles, name).toBeUndefined();
     }
   });
 
+  test('the tasks CLI runs in the stack against HAProxy, from the producer image’s build stage', () => {
+    expect(services.tasks?.build).toEqual({
+      context: '.',
+      dockerfile: 'producer/Dockerfile',
+      target: 'tasks-cli',
+    });
+    expect(services.tasks?.entrypoint?.slice(-3)).toEqual([
+      'scripts/src/cli/create-tasks.ts',
+      '--url',
+      'http://haproxy:3000',
+    ]);
+  });
+
   test('every service has a healthcheck, in compose or in its Dockerfile', () => {
     for (const [name, service] of Object.entries(services)) {
+      if (service.profiles?.includes('tools')) continue; // a command run by hand, not a service
       const dockerfile = dockerfileOf(service);
       const inDockerfile = dockerfile !== undefined && /^HEALTHCHECK /m.test(finalStage(dockerfile));
       expect(service.healthcheck !== undefined || inDockerfile, name).toBe(true);
@@ -75,20 +93,21 @@ describe('docker-compose.yml', () => {
     expect(services.postgres?.healthcheck?.test).toEqual(
       expect.arrayContaining(['pg_isready', '-h', '127.0.0.1']),
     );
-    expect(finalStage('producer/Dockerfile')).toContain("'/health/ready'");
+    expect(finalStage('producer/Dockerfile')).toContain('GET /health/ready');
   });
 
-  test('services start in order of health: data stores, then producer, then consumers', () => {
+  test('services start in order of health: data stores, then producer, then HAProxy and consumers', () => {
     const healthy = { condition: 'service_healthy' };
     expect(services.producer?.depends_on).toEqual({ postgres: healthy, rabbitmq: healthy });
+    expect(services.haproxy?.depends_on).toEqual({ producer: healthy });
     expect(services.consumer?.depends_on).toEqual({ rabbitmq: healthy, producer: healthy });
   });
 
-  test('only the API and the management UI (on 127.0.0.1) reach the host', () => {
+  test('only the API (through HAProxy) and the management UI (on 127.0.0.1) reach the host', () => {
     const published = Object.entries(services).filter(([, s]) => s.ports !== undefined);
-    expect(published.map(([name]) => name).sort()).toEqual(['producer', 'rabbitmq']);
+    expect(published.map(([name]) => name).sort()).toEqual(['haproxy', 'rabbitmq']);
     // biome-ignore lint/suspicious/noTemplateCurlyInString: compose interpolation, not a JS template
-    expect(services.producer?.ports).toEqual(['${PORT:-3000}:3000']);
+    expect(services.haproxy?.ports).toEqual(['${PORT:-3000}:3000']);
     // biome-ignore lint/suspicious/noTemplateCurlyInString: compose interpolation, not a JS template
     expect(services.rabbitmq?.ports).toEqual(['127.0.0.1:${RABBITMQ_MANAGEMENT_PORT:-15673}:15672']);
   });
@@ -102,7 +121,7 @@ describe('docker-compose.yml', () => {
   });
 
   test('app services run under an init that forwards SIGTERM', () => {
-    for (const name of ['producer', 'consumer', 'consumer-high'])
+    for (const name of ['producer', 'haproxy', 'consumer', 'consumer-high', 'tasks'])
       expect(services[name]?.init, name).toBe(true);
   });
 
@@ -140,19 +159,24 @@ describe('Dockerfiles', () => {
     (name) => {
       const text = read(`${name}/Dockerfile`);
       const froms = [...text.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
-      expect(froms).toEqual(['node:24-bookworm-slim', 'node:24-bookworm-slim', 'node:24-bookworm-slim']);
+      // The producer's file also holds the tasks CLI's stage, built on its build stage.
+      expect(froms.filter((from) => from !== 'build')).toEqual([
+        'node:24-bookworm-slim',
+        'node:24-bookworm-slim',
+        'node:24-bookworm-slim',
+      ]);
       expect(text).toContain(`npm ci --omit=dev --no-audit --no-fund -w @task-pipeline/${name}`);
       const last = finalStage(`${name}/Dockerfile`);
       expect(last).toMatch(/^USER node$/m);
-      expect(last).toMatch(/^HEALTHCHECK .*\n\s+CMD \["node", "-e", /m);
+      // A shell's /dev/tcp, not a node process per check: cheap enough to keep within the timeout.
+      expect(last).toMatch(/^HEALTHCHECK .*\n\s+CMD \["bash", "-c", "exec 3<>\/dev\/tcp\/127\.0\.0\.1\//m);
       expect(last).toMatch(/^CMD \["node", "dist\/(server|main)\.js"\]$/m);
     },
   );
 
   test('the build stage is shared byte for byte, so the second image reuses the first one’s layers', () => {
-    const buildStage = (path: string) =>
-      /^FROM [\s\S]*?(?=^# Production dependencies)/m.exec(read(path))?.[0];
-    expect(buildStage('producer/Dockerfile')).toMatch(/RUN npm run build\n/);
+    const buildStage = (path: string) => /^FROM [\s\S]*?^RUN npm run build\n/m.exec(read(path))?.[0];
+    expect(buildStage('producer/Dockerfile')).toMatch(/^FROM node:24-bookworm-slim AS build\n/);
     expect(buildStage('producer/Dockerfile')).toBe(buildStage('consumer/Dockerfile'));
   });
 
@@ -174,6 +198,18 @@ describe('Dockerfiles', () => {
         ).toBe(true);
       }
     }
+  });
+
+  test('haproxy: Debian’s package on the slim base, non-root, DNS discovery of every producer replica', () => {
+    const text = read('haproxy/Dockerfile');
+    expect([...text.matchAll(/^FROM (\S+)/gm)].map((m) => m[1])).toEqual(['debian:bookworm-slim']);
+    expect(text).toMatch(/apt-get install -y --no-install-recommends haproxy/);
+    expect(text).toMatch(/^USER haproxy$/m);
+    expect(text).toMatch(/^CMD \["haproxy", /m);
+    const config = read('haproxy/haproxy.cfg');
+    expect(config).toMatch(/^\s+server-template producer \d+ producer:3000$/m);
+    expect(config).toMatch(/^\s+default-server .*resolvers compose/m);
+    expect(config).toMatch(/^\s+option httpchk GET \/health\/ready$/m);
   });
 
   test('rabbitmq: a pinned 4.x management image with our config and plugins, no definitions at boot', () => {
