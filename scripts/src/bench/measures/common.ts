@@ -52,8 +52,6 @@ export interface SinkRateOptions {
   alive?: () => void;
   /** What the publisher's side looked like, for the error when nothing arrives. */
   diagnose?: () => Promise<string>;
-  /** Called at the first delivery, when the window opens. */
-  onFirst?: () => void;
 }
 
 /**
@@ -70,9 +68,8 @@ export async function sinkRate(sink: Sink, options: SinkRateOptions): Promise<Ra
       const state = await diagnose().catch((err: unknown) => `(diagnosis failed: ${String(err)})`);
       throw new MeasureError('NO_PROGRESS', `no message reached the sink in 60 s ${state}`);
     }
-    await sleep(5);
+    await sleep(10);
   }
-  options.onFirst?.();
   const start = sink.firstAt;
   for (;;) {
     alive();

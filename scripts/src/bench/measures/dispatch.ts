@@ -39,7 +39,8 @@ interface Publisher {
 
 /**
  * Starts the sink, samples the servers idle, starts the publisher, and counts what reaches the sink
- * over the window, with the CPU of the publisher and `servers` from the first message on.
+ * over the window, with the CPU of the publisher and `servers` from when the publisher was ready
+ * (the messages that arrived before are left out of the CPU per message).
  */
 async function publishRate(
   ctx: MeasureContext,
@@ -57,8 +58,8 @@ async function publishRate(
     const idle = await sampleIdle(scope, ctx.idleSampleMs);
     publisher = await start();
     const { service } = publisher;
-    let sampler: ReturnType<typeof sampleResources> | undefined;
-    let countedBefore = 0;
+    const sampler = sampleResources([service], { ...scope, idle });
+    const countedBefore = sink.count;
     const bar = ctx.progress.bar(label, windowMs);
     const rate = await sinkRate(sink, {
       total,
@@ -66,12 +67,8 @@ async function publishRate(
       bar,
       alive: () => assertRunning([service]),
       diagnose: publisher.diagnose,
-      onFirst: () => {
-        countedBefore = sink.count;
-        sampler = sampleResources([service], { ...scope, idle });
-      },
     });
-    const resources = sampler?.stop() ?? [];
+    const resources = sampler.stop();
     bar.finish(`${formatNumber(rate.perSecond)} msg/s`);
     return { ...rate, resources, cpuItems: rate.count - countedBefore };
   } finally {
