@@ -15,7 +15,7 @@ export interface PgBossSettings {
   burstWhenBatchFull: boolean;
   /** The poll when a fetch came back short (0.5 s is its minimum). */
   pollingIntervalSeconds: number;
-  /** Documented "for improved performance when order doesn't matter"; our dispatch order is random too. */
+  /** Fetch in creation order. */
   orderByCreatedOn: boolean;
   /** Pool size per process. */
   max: number;
@@ -23,12 +23,19 @@ export interface PgBossSettings {
 
 /**
  * pg-boss 12.38 at its best here. Its throughput settings are `batchSize`, `localConcurrency` and
- * `burstWhenBatchFull` (docs/api/workers.md); priorities stay on, as ours honour them. Swept with
- * `npx tsx --conditions=source scripts/src/bench/peer-sweep.ts pg-boss` (2 processes, 50k no-op jobs,
- * Node 24, alternating, jobs/s of two rounds at load 2–3):
- *   batchSize × localConcurrency:  100×4 …   500×1 …   500×2 …   500×4 …   500×8 …   1,000×4 …
- *   orderByCreatedOn true (500×4): …
- * See the sweep in peer-sweep.ts for the exact variants.
+ * `burstWhenBatchFull` (docs/api/workers.md); `orderByCreatedOn: false` is documented "for improved
+ * performance when order doesn't matter" (our dispatch order is random, so it does not matter here
+ * either); priorities stay on, as ours honour them. Swept with `peer-sweep.ts pg-boss` (2 processes,
+ * 50k no-op jobs, Node 24, two rounds in alternating order, load average 11–15 on 2 cores), jobs/s
+ * and CPU µs per job (workers + PostgreSQL):
+ *   batchSize 100 × localConcurrency 4   2,968 / 4,051   329 / 298 µs
+ *   500 × 1                              3,440 / 4,649   155 / 155 µs
+ *   500 × 2                              7,510 / 5,178   151 / 144 µs
+ *   500 × 4                              5,983 / 8,026   153 / 167 µs   ← kept (mean 7.0k)
+ *   500 × 8 (pool 12)                    6,478 / 4,079   192 / 197 µs
+ *   1,000 × 4                            6,512 / 6,886   138 / 145 µs   (level with 500 × 4)
+ *   500 × 4, orderByCreatedOn true       4,512 / 3,914   152 / 171 µs
+ * Issue 16 measured 23.2k jobs/s with 500 × 4 and burstWhenBatchFull on a quiet machine.
  */
 export const PG_BOSS_SETTINGS: PgBossSettings = {
   batchSize: 500,
@@ -51,8 +58,16 @@ export interface GraphileSettings {
 
 /**
  * graphile-worker 0.18 with batching on, as its performance page runs it (concurrency 24, pool 25,
- * localQueue 500, completeJobBatchDelay 0: worker.graphile.org/docs/performance). Swept as above:
- * …
+ * localQueue 500, completeJobBatchDelay 0: worker.graphile.org/docs/performance). Swept with
+ * `peer-sweep.ts graphile-worker` as above (load 10–21), jobs/s and CPU µs per job:
+ *   concurrency 8, pool 10              10,627 / 5,276   88 / 117 µs
+ *   concurrency 24, pool 25             7,896 / 4,789    94 / 94 µs    ← kept (the documented run)
+ *   … localQueue 100                    3,377 / 2,157    223 / 217 µs
+ *   … localQueue 1,000                  10,301 / 7,203   74 / 83 µs
+ *   concurrency 48, pool 50             13,242 / 6,314   92 / 113 µs
+ *   … completeJobBatchDelay 250         7,851 / 8,399    70 / 84 µs
+ * Only a local queue far below 500 was clearly worse; the rest moved with the load more than with
+ * the settings, so the documented configuration stays.
  */
 export const GRAPHILE_SETTINGS: GraphileSettings = {
   concurrentJobs: 24,
