@@ -1,7 +1,8 @@
 // CPU accounting for a measured run: how much CPU each process spent per task. Pure, so the sums the
 // report prints are tested. A process of the measured system counts whole. A shared server counts
-// less its idle rate sampled just before the run (what other tenants and background work cost it
-// then), never below zero: an estimate, since that load moves while the run goes on.
+// less what other tenants and background work cost it meanwhile, estimated from idle samples just
+// before and just after the run (the lower of the two: other tenants' load comes in bursts, and a
+// burst in one sample must not wipe out the run's own cost), never below zero.
 
 export const SERVER_GROUPS = ['postgresql', 'rabbitmq'] as const;
 export type ServerGroup = (typeof SERVER_GROUPS)[number];
@@ -11,9 +12,15 @@ export interface CpuUsage {
   server?: ServerGroup;
   /** CPU seconds over the sampled window, as /proc counted them. */
   cpuSeconds: number;
-  /** Servers: % of one core they used while idle, just before the run. */
+  /** Servers: % of one core taken off as other tenants' (see idleEstimate). */
   idleCpuPercent?: number;
   windowS: number;
+}
+
+/** Other tenants' load on a server during a run, from its idle samples before and after (% of a core). */
+export function idleEstimate(before: number | undefined, after: number | undefined): number {
+  const samples = [before, after].filter((v): v is number => v !== undefined && Number.isFinite(v));
+  return samples.length > 0 ? Math.min(...samples) : 0;
 }
 
 /** The CPU seconds of `usage` that the measured run caused. */

@@ -2,7 +2,7 @@
 // Everything above NOTES_MARKER is regenerated on every run; what a person wrote below it (profiles,
 // findings, before/after) is carried over from the existing file.
 import { accountOf, type CpuAccount } from './cpu.js';
-import { SERVER_LABELS } from './resources.js';
+import { type ProcessUsage, SERVER_LABELS } from './resources.js';
 import type { BenchResults, DrainRow, HttpStats, Measured, Rate } from './results.js';
 import { formatBytes, formatNumber, formatRatio, ratio } from './stats.js';
 import {
@@ -201,10 +201,11 @@ on the same Node.js: the images' major, which pg-boss 12 and graphile-worker 0.1
 
 CPU is read from \`/proc\` over each measured window and divided by the items finished in it. A
 system's processes count whole; the shared servers count as PostgreSQL's backends connected to the
-part's own database plus its background processes, and RabbitMQ's one \`beam.smp\`, each less the
-rate the same group used while idle just before the run (other tenants' load at that moment: an
-estimate, printed beside each row). Absolute numbers swing by ±25% between runs here: compare the
-ratios, which are measured in the same run on the same machine.
+part's own database plus its background processes, and RabbitMQ's one \`beam.smp\`, each less
+other tenants' load, estimated by the lower of two idle samples of the same group just before and
+just after the run (printed in section 5; on a busy machine this estimate is rough). Absolute
+numbers swing by ±25% between runs here: compare the ratios, which are measured in the same run on
+the same machine.
 `;
 }
 
@@ -369,6 +370,13 @@ ${table(
 )}`;
 }
 
+/** A server's idle samples before and after the run; the lower one was taken off. */
+function idleCell(u: ProcessUsage): string {
+  if (!u.server) return '–';
+  const [before, after] = u.idleSamples ?? [u.idleCpuPercent ?? 0, u.idleCpuPercent ?? 0];
+  return `${formatNumber(before)}% / ${formatNumber(after)}%`;
+}
+
 function usageRows(label: string, m: Measured | undefined, unit: string): string[][] {
   if (!m) return [];
   const account = accountOf(m);
@@ -380,7 +388,7 @@ function usageRows(label: string, m: Measured | undefined, unit: string): string
       u.peakRssBytes === undefined ? '–' : formatBytes(u.peakRssBytes),
       `${formatNumber(u.avgCpuPercent)}%`,
       `${formatNumber(u.peakCpuPercent)}%`,
-      u.server ? `${formatNumber(u.idleCpuPercent ?? 0)}%` : '–',
+      idleCell(u),
       share ? formatNumber(share.perThousand) : '–',
       share ? formatNumber(share.microsPerItem) : '–',
     ];
@@ -415,11 +423,12 @@ Per process over each measured window: peak RSS (the kernel's high-water mark, V
 one core (average, and the highest 0.5 s sample), and CPU seconds per 1,000 items (tasks, jobs or
 messages) and CPU microseconds per item. PostgreSQL rows add up the backends of the part's own
 database and the server's background processes; the RabbitMQ row is its node, which serves every
-vhost. Each server row has the rate it used while idle just before the run taken off ("idle"
-column); the totals add every row. The latency run counts the created tasks, from the first create
-of the measured load until all succeeded.
+vhost. The "idle" column gives each server's CPU while idle just before and just after the run; the
+lower of the two is taken off its CPU as other tenants' load (CPU avg and peak are as counted,
+before that). The totals add every row. The latency run counts the created tasks, from the first
+create of the measured load until all succeeded.
 
-${table(['Run', 'Process', 'Peak RSS', 'CPU avg', 'CPU peak', 'idle', 'CPU s per 1,000', 'CPU µs per item'], rows)}
+${table(['Run', 'Process', 'Peak RSS', 'CPU avg', 'CPU peak', 'idle before / after', 'CPU s per 1,000', 'CPU µs per item'], rows)}
 `;
 }
 

@@ -2,10 +2,10 @@
 // peak RSS itself (VmHWM), so sampling only has to catch CPU. The shared servers are sampled as
 // groups: PostgreSQL as the backends connected to the measure's own database plus the server's
 // background processes (WAL writer, checkpointer…), RabbitMQ as its one beam.smp process, which
-// serves every tenant's vhost. Other tenants' load on the shared parts is estimated by an idle
-// sample of the same group just before the run, and subtracted (see cpu.ts).
+// serves every tenant's vhost. Other tenants' load on the shared parts is estimated by idle samples
+// of the same groups just before and just after the run, and taken off (see cpu.ts).
 import { readdirSync, readFileSync } from 'node:fs';
-import type { ServerGroup } from './cpu.js';
+import { idleEstimate, type ServerGroup } from './cpu.js';
 
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat, 100 on every Linux this runs on. */
 const TICKS_PER_SECOND = 100;
@@ -22,8 +22,10 @@ export interface ProcessUsage {
   peakCpuPercent: number;
   /** CPU time (user + system) over the sampled period, seconds (servers: before the idle rate is taken off). */
   cpuSeconds: number;
-  /** Servers: the group's CPU in % of one core in the idle sample before the run. */
+  /** Servers: % of one core taken off as other tenants' load (the lower idle sample). */
   idleCpuPercent?: number;
+  /** Servers: the group's CPU in % of one core while idle, just before and just after the run. */
+  idleSamples?: [number, number];
   /** Length of the sampled period, seconds. */
   windowS: number;
 }
@@ -161,11 +163,10 @@ function sampler(processes: readonly SampledProcess[], scope: ServerScope, inter
   };
 }
 
+type IdleRates = Partial<Record<ServerGroup, number>>;
+
 /** The servers' CPU in % of one core over `ms` while the measure's own processes are not running. */
-export async function sampleIdle(
-  scope: ServerScope,
-  ms: number,
-): Promise<Partial<Record<ServerGroup, number>>> {
+async function sampleIdle(scope: ServerScope, ms: number): Promise<IdleRates> {
   const s = sampler([], scope, Math.min(500, ms));
   await new Promise((resolve) => setTimeout(resolve, ms));
   const seconds = s.finish();
@@ -176,7 +177,7 @@ export async function sampleIdle(
 
 export function sampleResources(
   processes: readonly SampledProcess[],
-  scope: ServerScope & { idle?: Partial<Record<ServerGroup, number>> },
+  scope: ServerScope,
   intervalMs = 500,
 ): ResourceSampler {
   const s = sampler(processes, scope, intervalMs);
@@ -193,12 +194,35 @@ export function sampleResources(
           cpuSeconds,
           windowS: seconds,
         };
-        if (t.server) {
-          usage.server = t.server;
-          usage.idleCpuPercent = scope.idle?.[t.server] ?? 0;
-        }
+        if (t.server) usage.server = t.server;
         return usage;
       });
     },
   };
+}
+
+/**
+ * Runs a measure between two idle samples of its servers: before it starts its processes, and after
+ * `stop` ended them. Its server rows get both samples and the estimate of other tenants' load.
+ */
+export async function betweenIdleSamples<T extends { resources: ProcessUsage[] }>(
+  scope: ServerScope,
+  ms: number,
+  run: () => Promise<T>,
+  stop: () => Promise<void>,
+): Promise<T> {
+  const before = await sampleIdle(scope, ms);
+  let result: T;
+  try {
+    result = await run();
+  } finally {
+    await stop();
+  }
+  const after = await sampleIdle(scope, ms);
+  const resources = result.resources.map((u): ProcessUsage => {
+    if (!u.server) return u;
+    const samples: [number, number] = [before[u.server] ?? 0, after[u.server] ?? 0];
+    return { ...u, idleSamples: samples, idleCpuPercent: idleEstimate(...samples) };
+  });
+  return { ...result, resources };
 }

@@ -1,7 +1,8 @@
 // The broker's ceiling for measure 1: amqplib publishing confirmed, mandatory, persistent work
 // messages to the same quorum queue the dispatcher fills (tasks.medium, through the tasks exchange,
 // in the measure's own vhost), with a sliding window of unconfirmed messages and nothing else: no
-// database, no claim, no record. Starts publishing once connected, and says so to the parent.
+// database, no claim, no record. Says 'ready' to the parent once connected, and publishes when told
+// 'start'.
 //   env: AMQP_URL, RAW_COUNT (messages), RAW_WINDOW (unconfirmed messages at most)
 import { assertTopology, buildTopology } from '@task-pipeline/rabbitmq';
 import amqp from 'amqplib';
@@ -59,8 +60,10 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  process.on('message', (message) => {
+    if (message === 'start') pump();
+  });
   process.send?.('ready');
-  pump();
 }
 
 main().catch((err: unknown) => {

@@ -7,7 +7,7 @@ import { rawWorkMessage } from '../baselines/raw-message.js';
 import type { ServerGroup } from '../cpu.js';
 import { assertRunning, type Service } from '../processes.js';
 import type { Progress } from '../progress.js';
-import { sampleIdle, sampleResources } from '../resources.js';
+import { betweenIdleSamples, sampleResources } from '../resources.js';
 import type { DispatchRow, MeasuredRate, RawBrokerResult } from '../results.js';
 import { countByStatus, type Sandbox, seedTasks, withSandbox } from '../sandbox.js';
 import { type RunningProducer, startBaseline, startProducer } from '../services.js';
@@ -35,12 +35,15 @@ interface Publisher {
   service: Service;
   /** What the publisher's side looked like, for the error when nothing reaches the sink. */
   diagnose?: () => Promise<string>;
+  /** Tells a publisher that waits to be told to begin (the baselines; the producer begins by itself). */
+  begin?: () => void;
 }
 
 /**
- * Starts the sink, samples the servers idle, starts the publisher, and counts what reaches the sink
- * over the window, with the CPU of the publisher and `servers` from when the publisher was ready
- * (the messages that arrived before are left out of the CPU per message).
+ * Starts the sink and the publisher, and counts what reaches the sink over the window, with the CPU
+ * of the publisher and `servers` from when the publisher was ready and told to begin (messages the
+ * producer published before its readiness answered are left out of the CPU per message), between
+ * idle samples of the servers.
  */
 async function publishRate(
   ctx: MeasureContext,
@@ -54,25 +57,30 @@ async function publishRate(
   const sink = await startSink(sandbox.amqpUrl);
   let publisher: Publisher | undefined;
   try {
-    const scope = { servers, database: sandbox.database };
-    const idle = await sampleIdle(scope, ctx.idleSampleMs);
-    publisher = await start();
-    const { service } = publisher;
-    const sampler = sampleResources([service], { ...scope, idle });
-    const countedBefore = sink.count;
-    const bar = ctx.progress.bar(label, windowMs);
-    const rate = await sinkRate(sink, {
-      total,
-      windowMs,
-      bar,
-      alive: () => assertRunning([service]),
-      diagnose: publisher.diagnose,
-    });
-    const resources = sampler.stop();
-    bar.finish(`${formatNumber(rate.perSecond)} msg/s`);
-    return { ...rate, resources, cpuItems: rate.count - countedBefore };
+    return await betweenIdleSamples(
+      { servers, database: sandbox.database },
+      ctx.idleSampleMs,
+      async () => {
+        publisher = await start();
+        const { service, diagnose } = publisher;
+        const sampler = sampleResources([service], { servers, database: sandbox.database });
+        const countedBefore = sink.count;
+        publisher.begin?.();
+        const bar = ctx.progress.bar(label, windowMs);
+        const rate = await sinkRate(sink, {
+          total,
+          windowMs,
+          bar,
+          alive: () => assertRunning([service]),
+          diagnose,
+        });
+        const resources = sampler.stop();
+        bar.finish(`${formatNumber(rate.perSecond)} msg/s`);
+        return { ...rate, resources, cpuItems: rate.count - countedBefore };
+      },
+      async () => publisher?.service.stop(),
+    );
   } finally {
-    await publisher?.service.stop();
     await sink.close();
   }
 }
@@ -102,7 +110,7 @@ export async function naiveDispatchRate(
           ctx.runtime,
         );
         await service.message('ready', 60_000);
-        return { service };
+        return { service, begin: () => service.send('start') };
       },
     );
   });
@@ -164,7 +172,7 @@ export async function rawBrokerRate(
           ctx.runtime,
         );
         await service.message('ready', 60_000);
-        return { service };
+        return { service, begin: () => service.send('start') };
       },
     );
     return { window, messageBytes: rawWorkMessage(count).body.length, rate };

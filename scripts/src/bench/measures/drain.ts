@@ -17,10 +17,10 @@ import {
 import { peerProbe, prefillPeer } from '../baselines/peers.js';
 import type { ServerGroup } from '../cpu.js';
 import { assertRunning, REPO_ROOT, type Service, stopAll } from '../processes.js';
-import { sampleIdle, sampleResources } from '../resources.js';
+import { betweenIdleSamples, sampleResources } from '../resources.js';
 import type { DrainRow } from '../results.js';
 import { countUnfinished, lastFinishedAt, type Sandbox, type Sql, withSandbox } from '../sandbox.js';
-import { type RunningProducer, startBaseline, startConsumer, startProducer } from '../services.js';
+import { startBaseline, startConsumer, startProducer } from '../services.js';
 import { formatNumber } from '../stats.js';
 import { attempt, type DrainProbe, drainRate, type MeasureContext } from './common.js';
 import { seedWithBar } from './dispatch.js';
@@ -53,9 +53,8 @@ async function timedDrain(
   probe: DrainProbe,
   processes: readonly Service[],
   servers: readonly ServerGroup[],
-  idle: Awaited<ReturnType<typeof sampleIdle>>,
 ): Promise<DrainRun> {
-  const sampler = sampleResources(processes, { servers, database: sandbox.database, idle });
+  const sampler = sampleResources(processes, { servers, database: sandbox.database });
   const leftAtStart = await probe.remaining();
   const startedAt = begin();
   const bar = ctx.progress.bar(`${label} ${formatNumber(total)}`, total);
@@ -77,45 +76,47 @@ export async function oursDrain(
   return withSandbox('drain_ours', async (sandbox) => {
     await seedWithBar(sandbox, tasks, ctx.progress, label);
     const servers = ['postgresql', 'rabbitmq'] as const;
-    const idle = await sampleIdle({ servers, database: sandbox.database }, ctx.idleSampleMs);
     const services: Service[] = [];
-    let producer: RunningProducer | undefined;
-    try {
-      // Consumers first, so the clock starts with the whole system up; they retry the producer
-      // until it answers.
-      const port = await freePort();
-      for (let i = 1; i <= WORKER_PROCESSES; i++) {
-        services.push(await startConsumer(sandbox, ctx.runtime, `http://127.0.0.1:${port}`, i));
-      }
-      producer = await startProducer(sandbox, ctx.runtime, { port });
-      const readyAt = Date.now();
-      // The dispatcher may start before /health/ready answers: count from its first claim if so.
-      const [first] = await sandbox.sql<{ at: Date | null }[]>`
-        select min(sent_at) as at from tasks where sent_at is not null`;
-      const startedAt = Math.min(readyAt, first?.at?.getTime() ?? readyAt);
-      const all = [producer.service, ...services];
-      const run = await timedDrain(
-        ctx,
-        sandbox,
-        label,
-        tasks,
-        () => startedAt,
-        windowMs,
-        oursProbe(sandbox.sql),
-        all,
-        servers,
-        idle,
-      );
-      return {
-        system: 'task-pipeline' as const,
-        tasks,
-        settings: `${WORKER_PROCESSES} consumers, WORKER_PREFETCH and DISPATCH_* at their defaults`,
-        ...run,
-      };
-    } finally {
-      await producer?.service.stop();
-      await stopAll(services);
-    }
+    const run = await betweenIdleSamples(
+      { servers, database: sandbox.database },
+      ctx.idleSampleMs,
+      async () => {
+        // Consumers first, so the clock starts with the whole system up; they retry the producer
+        // until it answers.
+        const port = await freePort();
+        for (let i = 1; i <= WORKER_PROCESSES; i++) {
+          services.push(await startConsumer(sandbox, ctx.runtime, `http://127.0.0.1:${port}`, i));
+        }
+        const producer = await startProducer(sandbox, ctx.runtime, { port });
+        services.unshift(producer.service);
+        const readyAt = Date.now();
+        // The dispatcher may start before /health/ready answers: count from its first claim if so.
+        const [first] = await sandbox.sql<{ at: Date | null }[]>`
+          select min(sent_at) as at from tasks where sent_at is not null`;
+        const startedAt = Math.min(readyAt, first?.at?.getTime() ?? readyAt);
+        return timedDrain(
+          ctx,
+          sandbox,
+          label,
+          tasks,
+          () => startedAt,
+          windowMs,
+          oursProbe(sandbox.sql),
+          services,
+          servers,
+        );
+      },
+      async () => {
+        await services[0]?.stop();
+        await stopAll(services.slice(1));
+      },
+    );
+    return {
+      system: 'task-pipeline' as const,
+      tasks,
+      settings: `${WORKER_PROCESSES} consumers, WORKER_PREFETCH and DISPATCH_* at their defaults`,
+      ...run,
+    };
   });
 }
 
@@ -137,46 +138,47 @@ export async function peerDrain(
     await prefillPeer(peer, sandbox.databaseUrl, jobs, (done) => seedBar.update(done));
     seedBar.finish('');
     const servers = ['postgresql'] as const;
-    const idle = await sampleIdle({ servers, database: sandbox.database }, ctx.idleSampleMs);
     const workers: Service[] = [];
-    try {
-      for (let i = 1; i <= WORKER_PROCESSES; i++) {
-        workers.push(
-          startBaseline(
-            `${peer}-${i}`,
-            'peer-worker',
-            { PEER: peer, DATABASE_URL: sandbox.databaseUrl, PEER_SETTINGS: JSON.stringify(settings) },
-            ctx.runtime,
-          ),
+    const run = await betweenIdleSamples(
+      { servers, database: sandbox.database },
+      ctx.idleSampleMs,
+      async () => {
+        for (let i = 1; i <= WORKER_PROCESSES; i++) {
+          workers.push(
+            startBaseline(
+              `${peer}-${i}`,
+              'peer-worker',
+              { PEER: peer, DATABASE_URL: sandbox.databaseUrl, PEER_SETTINGS: JSON.stringify(settings) },
+              ctx.runtime,
+            ),
+          );
+        }
+        await Promise.all(workers.map((w) => w.message('ready', 60_000)));
+        return timedDrain(
+          ctx,
+          sandbox,
+          `${peer} drain`,
+          jobs,
+          () => {
+            const now = Date.now();
+            for (const worker of workers) worker.send('start');
+            return now;
+          },
+          timeoutMs,
+          peerProbe(peer, sandbox.sql),
+          workers,
+          servers,
         );
-      }
-      await Promise.all(workers.map((w) => w.message('ready', 60_000)));
-      const run = await timedDrain(
-        ctx,
-        sandbox,
-        `${peer} drain`,
-        jobs,
-        () => {
-          const now = Date.now();
-          for (const worker of workers) worker.send('start');
-          return now;
-        },
-        timeoutMs,
-        peerProbe(peer, sandbox.sql),
-        workers,
-        servers,
-        idle,
-      );
-      return {
-        system: peer,
-        version: peerVersion(peer),
-        tasks: jobs,
-        settings: describeSettings(peer, settings, WORKER_PROCESSES),
-        ...run,
-      };
-    } finally {
-      await stopAll(workers);
-    }
+      },
+      () => stopAll(workers),
+    );
+    return {
+      system: peer,
+      version: peerVersion(peer),
+      tasks: jobs,
+      settings: describeSettings(peer, settings, WORKER_PROCESSES),
+      ...run,
+    };
   });
 }
 

@@ -119,7 +119,11 @@ describe('bench report', () => {
             usage('producer', 4, { peakRssBytes: 151 * 1024 * 1024 }),
             usage('consumer-1', 2),
             usage('consumer-2', 2, { peakRssBytes: 90 * 1024 * 1024 }),
-            usage('rabbitmq (beam.smp)', 5, { server: 'rabbitmq', idleCpuPercent: 10 }),
+            usage('rabbitmq (beam.smp)', 5, {
+              server: 'rabbitmq',
+              idleCpuPercent: 10,
+              idleSamples: [30, 10],
+            }),
           ],
           cpuItems: 100_000,
         },
@@ -186,7 +190,7 @@ describe('bench report', () => {
     );
     expect(row('Drain, 1,000,000 waiting')).toContain('| 0.8× | within 10% ❌ |');
     expect(markdown).toContain(
-      '| drain: task-pipeline | rabbitmq (beam.smp) | – | 0% | 0% | 10% | 0.04 | 40 |',
+      '| drain: task-pipeline | rabbitmq (beam.smp) | – | 0% | 0% | 30% / 10% | 0.04 | 40 |',
     );
     expect(Object.keys(plots).sort()).toEqual(['cpu.svg', 'dispatch.svg', 'drain.svg', 'latency.svg']);
     expect(plots['cpu.svg']).toContain('drain target 120 µs');

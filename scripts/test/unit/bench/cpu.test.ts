@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { accountOf, attributableCpuSeconds, cpuAccount } from '../../../src/bench/cpu.js';
+import { accountOf, attributableCpuSeconds, cpuAccount, idleEstimate } from '../../../src/bench/cpu.js';
 import { postgresProcessCounts } from '../../../src/bench/resources.js';
 
 describe('CPU per task', () => {
@@ -25,6 +25,13 @@ describe('CPU per task', () => {
         windowS: 10,
       }),
     ).toBe(0);
+  });
+
+  test("other tenants' load: the lower idle sample, so a burst in one of them does not erase the run", () => {
+    expect(idleEstimate(80, 5)).toBe(5);
+    expect(idleEstimate(3, 40)).toBe(3);
+    expect(idleEstimate(undefined, 7)).toBe(7);
+    expect(idleEstimate(undefined, undefined)).toBe(0);
   });
 
   test('per 1,000 items and per item, by process and in total', () => {
