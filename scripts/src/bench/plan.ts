@@ -94,8 +94,8 @@ export class UsageError extends Error {
 }
 
 export const USAGE = `usage: npm run bench -- [--quick | --full] [--only=dispatch,drain,api,latency,scale] [--out=DIR]
-  (default)  every measure at the issue's sizes, about 5-10 minutes
-  --quick    every measure, smaller windows and backlogs, about 1-2 minutes
+  (default)  every measure at the issue's sizes, about 6-11 minutes
+  --quick    every measure, smaller windows and backlogs, about 2-3 minutes (7 at load average 10)
   --full     the default plus the 1M-row scale run (about 2 minutes more)
   --only     a comma-separated subset of the measures
   --out      write BENCHMARKS.md and docs/bench/ under DIR instead of the repository root`;

@@ -32,8 +32,8 @@ const MIB = 1024 * 1024;
 const microsCell = (account: CpuAccount | undefined) =>
   account ? `${formatNumber(account.totalMicrosPerItem)} µs` : '–';
 
-/** The drain row of a system, and its library and version as the report names it. */
 const drainOf = (r: BenchResults, system: DrainRow['system']) => r.drain?.find((d) => d.system === system);
+/** A peer as the report names it: the library and its version. */
 const systemName = (d: DrainRow) => (d.version ? `${d.system} ${d.version}` : d.system);
 
 function peakRssMiB(d: DrainRow | undefined, match: (name: string) => boolean): number | undefined {
