@@ -588,7 +588,7 @@ function cpuChart(r: BenchResults): StackedChart | undefined {
   if (bars.length === 0) return undefined;
   return {
     title: 'CPU per task, by process',
-    subtitle: 'CPU microseconds per task (job, message), the shared servers less their idle rate',
+    subtitle: "CPU microseconds per task (job, message); the shared servers less other tenants' load",
     unit: 'µs',
     bars,
     categories: CPU_CATEGORIES,
