@@ -1,6 +1,7 @@
-// Services under test run as their own node processes, from source (`node --conditions=source
-// --import tsx <entry>`: one process per service, so /proc shows each one's RSS and CPU, and tsx only
-// costs start-up time). Their output goes to a log file per process, read when something fails.
+// Services under test run as their own node processes, one per service, so /proc shows each one's
+// RSS and CPU. A built entry (`.js`) runs under plain node, as in production; a TypeScript entry
+// (the chaos and fuzz runs start ours from source) through `--conditions=source --import tsx`.
+// Their output goes to a log file per process, read when something fails.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +29,8 @@ export interface Service {
   exitCode(): number | null | undefined;
   /** Resolves on the first IPC message equal to `message` (children that report their own readiness). */
   message(message: string, timeoutMs: number): Promise<void>;
+  /** Sends an IPC message (children that wait to be told to begin). */
+  send(message: string): void;
   /** SIGTERM, then SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
   /** The last lines of its log, for error messages. */
@@ -49,23 +52,31 @@ function profileArgs(name: string): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, name)}`] : [];
 }
 
+export interface StartOptions {
+  /** The node binary; this process's own by default. */
+  execPath?: string;
+  /** node flags before the entry (`--cpu-prof`, say). */
+  nodeArgs?: readonly string[];
+}
+
 /**
  * Starts `entry` (a path relative to the repository root) with `env` on top of this process's
- * environment. `nodeArgs` go before the entry (`--cpu-prof`, say).
+ * environment.
  */
 export function startService(
   name: string,
   entry: string,
   env: Record<string, string>,
-  nodeArgs: readonly string[] = [],
+  options: StartOptions = {},
 ): Service {
   const logPath = join(serviceLogDir(), `${name}-${Date.now()}.log`);
   const fd = openSync(logPath, 'a');
   let child: ChildProcess;
   try {
+    const fromSource = entry.endsWith('.ts') ? ['--conditions=source', '--import', 'tsx'] : [];
     child = spawn(
-      process.execPath,
-      ['--conditions=source', '--import', 'tsx', ...profileArgs(name), ...nodeArgs, join(REPO_ROOT, entry)],
+      options.execPath ?? process.execPath,
+      [...fromSource, ...profileArgs(name), ...(options.nodeArgs ?? []), join(REPO_ROOT, entry)],
       {
         cwd: REPO_ROOT,
         env: { ...process.env, ...env },
@@ -97,6 +108,9 @@ export function startService(
     logPath,
     exitCode: () => code,
     tail,
+    send(message) {
+      child.send(message);
+    },
     message(expected, timeoutMs) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {

@@ -1,21 +1,22 @@
 // BENCHMARKS.md and its plots from one run's results: pure, so the smoke test can check the output.
 // Everything above NOTES_MARKER is regenerated on every run; what a person wrote below it (profiles,
 // findings, before/after) is carried over from the existing file.
-import type { ProcessUsage } from './resources.js';
-import type { BenchResults, DrainRow, HttpStats, Rate } from './results.js';
+import { accountOf, type CpuAccount } from './cpu.js';
+import { type ProcessUsage, SERVER_LABELS } from './resources.js';
+import type { BenchResults, DrainRow, HttpStats, Measured, Rate } from './results.js';
 import { formatBytes, formatNumber, formatRatio, ratio } from './stats.js';
-import { type BarChart, renderBarChart } from './svg.js';
+import {
+  type BarChart,
+  renderBarChart,
+  renderStackedChart,
+  type StackedBar,
+  type StackedChart,
+} from './svg.js';
+import { atLeast, atMost, flatness, TARGETS } from './targets.js';
 
 export const NOTES_MARKER =
   '<!-- Hand-written notes below this line are kept when `npm run bench` rewrites the file. -->';
 export const PLOT_DIR = 'docs/bench';
-
-export const TARGETS = {
-  dispatchVsNaive: 50,
-  apiVsNaive: 1,
-  apiAim: 2,
-  p99AimMs: 50,
-} as const;
 
 export interface Report {
   markdown: string;
@@ -26,9 +27,20 @@ export interface Report {
 const rateCell = (rate: Rate | undefined, unit = 'tasks/s') =>
   rate ? `${formatNumber(rate.perSecond)} ${unit}` : 'failed';
 
-function verdict(value: number | undefined, target: number): string {
-  if (value === undefined) return '–';
-  return value >= target ? '✅' : '❌';
+const MIB = 1024 * 1024;
+
+const microsCell = (account: CpuAccount | undefined) =>
+  account ? `${formatNumber(account.totalMicrosPerItem)} µs` : '–';
+
+const drainOf = (r: BenchResults, system: DrainRow['system']) => r.drain?.find((d) => d.system === system);
+/** A peer as the report names it: the library and its version. */
+const systemName = (d: DrainRow) => (d.version ? `${d.system} ${d.version}` : d.system);
+
+function peakRssMiB(d: DrainRow | undefined, match: (name: string) => boolean): number | undefined {
+  const peaks = (d?.resources ?? [])
+    .filter((u) => u.peakRssBytes !== undefined && match(u.name))
+    .map((u) => (u.peakRssBytes ?? 0) / MIB);
+  return peaks.length > 0 ? Math.max(...peaks) : undefined;
 }
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -42,6 +54,7 @@ function plot(name: string, alt: string): string {
 
 function summary(r: BenchResults): string {
   const rows: string[][] = [];
+  const raw = r.rawBroker;
   for (const d of r.dispatch ?? []) {
     const x = ratio(d.ours?.perSecond ?? Number.NaN, d.naive?.perSecond ?? 0);
     rows.push([
@@ -49,19 +62,64 @@ function summary(r: BenchResults): string {
       rateCell(d.ours),
       `naive loop ${rateCell(d.naive)}`,
       formatRatio(x),
-      `≥ ${TARGETS.dispatchVsNaive}× ${verdict(x, TARGETS.dispatchVsNaive)}`,
+      `≥ ${TARGETS.dispatchVsNaive}× ${atLeast(x, TARGETS.dispatchVsNaive)}`,
     ]);
   }
-  const ours = r.drain?.find((d) => d.system === 'task-pipeline');
+  for (const d of r.dispatch ?? []) {
+    if (!raw) break;
+    const x = ratio(d.ours?.perSecond ?? Number.NaN, raw.rate.perSecond);
+    rows.push([
+      `Dispatch, ${formatNumber(d.backlog)} waiting`,
+      rateCell(d.ours),
+      `raw confirmed publish ${rateCell(raw.rate, 'msg/s')}`,
+      formatRatio(x),
+      `≥ ${TARGETS.dispatchVsRaw}× ${atLeast(x, TARGETS.dispatchVsRaw)}`,
+    ]);
+  }
+  const ours = drainOf(r, 'task-pipeline');
   for (const peer of r.drain?.filter((d) => d.system !== 'task-pipeline') ?? []) {
     const x = ours ? ratio(ours.rate.perSecond, peer.rate.perSecond) : undefined;
+    const target =
+      peer.system === 'pg-boss'
+        ? `≥ ${TARGETS.drainVsPgBoss}× ${atLeast(x, TARGETS.drainVsPgBoss)} (aim > 1× ${atLeast(x, TARGETS.drainAim)})`
+        : `aim > 1× ${atLeast(x, TARGETS.drainAim)}`;
     rows.push([
       `Drain ${formatNumber(peer.tasks)} end to end`,
       rateCell(ours?.rate),
-      `${peer.system} ${rateCell(peer.rate, 'jobs/s')}`,
+      `${systemName(peer)} ${rateCell(peer.rate, 'jobs/s')}`,
       formatRatio(x),
-      `reported (aim > 1×) ${verdict(x, 1)}`,
+      target,
     ]);
+  }
+  if (r.drain) {
+    const mine = accountOf(ours);
+    const peers = r.drain.filter((d) => d.system !== 'task-pipeline');
+    const pgBoss = accountOf(drainOf(r, 'pg-boss'));
+    rows.push([
+      'CPU per task in the drain, all processes',
+      microsCell(mine),
+      peers.map((d) => `${d.system} ${microsCell(accountOf(d))}`).join(', ') || '–',
+      pgBoss && mine ? formatRatio(ratio(mine.totalMicrosPerItem, pgBoss.totalMicrosPerItem)) : '–',
+      `≤ ${TARGETS.cpuMicrosPerTask} µs ${atMost(mine?.totalMicrosPerItem, TARGETS.cpuMicrosPerTask)}`,
+    ]);
+    const producer = peakRssMiB(ours, (n) => n === 'producer');
+    const consumer = peakRssMiB(ours, (n) => n.startsWith('consumer'));
+    rows.push(
+      [
+        'Peak RSS in the drain, producer',
+        producer === undefined ? '–' : `${formatNumber(producer)} MiB`,
+        '–',
+        '–',
+        `≤ ${TARGETS.producerRssMiB} MiB ${atMost(producer, TARGETS.producerRssMiB)}`,
+      ],
+      [
+        'Peak RSS in the drain, a consumer (the larger)',
+        consumer === undefined ? '–' : `${formatNumber(consumer)} MiB`,
+        '–',
+        '–',
+        `≤ ${TARGETS.consumerRssMiB} MiB ${atMost(consumer, TARGETS.consumerRssMiB)}`,
+      ],
+    );
   }
   for (const a of r.api ?? []) {
     const x = ratio(a.ours?.reqPerSec ?? Number.NaN, a.naive?.reqPerSec ?? 0);
@@ -70,21 +128,52 @@ function summary(r: BenchResults): string {
       a.ours ? `${formatNumber(a.ours.reqPerSec)} req/s` : 'failed',
       `naive route ${a.naive ? `${formatNumber(a.naive.reqPerSec)} req/s` : 'failed'}`,
       formatRatio(x),
-      `≥ ${TARGETS.apiVsNaive}× ${verdict(x, TARGETS.apiVsNaive)} (aim ${TARGETS.apiAim}× ${verdict(x, TARGETS.apiAim)})`,
+      `≥ ${TARGETS.apiVsNaive}× ${atLeast(x, TARGETS.apiVsNaive)} (aim ${TARGETS.apiAim}× ${atLeast(x, TARGETS.apiAim)})`,
     ]);
   }
   if (r.latency) {
     const l = r.latency;
-    rows.push([
-      `Create → success p99 at ${formatNumber(l.targetPerSec)}/s`,
-      `${formatNumber(l.p99Ms)} ms`,
-      '–',
-      '–',
-      `aim ≤ ${TARGETS.p99AimMs} ms ${l.p99Ms <= TARGETS.p99AimMs ? '✅' : '❌'}`,
-    ]);
+    rows.push(
+      [
+        `Create → success p50 at ${formatNumber(l.targetPerSec)}/s`,
+        `${formatNumber(l.p50Ms)} ms`,
+        '–',
+        '–',
+        `≤ ${TARGETS.latencyP50Ms} ms ${atMost(l.p50Ms, TARGETS.latencyP50Ms)}`,
+      ],
+      [
+        `Create → success p99 at ${formatNumber(l.targetPerSec)}/s`,
+        `${formatNumber(l.p99Ms)} ms`,
+        '–',
+        '–',
+        `≤ ${TARGETS.latencyP99Ms} ms ${atMost(l.p99Ms, TARGETS.latencyP99Ms)}`,
+      ],
+    );
   }
+  rows.push(...flatRows(r));
   if (rows.length === 0) return '';
   return `## Summary\n\n${table(['Measure', 'task-pipeline', 'Baseline', 'Ratio', 'Target'], rows)}\n`;
+}
+
+/** Dispatch and drain at the largest backlog against the smallest (1M vs 10k with --full). */
+function flatRows(r: BenchResults): string[][] {
+  const scale = r.scale ?? [];
+  const [small, large] = [scale[0], scale[scale.length - 1]];
+  if (!small) return [];
+  const target = `within ${formatNumber(TARGETS.flatWithin * 100)}%`;
+  if (!large || large === small) {
+    return [['Flat with the backlog', '–', '–', '–', `${target} (needs two backlogs: \`--full\`) –`]];
+  }
+  return (['dispatch', 'drain'] as const).map((part) => {
+    const flat = flatness(small[part]?.perSecond, large[part]?.perSecond);
+    return [
+      `${part === 'dispatch' ? 'Dispatch' : 'Drain'}, ${formatNumber(large.backlog)} waiting`,
+      rateCell(large[part]),
+      `${formatNumber(small.backlog)} waiting ${rateCell(small[part])}`,
+      formatRatio(flat.ratio),
+      `${target} ${flat.verdict}`,
+    ];
+  });
 }
 
 function machine(r: BenchResults): string {
@@ -99,51 +188,73 @@ function machine(r: BenchResults): string {
 | Memory | ${m.memoryGiB} GiB |
 | Load average at start | ${m.loadAverage.join(', ')} (the machine is shared: other work runs beside the benchmark) |
 | OS | ${m.os} |
-| Node.js | ${m.node} |
+| Node.js | ${r.runtime.node} for every measured process (${r.runtime.source}); the harness ran on ${m.node} |
 | PostgreSQL | ${m.postgres} (the shared server, default settings, \`synchronous_commit\` on) |
 | RabbitMQ | ${m.rabbitmq} (the shared node; every queue is a quorum queue) |
 
 Every part runs in its own database and RabbitMQ vhost, created for it and dropped after. Our
-services run from source (\`node --conditions=source --import tsx\`), each in its own process, with
-\`LOG_LEVEL=${r.serviceLogLevel}\` (the naive baselines log nothing either); the baselines run the same
-way. Absolute numbers swing by ±25% between runs here: compare the ratios, which are measured in the
-same run on the same machine.
+services run as the images run them: built (\`npm run build\`, redone when \`dist/\` is older than
+the sources), \`node producer/dist/server.js\` and \`node consumer/dist/main.js\`, each in its own
+process, with \`LOG_LEVEL=${r.serviceLogLevel}\` (the baselines log nothing either). The baselines
+(the naive loop and route, the peers' workers, the raw publisher) are built and run the same way,
+on the same Node.js: the images' major, which pg-boss 12 and graphile-worker 0.18 also require.
+
+CPU is read from \`/proc\` over each measured window and divided by the items finished in it. A
+system's processes count whole; the shared servers count as PostgreSQL's backends connected to the
+part's own database plus its background processes, and RabbitMQ's one \`beam.smp\`, each less
+other tenants' load, estimated by the lower of two idle samples of the same group just before and
+just after the run (printed in section 5; on a busy machine this estimate is rough). Absolute
+numbers swing by ±25% between runs here: compare the ratios, which are measured in the same run on
+the same machine.
 `;
 }
 
 function dispatchSection(r: BenchResults): string {
-  if (!r.dispatch) return '';
-  const rows = r.dispatch.map((d) => [
+  if (!r.dispatch && !r.rawBroker) return '';
+  const raw = r.rawBroker;
+  const rows = (r.dispatch ?? []).map((d) => [
     formatNumber(d.backlog),
     rateCell(d.naive),
     rateCell(d.ours),
     formatRatio(ratio(d.ours?.perSecond ?? Number.NaN, d.naive?.perSecond ?? 0)),
+    formatRatio(ratio(d.ours?.perSecond ?? Number.NaN, raw?.rate.perSecond ?? 0)),
     d.ours ? `${formatNumber(d.ours.count)} in ${formatNumber(d.ours.elapsedMs / 1000)} s` : '–',
     String((d.ours?.duplicates ?? 0) + (d.naive?.duplicates ?? 0)),
+    `${microsCell(accountOf(d.naive))} / ${microsCell(accountOf(d.ours))}`,
   ]);
-  return `## 1. Dispatcher vs the naive loop
+  const rawLine = raw
+    ? `The broker's ceiling, measured in the same run: amqplib publishing ${raw.messageBytes}-byte work
+messages (the seeded task text, the dispatcher's properties: persistent, mandatory, a messageId) to
+the same kind of quorum queue, confirmed, with at most ${formatNumber(raw.window)} unconfirmed at a time,
+and nothing else to do: **${rateCell(raw.rate, 'msg/s')}** (${formatNumber(raw.rate.count)} in
+${formatNumber(raw.rate.elapsedMs / 1000)} s, ${microsCell(accountOf(raw.rate))} of CPU per message with the broker).`
+    : 'The raw confirmed-publish run failed in this run (see the end).';
+  return `## 1. Dispatcher vs the naive loop and the broker's ceiling
 
 The naive loop is seed 002's: one task at a time, \`SELECT id, text FROM tasks WHERE status = 'waiting'
 ORDER BY random() LIMIT 1\` (with an index on status), a confirmed publish, \`UPDATE … SET status =
 'sent' WHERE id = $1\`. Ours is the producer's dispatcher with its defaults (\`DISPATCH_MAX_IN_FLIGHT\`
-raised so the non-reporting sink cannot stop it). Both publish to the same quorum queue, drained by
+raised so the non-reporting sink cannot stop it). All publish to the same quorum queue, drained by
 the same auto-ack sink; each rate runs from the first message at the sink over a fixed window, or to
 the last message if the backlog empties first.
 
-${table(['Waiting rows', 'Naive loop', 'Dispatcher', 'Ratio', 'Dispatcher counted', 'Duplicates'], rows)}
+${rawLine}
 
-${plot('dispatch.svg', 'Dispatch rate: dispatcher vs naive loop')}
+${table(['Waiting rows', 'Naive loop', 'Dispatcher', '÷ naive', '÷ raw publish', 'Dispatcher counted', 'Duplicates', 'CPU per task, naive / dispatcher'], rows)}
+
+${plot('dispatch.svg', 'Dispatch rate: dispatcher vs naive loop and raw confirmed publish')}
 `;
 }
 
 function drainSection(r: BenchResults): string {
   if (!r.drain) return '';
-  const ours = r.drain.find((d) => d.system === 'task-pipeline');
+  const ours = drainOf(r, 'task-pipeline');
   const rows = r.drain.map((d) => [
-    d.system,
+    systemName(d),
     `${formatNumber(d.rate.perSecond)}/s`,
     `${formatNumber(d.rate.elapsedMs / 1000)} s${d.completed ? '' : ' (timed out)'}`,
     d.system === 'task-pipeline' || !ours ? '–' : formatRatio(ratio(ours.rate.perSecond, d.rate.perSecond)),
+    microsCell(accountOf(d)),
     d.settings,
   ]);
   return `## 2. End-to-end drain
@@ -151,13 +262,18 @@ function drainSection(r: BenchResults): string {
 ${formatNumber(r.drain[0]?.tasks ?? 0)} tasks already waiting; ours: producer + 2 consumers,
 \`PROCESSING_TIME_MS=0\`, \`FAILURE_RATE=0\`, until every task is \`success\` (dispatch, work, result
 message, reporter, batch status update). The peers drain as many no-op jobs from the same database
-server, with their documented throughput settings. Each clock starts when every process of the
-system is ready and stops at the last completion (task-pipeline: \`max(finished_at)\`; pg-boss:
-\`max(completed_on)\`; graphile-worker deletes finished jobs, so: the 100 ms poll that finds none left).
+server, each with as many worker processes as ours and its best throughput settings (swept on this
+machine: see \`scripts/src/bench/baselines/peer-settings.ts\`). Each clock starts when every process
+of the system is ready and stops at the last completion (task-pipeline: \`max(finished_at)\`;
+pg-boss: \`max(completed_on)\`; graphile-worker deletes finished jobs, so: the 100 ms poll that
+finds none left). CPU per task counts every process of the system, the servers it uses included
+(section 5 splits it).
 
-${table(['System', 'Rate', 'Time', 'task-pipeline ÷ it', 'Settings'], rows)}
+${table(['System', 'Rate', 'Time', 'task-pipeline ÷ it', 'CPU per task', 'Settings'], rows)}
 
 ${plot('drain.svg', 'End-to-end drain rate')}
+
+${plot('cpu.svg', 'CPU per task by process')}
 `;
 }
 
@@ -254,35 +370,78 @@ ${table(
 )}`;
 }
 
-function usageRows(label: string, usage: readonly ProcessUsage[]): string[][] {
-  return usage.map((u) => [
+/** A server's idle samples before and after the run; the lower one was taken off. */
+function idleCell(u: ProcessUsage): string {
+  if (!u.server) return '–';
+  const [before, after] = u.idleSamples ?? [u.idleCpuPercent ?? 0, u.idleCpuPercent ?? 0];
+  return `${formatNumber(before)}% / ${formatNumber(after)}%`;
+}
+
+function usageRows(label: string, m: Measured | undefined, unit: string): string[][] {
+  if (!m) return [];
+  const account = accountOf(m);
+  const rows = m.resources.map((u, i) => {
+    const share = account?.shares[i];
+    return [
+      label,
+      u.name,
+      u.peakRssBytes === undefined ? '–' : formatBytes(u.peakRssBytes),
+      `${formatNumber(u.avgCpuPercent)}%`,
+      `${formatNumber(u.peakCpuPercent)}%`,
+      idleCell(u),
+      share ? formatNumber(share.perThousand) : '–',
+      share ? formatNumber(share.microsPerItem) : '–',
+    ];
+  });
+  rows.push([
     label,
-    u.name,
-    u.peakRssBytes === undefined ? '–' : formatBytes(u.peakRssBytes),
-    `${formatNumber(u.avgCpuPercent)}%`,
-    `${formatNumber(u.peakCpuPercent)}%`,
+    `**all, per ${unit}**`,
+    '',
+    '',
+    '',
+    '',
+    account ? `**${formatNumber(account.totalMicrosPerItem / 1_000)}**` : '–',
+    account ? `**${formatNumber(account.totalMicrosPerItem)}**` : '–',
   ]);
+  return rows;
 }
 
 function resourcesSection(r: BenchResults): string {
   const rows = [
-    ...(r.drain ?? []).flatMap((d: DrainRow) => usageRows(`drain: ${d.system}`, d.resources)),
-    ...(r.latency ? usageRows('latency run', r.latency.resources) : []),
+    ...(r.dispatch ?? []).flatMap((d) => [
+      ...usageRows(`dispatch @ ${formatNumber(d.backlog)}: naive loop`, d.naive, 'task'),
+      ...usageRows(`dispatch @ ${formatNumber(d.backlog)}: dispatcher`, d.ours, 'task'),
+    ]),
+    ...usageRows('raw confirmed publish', r.rawBroker?.rate, 'message'),
+    ...(r.drain ?? []).flatMap((d: DrainRow) => usageRows(`drain: ${systemName(d)}`, d, 'task')),
+    ...usageRows('latency run', r.latency, 'task'),
   ];
   if (rows.length === 0) return '';
-  return `## 5. Resources
+  return `## 5. CPU and memory
 
-Per process during measures 2 and 4: peak RSS (the kernel's high-water mark, VmHWM) and CPU in % of
-one core (average over the run, and the highest 0.5 s sample). The server rows add up every
-PostgreSQL backend or the RabbitMQ node, including whatever else the shared machine ran meanwhile.
+Per process over each measured window: peak RSS (the kernel's high-water mark, VmHWM), CPU in % of
+one core (average, and the highest 0.5 s sample), and CPU seconds per 1,000 items (tasks, jobs or
+messages) and CPU microseconds per item. PostgreSQL rows add up the backends of the part's own
+database and the server's background processes; the RabbitMQ row is its node, which serves every
+vhost. The "idle" column gives each server's CPU while idle just before and just after the run; the
+lower of the two is taken off its CPU as other tenants' load (CPU avg and peak are as counted,
+before that). The totals add every row. The latency run counts the created tasks, from the first
+create of the measured load until all succeeded.
 
-${table(['Run', 'Process', 'Peak RSS', 'CPU avg', 'CPU peak'], rows)}
+${table(['Run', 'Process', 'Peak RSS', 'CPU avg', 'CPU peak', 'idle before / after', 'CPU s per 1,000', 'CPU µs per item'], rows)}
 `;
 }
 
 function scaleSection(r: BenchResults): string {
   if (!r.scale) return '';
-  const rows = r.scale.map((s) => [formatNumber(s.backlog), rateCell(s.dispatch), rateCell(s.drain)]);
+  const [small] = r.scale;
+  const rows = r.scale.map((s) => [
+    formatNumber(s.backlog),
+    rateCell(s.dispatch),
+    formatRatio(flatness(small?.dispatch?.perSecond, s.dispatch?.perSecond).ratio),
+    rateCell(s.drain),
+    formatRatio(flatness(small?.drain?.perSecond, s.drain?.perSecond).ratio),
+  ]);
   const explains = r.scale
     .filter((s) => s.explain)
     .map(
@@ -292,9 +451,10 @@ function scaleSection(r: BenchResults): string {
   return `## 6. Scale
 
 Dispatch rate into the sink and end-to-end drain rate (producer + 2 consumers), each over a fixed
-window or until the backlog is empty, at each backlog size (1M with \`--full\`).
+window or until the backlog is empty, at each backlog size (1M with \`--full\`), and each as a
+ratio to the smallest backlog's (the target: within ${formatNumber(TARGETS.flatWithin * 100)}%).
 
-${table(['Waiting rows', 'Dispatch', 'Drain'], rows)}
+${table(['Waiting rows', 'Dispatch', '÷ smallest', 'Drain', '÷ smallest'], rows)}
 
 ${explains.join('\n\n')}
 `;
@@ -312,16 +472,17 @@ function charts(r: BenchResults): Record<string, BarChart> {
   const charts: Record<string, BarChart> = {};
   if (r.dispatch) {
     charts['dispatch.svg'] = {
-      title: 'Dispatch rate: dispatcher vs naive loop (seed 002)',
-      subtitle: 'tasks/s published and confirmed into one quorum queue',
-      unit: 'tasks/s',
+      title: 'Dispatch rate: dispatcher vs naive loop (seed 002) and raw confirmed publish',
+      subtitle: 'messages/s published and confirmed into one quorum queue',
+      unit: '/s',
       log: true,
       groups: r.dispatch.map((d) => ({
         label: `${formatNumber(d.backlog)} waiting`,
-        note: `${formatRatio(ratio(d.ours?.perSecond ?? Number.NaN, d.naive?.perSecond ?? 0))} naive`,
+        note: `${formatRatio(ratio(d.ours?.perSecond ?? Number.NaN, d.naive?.perSecond ?? 0))} naive, ${formatRatio(ratio(d.ours?.perSecond ?? Number.NaN, r.rawBroker?.rate.perSecond ?? 0))} raw`,
         bars: [
           { label: 'dispatcher', value: d.ours?.perSecond, ours: true },
           { label: 'naive loop', value: d.naive?.perSecond },
+          { label: 'raw confirmed publish', value: r.rawBroker?.rate.perSecond },
         ],
       })),
     };
@@ -335,7 +496,7 @@ function charts(r: BenchResults): Record<string, BarChart> {
         {
           label: 'drain',
           bars: r.drain.map((d) => ({
-            label: d.system,
+            label: systemName(d),
             value: d.rate.perSecond,
             ours: d.system === 'task-pipeline',
           })),
@@ -372,7 +533,8 @@ function charts(r: BenchResults): Record<string, BarChart> {
             { label: 'p50', value: l.p50Ms, ours: true },
             { label: 'p95', value: l.p95Ms, ours: true },
             { label: 'p99', value: l.p99Ms, ours: true },
-            { label: `aim (p99)`, value: TARGETS.p99AimMs },
+            { label: 'target p50', value: TARGETS.latencyP50Ms },
+            { label: 'target p99', value: TARGETS.latencyP99Ms },
           ],
         },
         {
@@ -386,6 +548,54 @@ function charts(r: BenchResults): Record<string, BarChart> {
     };
   }
   return charts;
+}
+
+const CPU_CATEGORIES = [
+  { name: 'producer', color: '#2b6cb0' },
+  { name: 'consumers', color: '#63b3ed' },
+  { name: 'peer workers / publisher', color: '#805ad5' },
+  { name: SERVER_LABELS.postgresql, color: '#38a169' },
+  { name: SERVER_LABELS.rabbitmq, color: '#dd6b20' },
+] as const;
+
+function cpuCategory(name: string): string {
+  if (name === 'producer') return 'producer';
+  if (name.startsWith('consumer')) return 'consumers';
+  if (name === SERVER_LABELS.postgresql || name === SERVER_LABELS.rabbitmq) return name;
+  return 'peer workers / publisher';
+}
+
+/** CPU per item as one bar per system, split by process: the drain's, then measure 1's. */
+function cpuChart(r: BenchResults): StackedChart | undefined {
+  const bar = (label: string, m: Measured | undefined, ours: boolean): StackedBar[] => {
+    const account = accountOf(m);
+    if (!account) return [];
+    const segments = account.shares.map((share) => ({
+      label: share.name,
+      value: share.microsPerItem,
+      category: cpuCategory(share.name),
+    }));
+    return [{ label, segments, ours }];
+  };
+  const [firstDispatch] = r.dispatch ?? [];
+  const bars = [
+    ...(r.drain ?? []).flatMap((d) => bar(`drain: ${d.system}`, d, d.system === 'task-pipeline')),
+    ...(firstDispatch
+      ? bar(`dispatcher @ ${formatNumber(firstDispatch.backlog)}`, firstDispatch.ours, true)
+      : []),
+    ...bar('raw confirmed publish', r.rawBroker?.rate, false),
+  ];
+  if (bars.length === 0) return undefined;
+  return {
+    title: 'CPU per task, by process',
+    subtitle: "CPU microseconds per task (job, message); the shared servers less other tenants' load",
+    unit: 'µs',
+    bars,
+    categories: CPU_CATEGORIES,
+    marker: r.drain
+      ? { value: TARGETS.cpuMicrosPerTask, label: `drain target ${TARGETS.cpuMicrosPerTask} µs` }
+      : undefined,
+  };
 }
 
 export function renderReport(results: BenchResults, existing: string | undefined): Report {
@@ -411,5 +621,7 @@ the same machine; absolute numbers here swing by ±25% between runs, so read the
   const plots = Object.fromEntries(
     Object.entries(charts(results)).map(([name, chart]) => [name, renderBarChart(chart)]),
   );
+  const cpu = cpuChart(results);
+  if (cpu) plots['cpu.svg'] = renderStackedChart(cpu);
   return { markdown: `${sections.join('\n')}\n${NOTES_MARKER}${notes}`, plots };
 }

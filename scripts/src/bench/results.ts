@@ -1,5 +1,7 @@
 // The shape of one benchmark run's results: what the measures return, what the report and the plots
 // read, and what docs/bench/results.json keeps.
+
+import type { Peer } from './baselines/peer-settings.js';
 import type { MachineFacts } from './machine.js';
 import type { Profile } from './plan.js';
 import type { ProcessUsage } from './resources.js';
@@ -13,23 +15,42 @@ export interface Rate {
   duplicates?: number;
 }
 
+/** CPU and memory of every process a rate counted, sampled from when the counting began. */
+export interface Measured {
+  resources: ProcessUsage[];
+  /** Items finished while the CPU was sampled: what the CPU per item divides by. */
+  cpuItems: number;
+}
+
+export interface MeasuredRate extends Rate, Measured {}
+
 /** A side is missing when that part failed (see `failures`). */
 export interface DispatchRow {
   backlog: number;
-  naive: Rate | undefined;
-  ours: Rate | undefined;
+  naive: MeasuredRate | undefined;
+  ours: MeasuredRate | undefined;
 }
 
-export type DrainSystem = 'task-pipeline' | 'pg-boss' | 'graphile-worker';
+/** Measure 1's ceiling: confirmed publishes to the same quorum queue with nothing else to do. */
+export interface RawBrokerResult {
+  /** Unconfirmed messages the publisher keeps in flight at most. */
+  window: number;
+  /** Body size of each message, bytes (a work message of the seeded task text). */
+  messageBytes: number;
+  rate: MeasuredRate;
+}
 
-export interface DrainRow {
+export type DrainSystem = 'task-pipeline' | Peer;
+
+export interface DrainRow extends Measured {
   system: DrainSystem;
+  /** The peer library's version (npm); ours has none. */
+  version?: string;
   tasks: number;
   /** Whether every task finished before the timeout. */
   completed: boolean;
   rate: Rate;
   settings: string;
-  resources: ProcessUsage[];
 }
 
 export interface HttpStats {
@@ -54,7 +75,8 @@ export interface Quantiles {
   p99Ms: number;
 }
 
-export interface LatencyResult {
+/** CPU counted from the first measured create until all succeeded; cpuItems: the tasks created. */
+export interface LatencyResult extends Measured {
   targetPerSec: number;
   /** The uncounted warm-up at the same rate before the measured creates. */
   warmUpMs: number;
@@ -76,7 +98,7 @@ export interface LatencyResult {
 
 export interface ScaleRow {
   backlog: number;
-  dispatch: Rate | undefined;
+  dispatch: MeasuredRate | undefined;
   drain: Rate | undefined;
   explain: string | undefined;
 }
@@ -93,7 +115,10 @@ export interface BenchResults {
   durationS: number;
   serviceLogLevel: string;
   machine: MachineFacts;
+  /** The node every measured process ran on, and where it came from. */
+  runtime: { node: string; source: string };
   dispatch?: DispatchRow[];
+  rawBroker?: RawBrokerResult;
   drain?: DrainRow[];
   api?: ApiRow[];
   latency?: LatencyResult;

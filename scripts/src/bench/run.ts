@@ -12,9 +12,11 @@ import { measureDrain } from './measures/drain.js';
 import { measureLatency } from './measures/latency.js';
 import { measureScale } from './measures/scale.js';
 import type { BenchPlan } from './plan.js';
+import { REPO_ROOT } from './processes.js';
 import type { Progress } from './progress.js';
 import { PLOT_DIR, renderReport } from './report.js';
 import type { BenchResults } from './results.js';
+import { prepareRuntime } from './runtime.js';
 import { SERVICE_LOG_LEVEL } from './services.js';
 
 export interface RunOptions {
@@ -33,6 +35,7 @@ export async function runBench(plan: BenchPlan, options: RunOptions): Promise<Ru
   const started = Date.now();
   const admin = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => undefined });
   const machine = await machineFacts(admin).finally(() => admin.end());
+  const runtime = await prepareRuntime(REPO_ROOT, options.progress);
   const results: BenchResults = {
     profile: plan.profile,
     command: options.command,
@@ -40,19 +43,28 @@ export async function runBench(plan: BenchPlan, options: RunOptions): Promise<Ru
     durationS: 0,
     serviceLogLevel: SERVICE_LOG_LEVEL,
     machine,
+    runtime: { node: runtime.node.version, source: runtime.node.source },
     failures: [],
   };
-  const ctx: MeasureContext = { progress: options.progress, failures: results.failures };
+  const ctx: MeasureContext = {
+    progress: options.progress,
+    failures: results.failures,
+    runtime,
+    idleSampleMs: plan.idleSampleMs,
+  };
   const { progress } = options;
   progress.log(
-    `bench (${plan.profile}): ${plan.measures.join(', ')} on ${machine.nproc} cores, load ${machine.loadAverage.join(' ')}`,
+    `bench (${plan.profile}): ${plan.measures.join(', ')} on ${machine.nproc} cores, load ${machine.loadAverage.join(' ')}, services on node ${runtime.node.version}`,
   );
   for (const measure of plan.measures) {
     progress.log(`— ${measure}`);
     switch (measure) {
-      case 'dispatch':
-        results.dispatch = await measureDispatch(plan.dispatch, ctx);
+      case 'dispatch': {
+        const dispatch = await measureDispatch(plan.dispatch, ctx);
+        results.dispatch = dispatch.rows;
+        results.rawBroker = dispatch.raw;
         break;
+      }
       case 'drain':
         results.drain = await measureDrain(plan.drain, ctx);
         break;

@@ -10,6 +10,8 @@ import { BENCH_TEXT } from './plan.js';
 export type Sql = postgres.Sql;
 
 export interface Sandbox {
+  /** The database's name: its backends are the PostgreSQL processes a measure counts. */
+  database: string;
   databaseUrl: string;
   amqpUrl: string;
   /** A small pool for seeding and polling; ended with the sandbox. */
@@ -27,7 +29,7 @@ export async function withSandbox<T>(name: string, fn: (sandbox: Sandbox) => Pro
       await migrate(database.url, quiet);
       const sql = postgres(database.url, { max: 4, onnotice: () => undefined });
       try {
-        return await fn({ databaseUrl: database.url, amqpUrl: vhost.url, sql });
+        return await fn({ database: database.name, databaseUrl: database.url, amqpUrl: vhost.url, sql });
       } finally {
         await sql.end({ timeout: 5 });
       }

@@ -1,7 +1,9 @@
-// Our services as the benchmark runs them: the producer and consumer entry points from source, each
-// its own process on a free port, configured only through the environment names of CONTRACT §8.
+// Our services as the benchmark runs them: the built producer and consumer entry points under the
+// run's node (as the images run them), each its own process on a free port, configured only through
+// the environment names of CONTRACT §8.
 import { freePort } from '../testing/private-process.js';
 import { type Service, startService, waitForHttp } from './processes.js';
+import { type Baseline, type BenchRuntime, baselineEntry, SERVICE_ENTRIES } from './runtime.js';
 import type { Sandbox } from './sandbox.js';
 
 export const BENCH_TOKEN = 'bench-status-api-token-0123456789';
@@ -26,12 +28,13 @@ export const SERVICE_LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn';
 
 export async function startProducer(
   sandbox: Sandbox,
+  runtime: BenchRuntime,
   options: ServiceOptions & { port?: number } = {},
 ): Promise<RunningProducer> {
   const port = options.port ?? (await freePort());
   const service = startService(
     'producer',
-    'producer/src/server.ts',
+    SERVICE_ENTRIES.producer,
     {
       PORT: String(port),
       HOST: '127.0.0.1',
@@ -41,7 +44,7 @@ export async function startProducer(
       LOG_LEVEL: SERVICE_LOG_LEVEL,
       ...options.env,
     },
-    options.nodeArgs,
+    { execPath: runtime.node.execPath, nodeArgs: options.nodeArgs },
   );
   const url = `http://127.0.0.1:${port}`;
   try {
@@ -56,6 +59,7 @@ export async function startProducer(
 /** A consumer replica with no simulated work and no simulated failures (the issue's drain setup). */
 export async function startConsumer(
   sandbox: Sandbox,
+  runtime: BenchRuntime,
   producerUrl: string,
   index: number,
   options: ServiceOptions = {},
@@ -63,7 +67,7 @@ export async function startConsumer(
   const healthPort = await freePort();
   const service = startService(
     `consumer-${index}`,
-    'consumer/src/main.ts',
+    SERVICE_ENTRIES.consumer,
     {
       AMQP_URL: sandbox.amqpUrl,
       PRODUCER_URL: producerUrl,
@@ -74,7 +78,7 @@ export async function startConsumer(
       LOG_LEVEL: SERVICE_LOG_LEVEL,
       ...options.env,
     },
-    options.nodeArgs,
+    { execPath: runtime.node.execPath, nodeArgs: options.nodeArgs },
   );
   try {
     await waitForHttp(service, `http://127.0.0.1:${healthPort}/health/ready`);
@@ -83,4 +87,14 @@ export async function startConsumer(
     throw err;
   }
   return service;
+}
+
+/** A baseline (naive loop, naive API, peer worker, raw publisher), built and run like our services. */
+export function startBaseline(
+  name: string,
+  baseline: Baseline,
+  env: Record<string, string>,
+  runtime: BenchRuntime,
+): Service {
+  return startService(name, baselineEntry(baseline), env, { execPath: runtime.node.execPath });
 }

@@ -1,4 +1,4 @@
-// Horizontal grouped bar charts as plain SVG text. Written by hand rather than with a plotting
+// Horizontal bar charts (grouped, or stacked by process) as plain SVG text. Written by hand rather than with a plotting
 // library: the charts are simple (a few bars per group), the output must be deterministic so a
 // re-run shows in a diff only what changed, and it must render on GitHub without scripts or fonts.
 
@@ -79,17 +79,99 @@ export function renderBarChart(chart: BarChart): string {
     y += GROUP_GAP + 12;
   }
   const height = y + 10;
-  const subtitle = chart.subtitle
-    ? `<text x="12" y="42" class="subtitle">${escapeXml(chart.subtitle)}${chart.log ? ' (log scale)' : ''}</text>`
-    : '';
+  return svgDocument(
+    chart.title,
+    chart.subtitle && `${chart.subtitle}${chart.log ? ' (log scale)' : ''}`,
+    height,
+    parts,
+  );
+}
+
+function svgDocument(
+  title: string,
+  subtitle: string | undefined,
+  height: number,
+  parts: readonly string[],
+): string {
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" role="img" aria-label="${escapeXml(chart.title)}">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" role="img" aria-label="${escapeXml(title)}">`,
     '<style>text{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;fill:#1a202c}.title{font-size:16px;font-weight:600}.subtitle{font-size:12px;fill:#4a5568}.group{font-size:13px;font-weight:600}.bar-label,.value{font-size:12px}</style>',
     `<rect width="${WIDTH}" height="${height}" fill="#ffffff"/>`,
-    `<text x="12" y="24" class="title">${escapeXml(chart.title)}</text>`,
-    subtitle,
+    `<text x="12" y="24" class="title">${escapeXml(title)}</text>`,
+    subtitle ? `<text x="12" y="42" class="subtitle">${escapeXml(subtitle)}</text>` : '',
     ...parts,
     '</svg>',
     '',
   ].join('\n');
+}
+
+export interface Segment {
+  label: string;
+  value: number;
+  /** The legend entry (and colour) it belongs to. */
+  category: string;
+}
+
+export interface StackedBar {
+  label: string;
+  segments: readonly Segment[];
+  ours?: boolean;
+}
+
+export interface StackedChart {
+  title: string;
+  subtitle?: string;
+  unit: string;
+  bars: readonly StackedBar[];
+  /** Categories in legend order, each with its colour. */
+  categories: readonly { name: string; color: string }[];
+  /** A dashed line at this value, labelled (a target). */
+  marker?: { value: number; label: string };
+}
+
+/** One horizontal bar per system, split into its processes' shares, with the total at the end. */
+export function renderStackedChart(chart: StackedChart): string {
+  const totals = chart.bars.map((b) => b.segments.reduce((sum, s) => sum + Math.max(0, s.value), 0));
+  const max = Math.max(1, ...totals, chart.marker?.value ?? 0);
+  const plotWidth = WIDTH - LABEL_WIDTH - VALUE_ROOM;
+  const scale = (v: number) => (Math.max(0, v) / max) * plotWidth;
+  const color = new Map(chart.categories.map((c) => [c.name, c.color]));
+  const parts: string[] = [];
+  let legendX = 12;
+  for (const c of chart.categories) {
+    parts.push(
+      `<rect x="${legendX}" y="54" width="10" height="10" fill="${c.color}"/>`,
+      `<text x="${legendX + 14}" y="63" class="bar-label">${escapeXml(c.name)}</text>`,
+    );
+    legendX += 24 + c.name.length * 7;
+  }
+  let y = TOP;
+  chart.bars.forEach((bar, i) => {
+    parts.push(
+      `<text x="${LABEL_WIDTH - 8}" y="${y + BAR_HEIGHT - 5}" text-anchor="end" class="${bar.ours ? 'group' : 'bar-label'}">${escapeXml(bar.label)}</text>`,
+    );
+    let x = LABEL_WIDTH;
+    for (const s of bar.segments) {
+      const width = scale(s.value);
+      if (width <= 0) continue;
+      parts.push(
+        `<rect x="${x.toFixed(1)}" y="${y}" width="${width.toFixed(1)}" height="${BAR_HEIGHT}" fill="${color.get(s.category) ?? BASELINE}" stroke="#ffffff" stroke-width="1"><title>${escapeXml(`${s.label}: ${formatValue(s.value)} ${chart.unit}`)}</title></rect>`,
+      );
+      x += width;
+    }
+    parts.push(
+      `<text x="${(x + 6).toFixed(1)}" y="${y + BAR_HEIGHT - 5}" class="value">${escapeXml(`${formatValue(totals[i] ?? 0)} ${chart.unit}`)}</text>`,
+    );
+    y += BAR_HEIGHT + BAR_GAP + 6;
+  });
+  if (chart.marker) {
+    const x = LABEL_WIDTH + scale(chart.marker.value);
+    parts.push(
+      `<line x1="${x.toFixed(1)}" y1="${TOP - 6}" x2="${x.toFixed(1)}" y2="${y}" stroke="#c53030" stroke-dasharray="4 3"/>`,
+      `<text x="${x.toFixed(1)}" y="${y + 12}" text-anchor="middle" class="bar-label">${escapeXml(chart.marker.label)}</text>`,
+    );
+    y += 16;
+  }
+  const height = y + 10;
+  return svgDocument(chart.title, chart.subtitle, height, parts);
 }

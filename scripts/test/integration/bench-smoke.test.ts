@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
+import { accountOf } from '../../src/bench/cpu.js';
 import { planFor } from '../../src/bench/plan.js';
 import { silentProgress } from '../../src/bench/progress.js';
 import { NOTES_MARKER, PLOT_DIR } from '../../src/bench/report.js';
@@ -27,11 +28,23 @@ test('every measure runs on 200 tasks and writes BENCHMARKS.md with its plots', 
   });
 
   expect(results.failures).toEqual([]);
+  // Every measured process ran on the images' Node.js major, whatever this machine's node is.
+  expect(results.runtime.node).toMatch(/^v24\./);
+  const names = (usage: readonly { name: string }[] | undefined) => usage?.map((u) => u.name);
   const [dispatch] = results.dispatch ?? [];
   expect(dispatch?.naive?.count).toBeGreaterThan(0);
-  // The dispatcher empties a 200-task backlog well within the window: all of it, each once.
+  // The dispatcher publishes the whole 200-task backlog, each task once.
   expect(dispatch?.ours?.count).toBe(200);
   expect(dispatch?.ours?.duplicates).toBe(0);
+  expect(names(dispatch?.ours?.resources)).toEqual(['producer', 'postgresql', 'rabbitmq (beam.smp)']);
+  // The broker's ceiling: every raw publish confirmed and delivered once, its CPU counted from the
+  // publisher's readiness (it publishes only after saying so).
+  const raw = results.rawBroker;
+  expect(raw?.rate.count).toBe(200);
+  expect(raw?.rate.duplicates).toBe(0);
+  expect(raw?.rate.cpuItems).toBe(200);
+  expect(names(raw?.rate.resources)).toEqual(['raw-publisher', 'rabbitmq (beam.smp)']);
+  expect(accountOf(raw?.rate)?.shares).toHaveLength(2);
   expect(results.drain?.map((d) => [d.system, d.completed])).toEqual([
     ['task-pipeline', true],
     ['pg-boss', true],
@@ -40,6 +53,21 @@ test('every measure runs on 200 tasks and writes BENCHMARKS.md with its plots', 
   for (const drain of results.drain ?? []) {
     expect(drain.rate.count).toBe(200);
     expect(drain.resources.find((r) => r.peakRssBytes !== undefined)?.peakRssBytes).toBeGreaterThan(0);
+  }
+  const [ours, ...peers] = results.drain ?? [];
+  expect(names(ours?.resources)).toEqual([
+    'producer',
+    'consumer-1',
+    'consumer-2',
+    'postgresql',
+    'rabbitmq (beam.smp)',
+  ]);
+  // The peers wait to be told to start, so their CPU counts every job.
+  for (const peer of peers) {
+    expect(peer.version).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(names(peer.resources)).toEqual([`${peer.system}-1`, `${peer.system}-2`, 'postgresql']);
+    expect(peer.cpuItems).toBe(200);
+    expect(accountOf(peer)?.shares).toHaveLength(3);
   }
   for (const api of results.api ?? []) {
     for (const side of [api.ours, api.naive, api.prototype]) {
@@ -64,13 +92,13 @@ test('every measure runs on 200 tasks and writes BENCHMARKS.md with its plots', 
     '## 2. End-to-end',
     '## 3. API',
     '## 4. Latency',
-    '## 5. Resources',
+    '## 5. CPU and memory',
     '## 6. Scale',
   ]) {
     expect(markdown).toContain(heading);
   }
   expect(markdown).toContain(NOTES_MARKER);
-  for (const plot of ['dispatch.svg', 'drain.svg', 'api.svg', 'latency.svg']) {
+  for (const plot of ['dispatch.svg', 'drain.svg', 'cpu.svg', 'api.svg', 'latency.svg']) {
     const path = join(outDir, PLOT_DIR, plot);
     expect(files).toContain(path);
     expect(markdown).toContain(`${PLOT_DIR}/${plot}`);

@@ -1,6 +1,6 @@
 // The naive dispatch loop of seed 002, the baseline of measure 1: one task at a time, each step its
 // own statement, a confirm awaited per message. Runs as its own process (like the producer it is
-// compared with) and tells the parent over IPC when it is connected.
+// compared with), tells the parent over IPC when it is connected and begins when told to.
 //   env: DATABASE_URL, AMQP_URL
 import {
   assertTopology,
@@ -29,7 +29,9 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  const started = new Promise<void>((resolve) => process.on('message', (m) => m === 'start' && resolve()));
   process.send?.('ready');
+  await started;
 
   while (!stopping) {
     const [task] = await sql<{ id: string; text: string }[]>`

