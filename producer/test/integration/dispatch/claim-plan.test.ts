@@ -94,7 +94,7 @@ async function explainClaim<F extends 'json' | 'text'>(
   await sql
     .begin(async (tx) => {
       if (options.generic) await tx.unsafe('SET LOCAL plan_cache_mode = force_generic_plan');
-      const types = order === 'random' ? '(int, float8, uuid)' : '(int, float8)';
+      const types = order === 'random' ? '(int, float8, uuid, uuid, uuid)' : '(int, float8)';
       // PREPARE outlives a rollback: a fresh name each time, deallocated right after.
       probes += 1;
       const name = `claim_probe_${probes}`;

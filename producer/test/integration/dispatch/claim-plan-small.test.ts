@@ -1,0 +1,73 @@
+// The claim over a small table (30,000 waiting tasks): where a join of the picked ids to the table
+// looks cheap enough for the planner to hash-join a scan of the whole table. The claimed rows must be
+// reached through the primary key at any size (claim-plan.test.ts covers a million rows).
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../../scripts/src/testing/isolation.js';
+import { migrate } from '../../../src/db/migrate.js';
+import { buildClaimPlan, randomStartIds } from '../../../src/dispatch/claim-query.js';
+import { logger } from './support.js';
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  Plans?: PlanNode[];
+}
+
+const nodes = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+
+let db: TestDatabase;
+let sql: postgres.Sql;
+
+beforeAll(async () => {
+  db = await createTestDatabase('claim_plan_small');
+  await migrate(db.url, logger);
+  sql = postgres(db.url, { max: 1, onnotice: () => undefined });
+  await sql`
+    INSERT INTO tasks (id, text, priority)
+    SELECT gen_random_uuid(), 'task ' || g, 'medium' FROM generate_series(1, 30000) g`;
+  await sql`VACUUM ANALYZE tasks`;
+});
+afterAll(async () => {
+  await sql?.end({ timeout: 1 });
+  await db?.drop();
+});
+
+class Rollback extends Error {}
+
+async function explainClaim(generic: boolean): Promise<PlanNode> {
+  const plan = buildClaimPlan({
+    order: 'random',
+    limit: 500,
+    leaseSeconds: 30,
+    startIds: randomStartIds(() => crypto.randomUUID()),
+  });
+  let result: PlanNode | undefined;
+  await sql
+    .begin(async (tx) => {
+      if (generic) await tx.unsafe('SET LOCAL plan_cache_mode = force_generic_plan');
+      // PREPARE outlives a rollback: a name per plan mode.
+      const name = `small_claim_${generic ? 'generic' : 'custom'}`;
+      await tx.unsafe(`PREPARE ${name} (int, float8, uuid, uuid, uuid) AS ${plan.text}`);
+      const args = plan.params.map((p) => (typeof p === 'string' ? `'${p}'` : String(p))).join(', ');
+      const rows = await tx.unsafe(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE ${name}(${args})`);
+      result = (rows[0]?.['QUERY PLAN'] as { Plan: PlanNode }[] | undefined)?.[0]?.Plan;
+      throw new Rollback();
+    })
+    .catch((err: unknown) => {
+      if (!(err instanceof Rollback)) throw err;
+    });
+  if (!result) throw new Error('no plan');
+  return result;
+}
+
+describe('the claim over 30,000 waiting tasks', () => {
+  for (const generic of [false, true]) {
+    test(`reaches the claimed rows through the primary key, no scan of the table (${generic ? 'generic' : 'custom'} plan)`, async () => {
+      const all = nodes(await explainClaim(generic));
+      expect(all.filter((n) => n['Node Type'] === 'Seq Scan')).toEqual([]);
+      expect(all.some((n) => n['Index Name'] === 'tasks_pkey')).toBe(true);
+    });
+  }
+});
