@@ -1,6 +1,8 @@
 // Our services as the benchmark runs them: the built producer and consumer entry points under the
 // run's node (as the images run them), each its own process on a free port, configured only through
 // the environment names of CONTRACT §8.
+
+import { SERVICE_NODE_ARGS } from '../launcher/plan.js';
 import { freePort } from '../testing/private-process.js';
 import { type Service, startService, waitForHttp } from './processes.js';
 import { type Baseline, type BenchRuntime, baselineEntry, SERVICE_ENTRIES } from './runtime.js';
@@ -44,7 +46,7 @@ export async function startProducer(
       LOG_LEVEL: SERVICE_LOG_LEVEL,
       ...options.env,
     },
-    { execPath: runtime.node.execPath, nodeArgs: options.nodeArgs },
+    { execPath: runtime.node.execPath, nodeArgs: [...SERVICE_NODE_ARGS, ...(options.nodeArgs ?? [])] },
   );
   const url = `http://127.0.0.1:${port}`;
   try {
@@ -78,7 +80,7 @@ export async function startConsumer(
       LOG_LEVEL: SERVICE_LOG_LEVEL,
       ...options.env,
     },
-    { execPath: runtime.node.execPath, nodeArgs: options.nodeArgs },
+    { execPath: runtime.node.execPath, nodeArgs: [...SERVICE_NODE_ARGS, ...(options.nodeArgs ?? [])] },
   );
   try {
     await waitForHttp(service, `http://127.0.0.1:${healthPort}/health/ready`);

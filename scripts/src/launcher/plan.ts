@@ -8,6 +8,14 @@ import { ProducerEnvSchema } from '../../../producer/src/config.js';
 
 export type Env = Record<string, string | undefined>;
 
+/**
+ * The node flags every service runs with, here as in the images' CMD (a test keeps them equal). A young
+ * generation of 8 MiB instead of V8's default of up to 32 MiB: the services allocate fast and keep
+ * little, and paired drains showed peak RSS 178-180 -> 133-148 MiB (producer) and 126-134 -> 116-119
+ * MiB (consumer) at the same CPU per task.
+ */
+export const SERVICE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=4'];
+
 export interface ServicePlan {
   /** Log prefix and process name: `producer`, `consumer-1`, ... */
   name: string;

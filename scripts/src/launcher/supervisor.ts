@@ -2,7 +2,7 @@
 // orderly stop (consumers first, so their last reports still reach the producer).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { ServicePlan } from './plan.js';
+import { SERVICE_NODE_ARGS, type ServicePlan } from './plan.js';
 import { LaunchError } from './preflight.js';
 
 const COLORS = [36, 33, 35, 32, 34, 31];
@@ -26,7 +26,7 @@ export function startService(
 ): RunningService {
   // Own process group: a Ctrl-C in the terminal reaches only the launcher, which then stops each
   // service exactly once (a second signal would make a service skip its graceful shutdown).
-  const child = spawn(process.execPath, [...extraNodeArgs, plan.entry], {
+  const child = spawn(process.execPath, [...SERVICE_NODE_ARGS, ...extraNodeArgs, plan.entry], {
     cwd: root,
     env: plan.env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import type { z } from 'zod';
 import { ConsumerEnvSchema } from '../../../../consumer/src/config.js';
 import { ProducerEnvSchema } from '../../../../producer/src/config.js';
+import { SERVICE_NODE_ARGS } from '../../../src/launcher/plan.js';
 
 const root = new URL('../../../../', import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), 'utf8');
@@ -170,7 +171,11 @@ describe('Dockerfiles', () => {
       expect(last).toMatch(/^USER node$/m);
       // A shell's /dev/tcp, not a node process per check: cheap enough to keep within the timeout.
       expect(last).toMatch(/^HEALTHCHECK .*\n\s+CMD \["bash", "-c", "exec 3<>\/dev\/tcp\/127\.0\.0\.1\//m);
-      expect(last).toMatch(/^CMD \["node", "dist\/(server|main)\.js"\]$/m);
+      const entry = name === 'producer' ? 'dist/server.js' : 'dist/main.js';
+      // The same flags as every local run and the benchmark.
+      expect(last).toContain(
+        `CMD ${JSON.stringify(['node', ...SERVICE_NODE_ARGS, entry])}`.replaceAll(',', ', '),
+      );
     },
   );
 
