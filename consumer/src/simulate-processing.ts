@@ -27,7 +27,9 @@ export function simulationDraw(seed: string, { taskId, attempt, retryCount }: Si
 }
 
 export function simulateOutcome(policy: SimulationPolicy, input: SimulationInput): SimulatedOutcome {
-  return simulationDraw(policy.failureSeed, input) < policy.failureRate
+  // A rate of 0 or 1 decides without the draw (a hash per message).
+  if (policy.failureRate <= 0) return { ok: true };
+  return policy.failureRate >= 1 || simulationDraw(policy.failureSeed, input) < policy.failureRate
     ? { ok: false, error: SIMULATED_FAILURE }
     : { ok: true };
 }

@@ -303,6 +303,9 @@ export function coalesceWrites(stream: Writable): void {
 function connectWithRecovery(options: Required<BrokerOptions>) {
   return amqp.connect(options.url, {
     clientProperties: { connection_name: options.connectionName },
+    // amqplib leaves Nagle's algorithm on: a small frame written while an earlier one is unacknowledged
+    // would wait for the broker's (possibly delayed) ACK. Frames are already coalesced per tick.
+    noDelay: true,
     recovery: {
       waitForConnect: false,
       initialDelay: options.reconnectInitialDelayMs,
