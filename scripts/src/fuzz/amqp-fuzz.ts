@@ -72,6 +72,29 @@ function variants(
     },
     { label: 'status-garbage', body: { ...good(unknownId(), 1), status: 'maybe', priority: 'urgent' } },
   ];
+  if (isResults) {
+    // The form workers send: many results to a message.
+    const result = (taskId: string, attempt: number) => ({ taskId, attempt, status: 'success' });
+    list.push(
+      { label: 'results-empty', body: { results: [] } },
+      { label: 'results-not-a-list', body: { results: 'all done' } },
+      { label: 'results-one-bad-item', body: { results: [result(unknownId(), 1), { taskId: 'nope' }] } },
+      {
+        label: 'results-two-unknown-tasks',
+        body: { results: [result(unknownId(), 1), result(unknownId(), 2)] },
+      },
+      {
+        label: 'results-too-many',
+        body: { results: Array.from({ length: 1001 }, () => result(unknownId(), 1)) },
+      },
+    );
+    if (real) {
+      list.push({
+        label: 'results-real-old-attempt-and-unknown',
+        body: { results: [result(real.id, Math.max(1, real.attempts - 1)), result(unknownId(), 1)] },
+      });
+    }
+  }
   if (real) {
     list.push(
       { label: 'real-task-future-attempt', body: good(real.id, real.attempts + 999) },
@@ -147,6 +170,8 @@ export interface ParkedMessage {
   label: string;
   reason: string;
   from: string;
+  /** The parked body: one message may be parked in parts (one report of a result message each). */
+  content: string;
 }
 
 /** Reads (and removes: the vhost is the run's own) every message in tasks.parking. */
@@ -163,6 +188,7 @@ export async function drainParking(amqpUrl: string): Promise<ParkedMessage[]> {
         label: String(headers[FUZZ_LABEL_HEADER] ?? '(no label)'),
         reason: String(headers[HEADERS.parkReason] ?? '(none: published to tasks.parking directly)'),
         from: String(headers[HEADERS.parkedFrom] ?? QUEUES.parking),
+        content: message.content.toString('base64'),
       });
     }
   } finally {

@@ -328,12 +328,18 @@ async function amqpPhase(ctx: {
   const changedTasks = [...before].filter(([id, state]) => after.get(id) !== state).map(([id]) => id);
   const metricsAfter = await request(`${ctx.baseUrl}/metrics`).then((r) => r.body.text());
   const parked = (await drainParking(ctx.amqpUrl)).filter((p) => p.label !== '(no label)');
+  // A message parked twice comes back with the same body; the parts of one result message do not.
   const seen = new Set<string>();
-  const parkedTwice = parked.filter((p) => seen.has(p.label) || !seen.add(p.label)).map((p) => p.label);
+  const parkedTwice = parked
+    .filter((p) => {
+      const key = `${p.label}\u0000${p.content}`;
+      return seen.has(key) || !seen.add(key);
+    })
+    .map((p) => p.label);
   return {
     published: messages.length,
     parked,
-    consumed: messages.length - seen.size,
+    consumed: messages.length - new Set(parked.map((p) => p.label)).size,
     parkedTwice,
     drained,
     changedTasks,
