@@ -5,6 +5,7 @@
 import type { Priority } from '@task-pipeline/rabbitmq';
 import type { PendingQuery, Row, Sql } from 'postgres';
 import type { ProducerConfig } from '../config.js';
+import { type CancellableQuery, withDeadline } from '../db/deadline.js';
 import { buildClaimPlan, claimOrderComparator, type DispatchOrder } from './claim-query.js';
 
 export interface ClaimedTask {
@@ -77,16 +78,6 @@ export function statementDeadlineMs(
   return config.leaseSeconds * 1000 - 2 * config.confirmTimeoutMs;
 }
 
-/** A dispatcher statement that got no answer within its deadline (and was cancelled). */
-export class StatementDeadlineError extends Error {
-  readonly code = 'DISPATCH_STATEMENT_DEADLINE';
-
-  constructor(statement: string, deadlineMs: number) {
-    super(`dispatcher ${statement} got no answer within ${deadlineMs} ms; cancelled it`);
-    this.name = 'StatementDeadlineError';
-  }
-}
-
 export interface DispatchRepositoryOptions {
   /** See statementDeadlineMs. */
   statementDeadlineMs: number;
@@ -95,31 +86,9 @@ export interface DispatchRepositoryOptions {
 export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOptions) {
   const { statementDeadlineMs: deadlineMs } = options;
 
-  /**
-   * Rejects when `query` has not answered within the deadline, and cancels it. A restarting
-   * PostgreSQL can leave a postgres.js query pending forever (RELIABILITY.md), and a claim, record
-   * or count that never returns would stall the dispatch loop for good; past the deadline it fails
-   * like any database error and the loop backs off and retries. The rejection does not wait for the
-   * cancel: postgres.js cancels a running query through a new connection (a CancelRequest, which also
-   * frees the server's statement and its locks), one still queued for a connection at once, and one
-   * pipelined behind a stuck query only when it comes up, which may be never.
-   */
-  function withDeadline<T>(
-    statement: string,
-    query: Promise<T> & Pick<PendingQuery<Row[]>, 'cancel'>,
-  ): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        // Typed void, but returns the cancel request's promise, which rejects when no connection
-        // for it can be opened.
-        Promise.resolve<unknown>(query.cancel()).catch(() => undefined);
-        reject(new StatementDeadlineError(statement, deadlineMs));
-      }, deadlineMs);
-      timer.unref();
-    });
-    return Promise.race([query, expired]).finally(() => clearTimeout(timer));
-  }
+  /** See statementDeadlineMs: past it a claim, record or count fails like any database error. */
+  const deadline = <T>(statement: string, query: CancellableQuery<T>) =>
+    withDeadline(`dispatcher ${statement}`, deadlineMs, query);
 
   /**
    * Applies `set` to the tasks still waiting with their claimed attempt, reaching each row through
@@ -136,7 +105,7 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
     if (tasks.length === 0) return { done: [], locked: [] };
     const ids = arrayLiteral(tasks.map((t) => t.id));
     const attempts = arrayLiteral(tasks.map((t) => t.attempt));
-    const rows = await withDeadline(
+    const rows = await deadline(
       statement,
       sql<FencedRow[]>`
       WITH claimed AS (
@@ -172,10 +141,7 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
      */
     async claim(options: ClaimOptions): Promise<ClaimedTask[]> {
       const plan = buildClaimPlan(options);
-      const rows = await withDeadline(
-        'claim',
-        sql.unsafe<ClaimRow[]>(plan.text, plan.params, { prepare: true }),
-      );
+      const rows = await deadline('claim', sql.unsafe<ClaimRow[]>(plan.text, plan.params, { prepare: true }));
       return rows
         .map((r) => ({
           id: r.id,
@@ -213,7 +179,7 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
 
     /** `sent` tasks, counted only up to `cap` (an index-only scan of at most cap+1 entries). */
     async countSent(cap: number): Promise<number> {
-      const [row] = await withDeadline(
+      const [row] = await deadline(
         'sent count',
         sql<{ n: number }[]>`
           SELECT count(*)::int AS n FROM (SELECT 1 FROM tasks WHERE status = 'sent' LIMIT ${cap}) s`,
@@ -223,7 +189,7 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
 
     /** The gauges' numbers; full counts, so refreshed on a timer, never per scrape. */
     async counts(): Promise<TaskCounts> {
-      const [row] = await withDeadline(
+      const [row] = await deadline(
         'gauge counts',
         sql<{ waiting: number; sent: number; oldest_sent_at: Date | null }[]>`
           SELECT (SELECT count(*) FROM tasks WHERE status = 'waiting')::int AS waiting,
