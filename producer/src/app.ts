@@ -8,8 +8,10 @@ import auth from './plugins/auth.js';
 import db from './plugins/db.js';
 import dispatcher from './plugins/dispatcher.js';
 import errorHandler, { clientErrorHandler, requestIdFor } from './plugins/error-handler.js';
+import gracefulClose from './plugins/graceful-close.js';
 import metrics from './plugins/metrics.js';
 import swagger from './plugins/swagger.js';
+import tasks from './plugins/tasks.js';
 import healthRoutes from './routes/health.js';
 import taskRoutes from './routes/tasks.js';
 
@@ -44,12 +46,14 @@ export async function buildApp(config: ProducerConfig, { logger }: BuildAppOptio
 
   // Before anything that adds a route: Fastify binds each route to the error handler current then.
   await app.register(errorHandler);
+  await app.register(gracefulClose, { config });
   await app.register(db, { config });
   await app.register(metrics);
   await app.register(amqp, { config });
   await app.register(dispatcher, { config });
   await app.register(swagger);
   await app.register(auth, { config });
+  await app.register(tasks, { config });
   await app.register(taskRoutes);
   await app.register(healthRoutes);
   return app;

@@ -24,6 +24,10 @@ export const ProducerEnvSchema = z
     DISPATCH_LEASE_S: int(1).default(30),
     DISPATCH_CONFIRM_TIMEOUT_MS: int(100).default(5000),
     DISPATCH_MAX_IN_FLIGHT: int(1).default(10_000),
+    // PostgreSQL's statement_timeout and lock_timeout of the API's connections. A request whose
+    // statement outlasts them answers 503 with Retry-After; the reporters' requests time out at 10 s.
+    API_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),
+    API_LOCK_TIMEOUT_MS: int(100, 600_000).default(2000),
     SHUTDOWN_GRACE_MS: int(0).default(8000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -56,6 +60,10 @@ export interface ProducerConfig {
   statusApiToken: string;
   shutdownGraceMs: number;
   logLevel: z.infer<typeof ProducerEnvSchema>['LOG_LEVEL'];
+  api: {
+    statementTimeoutMs: number;
+    lockTimeoutMs: number;
+  };
   dispatch: {
     enabled: boolean;
     batchSize: number;
@@ -89,6 +97,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     statusApiToken: e.STATUS_API_TOKEN,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
+    api: {
+      statementTimeoutMs: e.API_STATEMENT_TIMEOUT_MS,
+      lockTimeoutMs: e.API_LOCK_TIMEOUT_MS,
+    },
     dispatch: {
       enabled: e.DISPATCHER_ENABLED,
       batchSize: e.DISPATCH_BATCH_SIZE,

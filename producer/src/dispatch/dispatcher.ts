@@ -158,16 +158,21 @@ export class Dispatcher {
     this.#signal.wake();
     for (const event of ['connected', 'unblocked', 'channel-open'] as const)
       this.#o.broker.off(event, this.#onBroker);
-    await this.#loop;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
     });
-    const outcome = await Promise.race([Promise.allSettled([...this.#batches]), deadline]);
+    // The loop may be waiting for a claim or a count that only its statement deadline ends, later than
+    // a shutdown may take: the same time limit covers it.
+    const loopOutcome = await Promise.race([this.#loop, deadline]);
+    const outcome =
+      loopOutcome === 'timeout'
+        ? loopOutcome
+        : await Promise.race([Promise.allSettled([...this.#batches]), deadline]);
     clearTimeout(timer);
     if (outcome === 'timeout') {
       this.#o.logger.warn(
-        { batches: this.#batches.size },
+        { batches: this.#batches.size, claiming: loopOutcome === 'timeout' },
         'dispatcher stopped with batches unfinished; their leases will expire',
       );
     }

@@ -7,8 +7,10 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { isDatabaseTimeout } from '../db/deadline.js';
 import { describeIssues, ProblemError, problem } from '../problems.js';
 import { PROBLEM_CONTENT_TYPE, type Problem } from '../schemas/problem.js';
+import { CoalesceDeadlineError, CoalesceQueueFullError } from '../tasks/coalesce.js';
 import { isDatabaseUnavailable } from './db.js';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -69,6 +71,12 @@ export function toProblem(err: FastifyError, request: FastifyRequest): Problem {
   }
   if (isDatabaseUnavailable(err)) {
     return problem('unavailable', 'the database is unavailable; retry later');
+  }
+  if (err instanceof CoalesceDeadlineError || isDatabaseTimeout(err)) {
+    return problem('unavailable', 'the database did not answer in time; retry later');
+  }
+  if (err instanceof CoalesceQueueFullError) {
+    return problem('unavailable', 'too many requests are waiting for the database; retry later');
   }
   const status = err.statusCode ?? 500;
   // Client errors raised by Fastify itself (bad content length, prototype poisoning) describe the input.

@@ -26,7 +26,7 @@ import {
   TaskIdQuerySchema,
   TaskSchema,
 } from '../schemas/tasks.js';
-import { createTaskRepository, type ReportResult } from '../tasks/repository.js';
+import type { ReportResult } from '../tasks/repository.js';
 
 /** The batch route's body limit: 1,000 reports with 2,000-character errors fit. */
 export const BATCH_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -78,7 +78,7 @@ function answerReport(update: StatusUpdate, result: ReportResult): ReportAnswer 
 }
 
 const taskRoutes: FastifyPluginAsyncZod = async (app) => {
-  const tasks = createTaskRepository(app.sql);
+  const { tasks } = app;
   const countReport = (result: ReportResult) => app.metrics.reports.inc({ outcome: result.outcome });
 
   app.post(

@@ -2,9 +2,10 @@
 // status-transitions.ts; reads afterwards only explain why a guard did not match.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Priority } from '@task-pipeline/rabbitmq';
+import { type CancellableQuery, isDatabaseTimeout, withDeadline } from '../db/deadline.js';
 import type { Sql } from '../plugins/db.js';
 import type { StatusUpdate, Task } from '../schemas/tasks.js';
-import { type CoalesceOptions, coalesce } from './coalesce.js';
+import { type CoalesceOptions, type CoalesceStats, coalesce } from './coalesce.js';
 import {
   decideRedrive,
   decideReport,
@@ -47,9 +48,25 @@ const MAX_CAS_ROUNDS = 5;
 
 /**
  * Single creates and reports are gathered into batches of up to 1,000 (the batch route's own limit);
- * four batches of each kind in flight leave room in the pool of 10 for reads and the dispatcher.
+ * four batches of each kind in flight leave room in the pool of 10 for reads and the batch route.
+ * Four more batches' worth may wait: what the slots take in one more round, so a request that is let
+ * in waits about two batch durations at most, and a database that stops answering turns the rest into
+ * quick 503s instead of an ever longer queue in memory.
  */
-const COALESCE: CoalesceOptions = { maxBatch: 1_000, maxInFlight: 4 };
+const COALESCE = {
+  maxBatch: 1_000,
+  maxInFlight: 4,
+  maxWaiting: 4_000,
+} as const satisfies Partial<CoalesceOptions>;
+
+export interface TaskRepositoryOptions {
+  /**
+   * How long any statement, or a coalesced batch of them, may go unanswered before the request gives
+   * up with a 503 (and the statement is cancelled): a little more than the pool's statement_timeout,
+   * so that the server's own timeout ends a slow statement and this one only a silent connection.
+   */
+  deadlineMs: number;
+}
 
 function toTask(row: TaskRow): Task {
   return {
@@ -109,22 +126,33 @@ function outcomeOf(decision: Exclude<ReportDecision, { outcome: 'apply' }>, task
     : { outcome: decision.outcome, task };
 }
 
-export function createTaskRepository(sql: Sql) {
+export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
   const columns = sql(COLUMNS);
+  const { deadlineMs } = options;
+  const deadline = <T>(statement: string, query: CancellableQuery<T>, signal?: AbortSignal) =>
+    withDeadline(statement, deadlineMs, query, signal);
+  const coalesceOptions = { ...COALESCE, deadlineMs, isTimeout: isDatabaseTimeout };
 
   async function get(taskId: string): Promise<Task | undefined> {
-    const [row] = await sql<TaskRow[]>`select ${columns} from tasks where id = ${taskId}`;
+    const [row] = await deadline(
+      'task lookup',
+      sql<TaskRow[]>`select ${columns} from tasks where id = ${taskId}`,
+    );
     return row && toTask(row);
   }
 
   /** Tasks without an Idempotency-Key: one multi-row INSERT, results in input order. */
-  async function insertMany(inputs: readonly NewTask[]): Promise<Task[]> {
+  async function insertMany(inputs: readonly NewTask[], signal?: AbortSignal): Promise<Task[]> {
     const values = inputs.map((input) => ({ id: randomUUID(), text: input.text, priority: input.priority }));
-    const rows = await sql<TaskRow[]>`
+    const rows = await deadline(
+      'task insert',
+      sql<TaskRow[]>`
       insert into tasks (id, text, priority)
       select id, text, priority
         from jsonb_to_recordset(${sql.json(values)}) as v(id uuid, text text, priority task_priority)
-      returning ${columns}`;
+      returning ${columns}`,
+      signal,
+    );
     const byId = new Map(rows.map((row) => [row.id, row]));
     return values.map(({ id }) => {
       const row = byId.get(id);
@@ -133,7 +161,7 @@ export function createTaskRepository(sql: Sql) {
     });
   }
 
-  const insertCoalesced = coalesce(insertMany, COALESCE);
+  const insertCoalesced = coalesce(insertMany, coalesceOptions);
 
   async function create(input: NewTask): Promise<CreateResult> {
     if (input.idempotencyKey === undefined) {
@@ -143,14 +171,20 @@ export function createTaskRepository(sql: Sql) {
     const hash = requestHash(input);
     // A concurrent insert under the same key makes this wait for it, then do nothing: the lookup
     // below sees the committed winner. Tasks are never deleted, so the lookup always finds it.
-    const [inserted] = await sql<TaskRow[]>`
+    const [inserted] = await deadline(
+      'keyed task insert',
+      sql<TaskRow[]>`
       insert into tasks (id, text, priority, idempotency_key, request_hash)
       values (${id}, ${input.text}, ${input.priority}, ${input.idempotencyKey}, ${hash})
       on conflict (idempotency_key) where idempotency_key is not null do nothing
-      returning ${columns}`;
+      returning ${columns}`,
+    );
     if (inserted) return { outcome: 'created', task: toTask(inserted) };
-    const [existing] = await sql<(TaskRow & { request_hash: Buffer })[]>`
-      select ${columns}, request_hash from tasks where idempotency_key = ${input.idempotencyKey}`;
+    const [existing] = await deadline(
+      'idempotency key lookup',
+      sql<(TaskRow & { request_hash: Buffer })[]>`
+      select ${columns}, request_hash from tasks where idempotency_key = ${input.idempotencyKey}`,
+    );
     if (!existing) throw new ConcurrentUpdateError('idempotency key vanished between insert and lookup');
     return existing.request_hash.equals(hash)
       ? { outcome: 'replayed', task: toTask(existing) }
@@ -162,14 +196,19 @@ export function createTaskRepository(sql: Sql) {
    * sharing tasks queue up instead of deadlocking), each report whose guard holds on its locked row
    * is written, and the locked rows, current as of the lock, tell every other report why not.
    */
-  async function reportRound(updates: readonly StatusUpdate[]): Promise<ReportResult[]> {
+  async function reportRound(
+    updates: readonly StatusUpdate[],
+    signal?: AbortSignal,
+  ): Promise<ReportResult[]> {
     const reports = updates.map((u) => ({
       id: u.taskId,
       status: u.taskStatus,
       attempt: u.attempt ?? null,
       error: u.taskStatus === 'error' ? (u.error ?? null) : null,
     }));
-    const rows = await sql<(TaskRow & { applied: boolean })[]>`
+    const rows = await deadline(
+      'report batch',
+      sql<(TaskRow & { applied: boolean })[]>`
       with r as (
         select * from jsonb_to_recordset(${sql.json(reports)})
           as r(id uuid, status text, attempt int, error text)
@@ -190,7 +229,9 @@ export function createTaskRepository(sql: Sql) {
       )
       select ${columns}, true as applied from applied
       union all
-      select ${columns}, false from locked where id not in (select id from applied)`;
+      select ${columns}, false from locked where id not in (select id from applied)`,
+      signal,
+    );
     const byId = new Map(rows.map((row) => [row.id, row]));
     return updates.map((update): ReportResult => {
       const row = byId.get(update.taskId);
@@ -210,7 +251,10 @@ export function createTaskRepository(sql: Sql) {
    * a task reported several times in one batch gets one report per round, so each is judged against
    * the outcome of the one before.
    */
-  async function reportBatch(updates: readonly StatusUpdate[]): Promise<ReportResult[]> {
+  async function reportBatch(
+    updates: readonly StatusUpdate[],
+    signal?: AbortSignal,
+  ): Promise<ReportResult[]> {
     const results: ReportResult[] = new Array(updates.length);
     let open = updates.map((_, i) => i);
     while (open.length > 0) {
@@ -225,7 +269,10 @@ export function createTaskRepository(sql: Sql) {
           round.push(i);
         }
       }
-      const outcomes = await reportRound(round.map((i) => updates[i] as StatusUpdate));
+      const outcomes = await reportRound(
+        round.map((i) => updates[i] as StatusUpdate),
+        signal,
+      );
       for (const [k, i] of round.entries()) results[i] = outcomes[k] as ReportResult;
       open = later;
     }
@@ -233,26 +280,37 @@ export function createTaskRepository(sql: Sql) {
   }
 
   /** A single report, batched with the reports that arrive with it (one statement for all). */
-  const report = coalesce(reportBatch, COALESCE);
+  const report = coalesce(reportBatch, coalesceOptions);
 
   /** error | sent → waiting with the next attempt, so every older message and report is stale. */
   async function redrive(taskId: string): Promise<RedriveResult> {
     for (let round = 0; round < MAX_CAS_ROUNDS; round += 1) {
-      const [applied] = await sql<TaskRow[]>`
+      const [applied] = await deadline(
+        'redrive',
+        sql<TaskRow[]>`
         update tasks
            set status = 'waiting', attempts = attempts + 1, error = null, claimed_until = null,
                sent_at = null, finished_at = null, updated_at = now()
          where id = ${taskId} and status in ${sql(REDRIVABLE_FROM as TaskStatus[])}
-        returning ${columns}`;
+        returning ${columns}`,
+      );
       if (applied) return { outcome: 'applied', task: toTask(applied) };
-      const [current] = await sql<TaskRow[]>`select ${columns} from tasks where id = ${taskId}`;
+      const [current] = await deadline(
+        'task lookup',
+        sql<TaskRow[]>`select ${columns} from tasks where id = ${taskId}`,
+      );
       if (!current) return { outcome: 'not_found' };
       if (decideRedrive(current).outcome !== 'apply') return { outcome: 'conflict', task: toTask(current) };
     }
     throw new ConcurrentUpdateError(`task ${taskId} kept changing under a redrive`);
   }
 
-  return { get, create, report, reportBatch, redrive };
+  /** Whether single creates and reports are getting through (readiness). */
+  function flow(): { creates: CoalesceStats; reports: CoalesceStats } {
+    return { creates: insertCoalesced.stats(), reports: report.stats() };
+  }
+
+  return { get, create, report, reportBatch, redrive, flow };
 }
 
 export type TaskRepository = ReturnType<typeof createTaskRepository>;

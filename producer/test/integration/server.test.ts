@@ -1,7 +1,9 @@
 // The real entry point as operators run it (`tsx --conditions=source producer/src/server.ts`):
 // configuration errors stop it with exit 1 and the variable's name; two replicas migrate one fresh
-// database under the advisory lock; SIGTERM and SIGINT close it gracefully with exit 0.
+// database under the advisory lock; SIGTERM and SIGINT close it gracefully with exit 0, also while
+// every database connection has gone silent under a request and the dispatcher.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -13,6 +15,7 @@ import {
   type TestVhost,
 } from '../../../scripts/src/testing/isolation.js';
 import { freePort } from '../../../scripts/src/testing/private-process.js';
+import { startFreezingProxy } from './support/freezing-proxy.js';
 import { TOKEN } from './support/producer.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -140,6 +143,58 @@ describe('lifecycle', () => {
       expect(code, server.output()).toBe(0);
       expect(server.output()).toContain(`"signal":"${signal}","msg":"shutting down"`);
       expect(server.output()).toContain('"msg":"stopped"');
+    }
+  });
+
+  test('SIGTERM while every database connection has gone silent under a request: exit 0 in time', async () => {
+    const proxy = await startFreezingProxy(new URL(db.url));
+    try {
+      const url = new URL(db.url);
+      url.host = `127.0.0.1:${proxy.port}`;
+      const port = await freePort();
+      const server = startServer({
+        DATABASE_URL: url.toString(),
+        AMQP_URL: vhost.url,
+        STATUS_API_TOKEN: TOKEN,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        SHUTDOWN_GRACE_MS: String(GRACE_MS),
+        LOG_LEVEL: 'info',
+      });
+      running.push(server);
+      await waitUntilReady(port, server);
+      // An idle API connection (a lookup), beside the dispatcher's and the LISTEN connection; then
+      // nothing answers on any of them, and a create is sent into the silence.
+      const lookup = await request(`http://127.0.0.1:${port}/api/v1/get-task-data?taskId=${randomUUID()}`);
+      await lookup.body.dump();
+      expect(lookup.statusCode).toBe(404);
+      proxy.freeze();
+      const swallowed = proxy.swallowedBytes();
+      const stuck = request(`http://127.0.0.1:${port}/api/v1/create-task`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text: 'into the silence' }),
+      }).then(
+        async (res) => {
+          await res.body.dump();
+          return res.statusCode;
+        },
+        (err: unknown) => err,
+      );
+      for (let i = 0; proxy.swallowedBytes() === swallowed; i += 1) {
+        if (i > 600) throw new Error('the create never reached the silent connection');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+
+      server.child.kill('SIGTERM');
+      const { code } = await server.exited;
+      expect(code, server.output()).toBe(0);
+      expect(server.output()).toContain('"msg":"stopped"');
+      // The request was answered with a 503 or had its connection closed: never left hanging.
+      const outcome = await stuck;
+      if (typeof outcome === 'number') expect(outcome).toBe(503);
+    } finally {
+      await proxy.close();
     }
   });
 });

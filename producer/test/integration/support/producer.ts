@@ -76,6 +76,8 @@ export interface StartOptions {
   env?: Partial<Record<keyof ProducerEnv, string>>;
   /** A vhost of its own (default), or a broker URL nothing listens on: tasks are accepted regardless. */
   broker?: 'vhost' | 'unreachable';
+  /** The URL the producer reaches its (migrated) database through, a proxy say; the database's own by default. */
+  connectVia?: (databaseUrl: string) => Promise<string>;
 }
 
 export async function startTestProducer(prefix: string, options: StartOptions = {}): Promise<TestProducer> {
@@ -85,7 +87,7 @@ export async function startTestProducer(prefix: string, options: StartOptions = 
   ]);
   await migrate(db.url, logger);
   const config = loadConfig({
-    DATABASE_URL: db.url,
+    DATABASE_URL: options.connectVia ? await options.connectVia(db.url) : db.url,
     AMQP_URL: vhost?.url ?? 'amqp://guest:guest@127.0.0.1:1',
     STATUS_API_TOKEN: TOKEN,
     DISPATCHER_ENABLED: 'false',
