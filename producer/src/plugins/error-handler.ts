@@ -139,8 +139,26 @@ async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
     return sendProblem(reply, body);
   });
 
+  // The methods of every fixed path, for the Allow header of a 405 (HEAD routes of GET ones included).
+  const methodsByPath = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    if (/[:*]/.test(route.url)) return;
+    const methods = methodsByPath.get(route.url) ?? new Set<string>();
+    for (const method of [route.method].flat()) methods.add(method);
+    methodsByPath.set(route.url, methods);
+  });
+
   app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?', 1)[0];
+    const path = request.url.split('?', 1)[0] ?? '';
+    const allowed = methodsByPath.get(path);
+    if (allowed) {
+      const allow = [...allowed].sort().join(', ');
+      reply.header('allow', allow);
+      return sendProblem(
+        reply,
+        problem('methodNotAllowed', `${request.method} is not allowed on ${path}; use ${allow}`),
+      );
+    }
     return sendProblem(reply, problem('notFound', `no route ${request.method} ${path}`));
   });
 }

@@ -560,7 +560,18 @@ describe('every response', () => {
       404,
       /^no route GET \/api\/v1\/nothing-here$/,
     );
-    expectProblem(await http('DELETE', '/api/v1/create-task'), 404);
+  });
+
+  test('405 with Allow for a method a known path does not take', async () => {
+    const deleted = await http('DELETE', '/api/v1/create-task');
+    expectProblem(deleted, 405, /^DELETE is not allowed on \/api\/v1\/create-task; use POST$/);
+    expect(deleted.headers.allow).toBe('POST');
+    const posted = await http('POST', '/health/live?x=1', { json: {} });
+    expectProblem(posted, 405, /POST is not allowed on \/health\/live/);
+    expect(posted.headers.allow).toBe('GET, HEAD');
+    const options = await http('OPTIONS', '/api/v1/update-task-status');
+    expectProblem(options, 405);
+    expect(options.headers.allow).toBe('PUT');
   });
 
   test('x-request-id: a sane incoming one is reused, anything else is replaced', async () => {
