@@ -303,6 +303,7 @@ export class Dispatcher {
         this.#publishFailureStreak += 1;
         const hold = backoffMs(this.#publishFailureStreak, PUBLISH_FAILURE_BACKOFF, this.#o.random);
         this.#holdUntil = Math.max(this.#holdUntil, performance.now() + hold);
+        this.#setPaused('publish_failures');
       }
       // Never handed to the broker: free at once for any replica whose broker is reachable.
       await this.#release(unpublished, 0);

@@ -1,7 +1,10 @@
 // What the dispatcher shows to the rest of the producer (health, tests, the create route).
 
-/** Why the dispatcher is holding back right now; undefined while it claims normally. */
-export type PauseReason = 'broker_down' | 'broker_blocked' | 'in_flight' | 'database';
+/**
+ * Why the dispatcher is holding back right now; undefined while it claims normally. publish_failures:
+ * whole batches failed to publish (nacked, unroutable, timed out), so claims wait out a backoff.
+ */
+export type PauseReason = 'broker_down' | 'broker_blocked' | 'in_flight' | 'database' | 'publish_failures';
 
 export interface DispatcherStats {
   /** DISPATCHER_ENABLED: false means this replica only wakes the others. */
