@@ -2,6 +2,7 @@
 // process.env is read nowhere else. A bad value stops the boot with the variable's name.
 import { QUEUE_MAX_LENGTH } from '@task-pipeline/rabbitmq';
 import { z } from 'zod';
+import { MIN_STATEMENT_DEADLINE_MS, statementDeadlineMs } from './dispatch/dispatch-repository.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -34,11 +35,25 @@ export const ProducerEnvSchema = z
   .superRefine((env, ctx) => {
     // A lease shorter than a few confirm timeouts would let a second dispatcher re-claim tasks whose
     // confirms are merely slow, publishing them twice.
+    const deadlineMs = statementDeadlineMs({
+      leaseSeconds: env.DISPATCH_LEASE_S,
+      confirmTimeoutMs: env.DISPATCH_CONFIRM_TIMEOUT_MS,
+    });
     if (env.DISPATCH_LEASE_S * 1000 <= 3 * env.DISPATCH_CONFIRM_TIMEOUT_MS) {
       ctx.addIssue({
         code: 'custom',
         path: ['DISPATCH_LEASE_S'],
         message: `must exceed 3 × DISPATCH_CONFIRM_TIMEOUT_MS (${(3 * env.DISPATCH_CONFIRM_TIMEOUT_MS) / 1000} s)`,
+      });
+    } else if (deadlineMs < MIN_STATEMENT_DEADLINE_MS) {
+      // The dispatcher's statements may take lease − 2 × confirm timeout: too little for a claim.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DISPATCH_LEASE_S'],
+        message:
+          `must be at least 2 × DISPATCH_CONFIRM_TIMEOUT_MS + ${MIN_STATEMENT_DEADLINE_MS / 1000} s ` +
+          `(${(2 * env.DISPATCH_CONFIRM_TIMEOUT_MS + MIN_STATEMENT_DEADLINE_MS) / 1000} s), so that the ` +
+          `dispatcher's statements get at least ${MIN_STATEMENT_DEADLINE_MS / 1000} s (they get ${deadlineMs / 1000} s)`,
       });
     }
     if (env.DISPATCH_MAX_IN_FLIGHT >= QUEUE_MAX_LENGTH) {

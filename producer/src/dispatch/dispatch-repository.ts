@@ -63,13 +63,23 @@ function arrayLiteral(values: readonly (string | number)[]): string {
 }
 
 /**
+ * The shortest statement deadline the configuration may leave (checked at start). A claim may have to
+ * open its connection first, as every statement does after a database restart, and postgres.js gives
+ * that up to its connect timeout (5 s, db.ts); on top come a claim's own seconds under load, a queue
+ * behind the records of the batches in flight, and the gauges' full counts over a large backlog. A
+ * deadline below that cuts statements that would have answered, and a dispatcher whose claims keep
+ * being cut never dispatches.
+ */
+export const MIN_STATEMENT_DEADLINE_MS = 5_000;
+
+/**
  * The client-side deadline of every dispatcher statement: the lease minus twice the confirm timeout,
  * the time a claim may take before the dispatcher's publish deadline (claim start + lease − 2 ×
  * confirm timeout) has passed. A claim answered later could not publish a single task, so cancelling
  * it there loses nothing; a record, release or count cancelled there is retried, and the fence and
  * the lease make a lost or late record safe (the task goes out again, at-least-once). The config
- * check (lease > 3 × confirm timeout) keeps it above the confirm timeout; with the defaults it is
- * 20 s, two orders of magnitude above the slowest claims measured (20–90 ms for 500 rows at 1M
+ * checks keep it above the confirm timeout and at least MIN_STATEMENT_DEADLINE_MS; with the defaults
+ * it is 20 s, two orders of magnitude above the slowest claims measured (20–90 ms for 500 rows at 1M
  * waiting rows, a few seconds under load), so only a statement that is stuck reaches it.
  */
 export function statementDeadlineMs(

@@ -76,6 +76,11 @@ describe('configuration errors', () => {
       { STATUS_API_TOKEN: TOKEN, DISPATCH_LEASE_S: '10' },
       'DISPATCH_LEASE_S',
     ],
+    [
+      'a lease that leaves dispatcher statements under 5 s',
+      { STATUS_API_TOKEN: TOKEN, DISPATCH_LEASE_S: '6', DISPATCH_CONFIRM_TIMEOUT_MS: '1000' },
+      'DISPATCH_LEASE_S',
+    ],
   ])('%s → exit 1 with one line naming the variable', async (_name, env, variable) => {
     const { exited } = startServer(env);
     const { code, stderr } = await exited;
