@@ -23,7 +23,9 @@ const healthRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ['health'],
         summary: 'The process is up',
-        response: { 200: jsonResponse('Alive', LiveSchema) },
+        operationId: 'live',
+        security: [],
+        response: { ...COMMON_PROBLEMS, 200: jsonResponse('Alive', LiveSchema) },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -36,7 +38,10 @@ const healthRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ['health'],
         summary:
           'PostgreSQL answers and requests get through (broker and dispatcher state are reported, not required)',
+        operationId: 'ready',
+        security: [],
         response: {
+          ...COMMON_PROBLEMS,
           200: jsonResponse('PostgreSQL answers and requests get through', ReadySchema),
           503: {
             description:
@@ -44,7 +49,6 @@ const healthRoutes: FastifyPluginAsyncZod = async (app) => {
               'too long), or the producer is shutting down',
             content: { [PROBLEM_CONTENT_TYPE]: { schema: NotReadySchema } },
           },
-          500: COMMON_PROBLEMS[500],
         },
       },
     },

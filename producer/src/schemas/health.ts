@@ -32,6 +32,8 @@ export const ReadySchema = z
   .object({ status: z.literal('ready'), checks: ReadinessChecksSchema })
   .meta({ id: 'Ready' });
 
-export const NotReadySchema = ProblemSchema.extend({ checks: ReadinessChecksSchema }).meta({
+export const NotReadySchema = ProblemSchema.extend({
+  checks: ReadinessChecksSchema.optional().describe('Absent when the producer is shutting down'),
+}).meta({
   id: 'NotReady',
 });

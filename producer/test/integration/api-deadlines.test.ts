@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type FreezingProxy, startFreezingProxy } from './support/freezing-proxy.js';
+import { expectExchangesDescribed } from './support/openapi-contract.js';
 import {
   AUTH,
   markSent,
@@ -84,6 +85,8 @@ describe('a pool connection that stops answering', () => {
     const ready = await readiness(producer);
     expect(ready.status, ready.text).toBe(200);
     expect(ready.body.checks.requests.creates).toMatchObject({ timedOut: 1, stalled: false });
+    // The 503s and the readiness answers are what the served document says they are.
+    await expectExchangesDescribed(producer, producer.exchanges);
   });
 });
 
@@ -151,6 +154,7 @@ describe('a table held locked', () => {
       );
       expect(done.body).toMatchObject({ status: 'success' });
       await until('readiness to recover', async () => (await readiness(producer)).status === 200);
+      await expectExchangesDescribed(producer, producer.exchanges);
     },
   );
 });

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { expectExchangesDescribed } from './support/openapi-contract.js';
 import {
   AUTH,
   type Http,
@@ -647,5 +648,16 @@ describe('health and metrics', () => {
     }
     expect(reply.body).toMatch(/task_redrives_total [1-9]/);
     expect(reply.body).toMatch(/route="unmatched"/);
+  });
+});
+
+describe('the published contract', () => {
+  // Last in this file: it checks every response the tests above received.
+  test('every response above is described in the served OpenAPI document', async () => {
+    const exchanges = [...producer.exchanges];
+    const statuses = new Set(exchanges.map((e) => e.status));
+    for (const status of [200, 201, 400, 401, 404, 405, 409, 413, 415, 422, 431, 500])
+      expect(statuses, `no ${status} among the responses`).toContain(status);
+    await expectExchangesDescribed(producer, exchanges);
   });
 });
