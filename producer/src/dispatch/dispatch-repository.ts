@@ -24,6 +24,16 @@ export interface FencedOutcome {
   locked: string[];
 }
 
+/** The figure DISPATCH_MAX_IN_FLIGHT caps, as one dispatcher sees it (its own part apart). */
+export interface InFlight {
+  /** `sent` tasks, counted up to the cap. */
+  sent: number;
+  /** What the other live dispatchers have claimed, or reserved to claim, and not recorded. */
+  claimedElsewhere: number;
+  /** Live dispatchers, this one included. */
+  dispatchers: number;
+}
+
 export interface TaskCounts {
   waiting: number;
   sent: number;
@@ -187,14 +197,54 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
       );
     },
 
-    /** `sent` tasks, counted only up to `cap` (an index-only scan of at most cap+1 entries). */
-    async countSent(cap: number): Promise<number> {
+    /**
+     * The in-flight figure apart from this dispatcher: `sent` tasks counted up to the cap (an
+     * index-only scan of tasks_sent) and what the other live dispatchers hold in dispatcher_claims;
+     * rows of dispatchers gone for good are dropped on the way.
+     */
+    async countInFlight(options: { cap: number; dispatcherId: string }): Promise<InFlight> {
+      const { cap, dispatcherId } = options;
       const [row] = await deadline(
-        'sent count',
-        sql<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM (SELECT 1 FROM tasks WHERE status = 'sent' LIMIT ${cap}) s`,
+        'in-flight count',
+        sql<{ sent: number; claimed_elsewhere: number; others: number }[]>`
+          WITH gone AS (
+            DELETE FROM dispatcher_claims WHERE expires_at < now() AND dispatcher_id <> ${dispatcherId}
+          )
+          SELECT (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status = 'sent' LIMIT ${cap}) s)::int AS sent,
+                 coalesce(sum(claimed), 0)::int AS claimed_elsewhere,
+                 count(*)::int AS others
+            FROM dispatcher_claims
+           WHERE dispatcher_id <> ${dispatcherId} AND expires_at > now()`,
       );
-      return row?.n ?? 0;
+      return {
+        sent: row?.sent ?? 0,
+        claimedElsewhere: row?.claimed_elsewhere ?? 0,
+        dispatchers: (row?.others ?? 0) + 1,
+      };
+    },
+
+    /**
+     * This dispatcher's row: what it has claimed and not recorded plus what it may still claim before
+     * it counts again, counting for the others until `lifetimeSeconds` from now.
+     */
+    async reserveClaims(options: { dispatcherId: string; claimed: number; lifetimeSeconds: number }) {
+      const { dispatcherId, claimed, lifetimeSeconds } = options;
+      await deadline(
+        'claims reservation',
+        sql`
+          INSERT INTO dispatcher_claims (dispatcher_id, claimed, expires_at)
+          VALUES (${dispatcherId}, ${claimed}, now() + make_interval(secs => ${lifetimeSeconds}))
+          ON CONFLICT (dispatcher_id)
+          DO UPDATE SET claimed = excluded.claimed, expires_at = excluded.expires_at`,
+      );
+    },
+
+    /** A dispatcher that stopped with nothing claimed takes its row out of the figure at once. */
+    async forgetClaims(dispatcherId: string): Promise<void> {
+      await deadline(
+        'claims row removal',
+        sql`DELETE FROM dispatcher_claims WHERE dispatcher_id = ${dispatcherId}`,
+      );
     },
 
     /** The gauges' numbers; full counts, so refreshed on a timer, never per scrape. */

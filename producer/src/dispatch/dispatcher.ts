@@ -16,6 +16,7 @@ import type { ProducerConfig } from '../config.js';
 import type { ProducerMetrics } from '../metrics.js';
 import { backoffMs, DATABASE_BACKOFF, PUBLISH_FAILURE_BACKOFF } from './backoff.js';
 import type { ClaimedTask, DispatchRepository } from './dispatch-repository.js';
+import { claimShare } from './in-flight.js';
 import type { DispatcherStats, PauseReason } from './types.js';
 import { createWakeSignal } from './wakeup.js';
 import { buildWorkMessage } from './work-message.js';
@@ -79,7 +80,7 @@ export interface DispatcherOptions {
 }
 
 export const DEFAULT_PIPELINE_DEPTH = 4;
-/** How long a cached `sent` count is trusted before the next claim recounts it. */
+/** How long a count of the in-flight figure (and the share it gave) is trusted. */
 const SENT_COUNT_TTL_MS = 1_000;
 /** While held back by the in-flight cap, how often to recount `sent`. */
 const IN_FLIGHT_RECHECK_MS = 250;
@@ -100,9 +101,15 @@ export class Dispatcher {
   #loop: Promise<void> | undefined;
   #stopping = false;
   #paused: PauseReason | undefined;
+  /** This dispatcher's row in dispatcher_claims. */
+  readonly #id = randomUUID();
   /** Cached count of `sent` tasks (all replicas) and when it was read; adjusted by our own records. */
   #sentCount: number | undefined;
   #sentCountAt = Number.NEGATIVE_INFINITY;
+  /** What the other dispatchers had claimed or reserved and not recorded, at that count. */
+  #claimedElsewhere = 0;
+  /** What this dispatcher may still claim before it counts again (in-flight.ts). */
+  #share = 0;
   /** Tasks this replica claimed and has not recorded or released yet. */
   #unrecorded = 0;
   #publishFailureStreak = 0;
@@ -128,6 +135,7 @@ export class Dispatcher {
       paused: this.#paused,
       batchesInFlight: this.#batches.size,
       sentCount: this.#sentCount,
+      claimedElsewhere: this.#claimedElsewhere,
       dispatched: this.#dispatched,
     };
   }
@@ -169,13 +177,20 @@ export class Dispatcher {
       loopOutcome === 'timeout'
         ? loopOutcome
         : await Promise.race([Promise.allSettled([...this.#batches]), deadline]);
-    clearTimeout(timer);
     if (outcome === 'timeout') {
       this.#o.logger.warn(
         { batches: this.#batches.size, claiming: loopOutcome === 'timeout' },
         'dispatcher stopped with batches unfinished; their leases will expire',
       );
+    } else {
+      // Nothing claimed is left: out of the shared figure now rather than when the row expires.
+      // Unfinished claims keep the row until then, as they keep their leases.
+      const forgotten = this.#o.repository.forgetClaims(this.#id).catch((err: unknown) => {
+        this.#o.logger.debug({ err }, 'could not remove the claims row; it expires by itself');
+      });
+      await Promise.race([forgotten, deadline]);
     }
+    clearTimeout(timer);
     this.#loop = undefined;
     this.#setPaused(undefined);
   }
@@ -245,20 +260,32 @@ export class Dispatcher {
     if (claimed.length < limit) await wait(config.pollIntervalMs);
   }
 
-  /** Free places under DISPATCH_MAX_IN_FLIGHT, counting our own claimed-but-unrecorded tasks. */
+  /**
+   * What this dispatcher may still claim under DISPATCH_MAX_IN_FLIGHT (in-flight.ts): its share of the
+   * room at its last count, reserved in its claims row, minus what it has claimed since. It counts
+   * again once the share is spent or a second old, so that reports freeing room are seen.
+   */
   async #room(): Promise<number> {
-    const { maxInFlight } = this.#o.config;
+    const { maxInFlight, leaseSeconds } = this.#o.config;
+    const { repository } = this.#o;
     const now = performance.now();
-    const estimate = (this.#sentCount ?? 0) + this.#unrecorded;
-    if (
-      this.#sentCount === undefined ||
-      now - this.#sentCountAt > SENT_COUNT_TTL_MS ||
-      estimate >= maxInFlight
-    ) {
-      this.#sentCount = await this.#o.repository.countSent(maxInFlight + 1);
-      this.#sentCountAt = now;
-    }
-    return maxInFlight - this.#sentCount - this.#unrecorded;
+    if (this.#share > 0 && now - this.#sentCountAt <= SENT_COUNT_TTL_MS) return this.#share;
+    // Own tasks recorded while the count runs may be counted twice, as sent and as ours: cautious.
+    const own = this.#unrecorded;
+    const figure = await repository.countInFlight({ cap: maxInFlight + 1, dispatcherId: this.#id });
+    const share = claimShare({ maxInFlight, ...figure, own });
+    // Reserved before any of it is claimed, so that from now on the others count it as claimed; the
+    // row outlives the claims made on it by their lease.
+    await repository.reserveClaims({
+      dispatcherId: this.#id,
+      claimed: own + share,
+      lifetimeSeconds: leaseSeconds + SENT_COUNT_TTL_MS / 1000,
+    });
+    this.#sentCount = figure.sent;
+    this.#claimedElsewhere = figure.claimedElsewhere;
+    this.#sentCountAt = now;
+    this.#share = share;
+    return share;
   }
 
   async #claim(limit: number): Promise<ClaimedTask[]> {
@@ -270,6 +297,7 @@ export class Dispatcher {
       startId: this.#o.randomId(),
     });
     this.#unrecorded += claimed.length;
+    this.#share -= claimed.length;
     return claimed;
   }
 

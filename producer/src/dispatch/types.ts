@@ -16,6 +16,8 @@ export interface DispatcherStats {
   batchesInFlight: number;
   /** Last cached count of `sent` tasks (all replicas), as used for back-pressure. */
   sentCount: number | undefined;
+  /** Tasks the other dispatchers had claimed and not recorded at that count (back-pressure too). */
+  claimedElsewhere: number;
   /** Tasks this replica published, had confirmed and recorded as sent since start. */
   dispatched: number;
 }

@@ -66,6 +66,7 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
         paused: undefined,
         batchesInFlight: 0,
         sentCount: undefined,
+        claimedElsewhere: 0,
         dispatched: 0,
       },
   } satisfies DispatcherHandle);
