@@ -1,10 +1,11 @@
-// The real entry point as operators run it (`tsx --conditions=source producer/src/server.ts`):
-// configuration errors stop it with exit 1 and the variable's name; two replicas migrate one fresh
-// database under the advisory lock; SIGTERM and SIGINT close it gracefully with exit 0, also while
-// every database connection has gone silent under a request and the dispatcher.
+// The real entry point as operators run it, from source: configuration errors stop it with exit 1 and
+// the variable's name; two replicas migrate one fresh database under the advisory lock; SIGTERM and
+// SIGINT close it gracefully with exit 0, also while every database connection has gone silent under a
+// request and the dispatcher. It runs as `node --conditions=source --import tsx`, not through the tsx
+// CLI: that CLI sits between the test's signals and the producer, and SIGKILLs a child that has not
+// acknowledged a relayed signal within about 60 ms, which a loaded machine misses now and then.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -19,7 +20,6 @@ import { startFreezingProxy } from './support/freezing-proxy.js';
 import { TOKEN } from './support/producer.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
 const GRACE_MS = 8000;
 
 interface Running {
@@ -30,11 +30,15 @@ interface Running {
 
 function startServer(env: Record<string, string>): Running {
   // A clean environment: only what the test passes, so the shell's variables cannot leak in.
-  const child = spawn(process.execPath, [TSX_CLI, '--conditions=source', 'producer/src/server.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', 'producer/src/server.ts'],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (chunk: Buffer) => {
