@@ -12,8 +12,10 @@ import errorHandler, {
   frameworkErrorHandler,
   requestIdFor,
 } from './plugins/error-handler.js';
+import gracefulClose from './plugins/graceful-close.js';
 import metrics from './plugins/metrics.js';
 import swagger from './plugins/swagger.js';
+import tasks from './plugins/tasks.js';
 import healthRoutes from './routes/health.js';
 import taskRoutes from './routes/tasks.js';
 
@@ -51,12 +53,15 @@ export async function buildApp(config: ProducerConfig, { logger }: BuildAppOptio
 
   // Before anything that adds a route: Fastify binds each route to the error handler current then.
   await app.register(errorHandler);
+  await app.register(gracefulClose, { config });
+  // Before anything that adds a route it documents: @fastify/swagger collects routes as they are added.
+  await app.register(swagger);
   await app.register(db, { config });
   await app.register(metrics);
   await app.register(amqp, { config });
   await app.register(dispatcher, { config });
-  await app.register(swagger);
   await app.register(auth, { config });
+  await app.register(tasks, { config });
   await app.register(taskRoutes);
   await app.register(healthRoutes);
   return app;

@@ -2,6 +2,7 @@
 // process.env is read nowhere else. A bad value stops the boot with the variable's name.
 import { QUEUE_MAX_LENGTH } from '@task-pipeline/rabbitmq';
 import { z } from 'zod';
+import { MIN_STATEMENT_DEADLINE_MS, statementDeadlineMs } from './dispatch/dispatch-repository.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -24,17 +25,35 @@ export const ProducerEnvSchema = z
     DISPATCH_LEASE_S: int(1).default(30),
     DISPATCH_CONFIRM_TIMEOUT_MS: int(100).default(5000),
     DISPATCH_MAX_IN_FLIGHT: int(1).default(10_000),
+    // PostgreSQL's statement_timeout and lock_timeout of the API's connections. A request whose
+    // statement outlasts them answers 503 with Retry-After; the reporters' requests time out at 10 s.
+    API_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),
+    API_LOCK_TIMEOUT_MS: int(100, 600_000).default(2000),
     SHUTDOWN_GRACE_MS: int(0).default(8000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((env, ctx) => {
     // A lease shorter than a few confirm timeouts would let a second dispatcher re-claim tasks whose
     // confirms are merely slow, publishing them twice.
+    const deadlineMs = statementDeadlineMs({
+      leaseSeconds: env.DISPATCH_LEASE_S,
+      confirmTimeoutMs: env.DISPATCH_CONFIRM_TIMEOUT_MS,
+    });
     if (env.DISPATCH_LEASE_S * 1000 <= 3 * env.DISPATCH_CONFIRM_TIMEOUT_MS) {
       ctx.addIssue({
         code: 'custom',
         path: ['DISPATCH_LEASE_S'],
         message: `must exceed 3 × DISPATCH_CONFIRM_TIMEOUT_MS (${(3 * env.DISPATCH_CONFIRM_TIMEOUT_MS) / 1000} s)`,
+      });
+    } else if (deadlineMs < MIN_STATEMENT_DEADLINE_MS) {
+      // The dispatcher's statements may take lease − 2 × confirm timeout: too little for a claim.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DISPATCH_LEASE_S'],
+        message:
+          `must be at least 2 × DISPATCH_CONFIRM_TIMEOUT_MS + ${MIN_STATEMENT_DEADLINE_MS / 1000} s ` +
+          `(${(2 * env.DISPATCH_CONFIRM_TIMEOUT_MS + MIN_STATEMENT_DEADLINE_MS) / 1000} s), so that the ` +
+          `dispatcher's statements get at least ${MIN_STATEMENT_DEADLINE_MS / 1000} s (they get ${deadlineMs / 1000} s)`,
       });
     }
     if (env.DISPATCH_MAX_IN_FLIGHT >= QUEUE_MAX_LENGTH) {
@@ -56,6 +75,10 @@ export interface ProducerConfig {
   statusApiToken: string;
   shutdownGraceMs: number;
   logLevel: z.infer<typeof ProducerEnvSchema>['LOG_LEVEL'];
+  api: {
+    statementTimeoutMs: number;
+    lockTimeoutMs: number;
+  };
   dispatch: {
     enabled: boolean;
     batchSize: number;
@@ -89,6 +112,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     statusApiToken: e.STATUS_API_TOKEN,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
+    api: {
+      statementTimeoutMs: e.API_STATEMENT_TIMEOUT_MS,
+      lockTimeoutMs: e.API_LOCK_TIMEOUT_MS,
+    },
     dispatch: {
       enabled: e.DISPATCHER_ENABLED,
       batchSize: e.DISPATCH_BATCH_SIZE,

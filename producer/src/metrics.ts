@@ -75,7 +75,9 @@ export function createProducerMetrics() {
     }),
     dispatcherPaused: new Gauge({
       name: 'dispatcher_paused',
-      help: '1 while the dispatcher holds back: broker down or blocked, or in-flight above DISPATCH_MAX_IN_FLIGHT',
+      help:
+        '1 while the dispatcher holds back: broker down or blocked, in-flight above DISPATCH_MAX_IN_FLIGHT, ' +
+        'PostgreSQL failing, or whole batches failing to publish',
       labelNames: ['reason'] as const,
       registers,
     }),

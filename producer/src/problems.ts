@@ -8,6 +8,7 @@ export const PROBLEMS = {
   invalidRequest: { status: 400, slug: 'invalid-request', title: 'Invalid request' },
   unauthorized: { status: 401, slug: 'unauthorized', title: 'Unauthorized' },
   notFound: { status: 404, slug: 'not-found', title: 'Not found' },
+  methodNotAllowed: { status: 405, slug: 'method-not-allowed', title: 'Method not allowed' },
   statusConflict: { status: 409, slug: 'status-conflict', title: 'Status change refused' },
   payloadTooLarge: { status: 413, slug: 'payload-too-large', title: 'Payload too large' },
   unsupportedMediaType: { status: 415, slug: 'unsupported-media-type', title: 'Unsupported media type' },

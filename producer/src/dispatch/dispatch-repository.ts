@@ -5,6 +5,7 @@
 import type { Priority } from '@task-pipeline/rabbitmq';
 import type { PendingQuery, Row, Sql } from 'postgres';
 import type { ProducerConfig } from '../config.js';
+import { type CancellableQuery, withDeadline } from '../db/deadline.js';
 import { buildClaimPlan, type ClaimPlanInput, claimOrderComparator } from './claim-query.js';
 
 export interface ClaimedTask {
@@ -21,6 +22,16 @@ export interface FencedOutcome {
   done: string[];
   /** Rows still waiting with the same attempt but locked by another transaction right now. */
   locked: string[];
+}
+
+/** The figure DISPATCH_MAX_IN_FLIGHT caps, as one dispatcher sees it (its own part apart). */
+export interface InFlight {
+  /** `sent` tasks, counted up to the cap. */
+  sent: number;
+  /** What the other live dispatchers have claimed, or reserved to claim, and not recorded. */
+  claimedElsewhere: number;
+  /** Live dispatchers, this one included. */
+  dispatchers: number;
 }
 
 export interface TaskCounts {
@@ -57,29 +68,29 @@ function arrayLiteral(values: readonly (string | number)[]): string {
 }
 
 /**
+ * The shortest statement deadline the configuration may leave (checked at start). A claim may have to
+ * open its connection first, as every statement does after a database restart, and postgres.js gives
+ * that up to its connect timeout (5 s, db.ts); on top come a claim's own seconds under load, a queue
+ * behind the records of the batches in flight, and the gauges' full counts over a large backlog. A
+ * deadline below that cuts statements that would have answered, and a dispatcher whose claims keep
+ * being cut never dispatches.
+ */
+export const MIN_STATEMENT_DEADLINE_MS = 5_000;
+
+/**
  * The client-side deadline of every dispatcher statement: the lease minus twice the confirm timeout,
  * the time a claim may take before the dispatcher's publish deadline (claim start + lease − 2 ×
  * confirm timeout) has passed. A claim answered later could not publish a single task, so cancelling
  * it there loses nothing; a record, release or count cancelled there is retried, and the fence and
  * the lease make a lost or late record safe (the task goes out again, at-least-once). The config
- * check (lease > 3 × confirm timeout) keeps it above the confirm timeout; with the defaults it is
- * 20 s, two orders of magnitude above the slowest claims measured (20–90 ms for 500 rows at 1M
+ * checks keep it above the confirm timeout and at least MIN_STATEMENT_DEADLINE_MS; with the defaults
+ * it is 20 s, two orders of magnitude above the slowest claims measured (20–90 ms for 500 rows at 1M
  * waiting rows, a few seconds under load), so only a statement that is stuck reaches it.
  */
 export function statementDeadlineMs(
   config: Pick<ProducerConfig['dispatch'], 'leaseSeconds' | 'confirmTimeoutMs'>,
 ): number {
   return config.leaseSeconds * 1000 - 2 * config.confirmTimeoutMs;
-}
-
-/** A dispatcher statement that got no answer within its deadline (and was cancelled). */
-export class StatementDeadlineError extends Error {
-  readonly code = 'DISPATCH_STATEMENT_DEADLINE';
-
-  constructor(statement: string, deadlineMs: number) {
-    super(`dispatcher ${statement} got no answer within ${deadlineMs} ms; cancelled it`);
-    this.name = 'StatementDeadlineError';
-  }
 }
 
 export interface DispatchRepositoryOptions {
@@ -90,31 +101,9 @@ export interface DispatchRepositoryOptions {
 export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOptions) {
   const { statementDeadlineMs: deadlineMs } = options;
 
-  /**
-   * Rejects when `query` has not answered within the deadline, and cancels it. A restarting
-   * PostgreSQL can leave a postgres.js query pending forever (RELIABILITY.md), and a claim, record
-   * or count that never returns would stall the dispatch loop for good; past the deadline it fails
-   * like any database error and the loop backs off and retries. The rejection does not wait for the
-   * cancel: postgres.js cancels a running query through a new connection (a CancelRequest, which also
-   * frees the server's statement and its locks), one still queued for a connection at once, and one
-   * pipelined behind a stuck query only when it comes up, which may be never.
-   */
-  function withDeadline<T>(
-    statement: string,
-    query: Promise<T> & Pick<PendingQuery<Row[]>, 'cancel'>,
-  ): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        // Typed void, but returns the cancel request's promise, which rejects when no connection
-        // for it can be opened.
-        Promise.resolve<unknown>(query.cancel()).catch(() => undefined);
-        reject(new StatementDeadlineError(statement, deadlineMs));
-      }, deadlineMs);
-      timer.unref();
-    });
-    return Promise.race([query, expired]).finally(() => clearTimeout(timer));
-  }
+  /** See statementDeadlineMs: past it a claim, record or count fails like any database error. */
+  const deadline = <T>(statement: string, query: CancellableQuery<T>) =>
+    withDeadline(`dispatcher ${statement}`, deadlineMs, query);
 
   /**
    * Applies `set` to the tasks still waiting with their claimed attempt, reaching each row through
@@ -131,7 +120,7 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
     if (tasks.length === 0) return { done: [], locked: [] };
     const ids = arrayLiteral(tasks.map((t) => t.id));
     const attempts = arrayLiteral(tasks.map((t) => t.attempt));
-    const rows = await withDeadline(
+    const rows = await deadline(
       statement,
       sql<FencedRow[]>`
       WITH claimed AS (
@@ -167,10 +156,7 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
      */
     async claim(options: ClaimOptions): Promise<ClaimedTask[]> {
       const plan = buildClaimPlan(options);
-      const rows = await withDeadline(
-        'claim',
-        sql.unsafe<ClaimRow[]>(plan.text, plan.params, { prepare: true }),
-      );
+      const rows = await deadline('claim', sql.unsafe<ClaimRow[]>(plan.text, plan.params, { prepare: true }));
       return rows
         .map((r) => ({
           id: r.id,
@@ -206,19 +192,59 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
       );
     },
 
-    /** `sent` tasks, counted only up to `cap` (an index-only scan of at most cap+1 entries). */
-    async countSent(cap: number): Promise<number> {
-      const [row] = await withDeadline(
-        'sent count',
-        sql<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM (SELECT 1 FROM tasks WHERE status = 'sent' LIMIT ${cap}) s`,
+    /**
+     * The in-flight figure apart from this dispatcher: `sent` tasks counted up to the cap (an
+     * index-only scan of tasks_sent) and what the other live dispatchers hold in dispatcher_claims;
+     * rows of dispatchers gone for good are dropped on the way.
+     */
+    async countInFlight(options: { cap: number; dispatcherId: string }): Promise<InFlight> {
+      const { cap, dispatcherId } = options;
+      const [row] = await deadline(
+        'in-flight count',
+        sql<{ sent: number; claimed_elsewhere: number; others: number }[]>`
+          WITH gone AS (
+            DELETE FROM dispatcher_claims WHERE expires_at < now() AND dispatcher_id <> ${dispatcherId}
+          )
+          SELECT (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status = 'sent' LIMIT ${cap}) s)::int AS sent,
+                 coalesce(sum(claimed), 0)::int AS claimed_elsewhere,
+                 count(*)::int AS others
+            FROM dispatcher_claims
+           WHERE dispatcher_id <> ${dispatcherId} AND expires_at > now()`,
       );
-      return row?.n ?? 0;
+      return {
+        sent: row?.sent ?? 0,
+        claimedElsewhere: row?.claimed_elsewhere ?? 0,
+        dispatchers: (row?.others ?? 0) + 1,
+      };
+    },
+
+    /**
+     * This dispatcher's row: what it has claimed and not recorded plus what it may still claim before
+     * it counts again, counting for the others until `lifetimeSeconds` from now.
+     */
+    async reserveClaims(options: { dispatcherId: string; claimed: number; lifetimeSeconds: number }) {
+      const { dispatcherId, claimed, lifetimeSeconds } = options;
+      await deadline(
+        'claims reservation',
+        sql`
+          INSERT INTO dispatcher_claims (dispatcher_id, claimed, expires_at)
+          VALUES (${dispatcherId}, ${claimed}, now() + make_interval(secs => ${lifetimeSeconds}))
+          ON CONFLICT (dispatcher_id)
+          DO UPDATE SET claimed = excluded.claimed, expires_at = excluded.expires_at`,
+      );
+    },
+
+    /** A dispatcher that stopped with nothing claimed takes its row out of the figure at once. */
+    async forgetClaims(dispatcherId: string): Promise<void> {
+      await deadline(
+        'claims row removal',
+        sql`DELETE FROM dispatcher_claims WHERE dispatcher_id = ${dispatcherId}`,
+      );
     },
 
     /** The gauges' numbers; full counts, so refreshed on a timer, never per scrape. */
     async counts(): Promise<TaskCounts> {
-      const [row] = await withDeadline(
+      const [row] = await deadline(
         'gauge counts',
         sql<{ waiting: number; sent: number; oldest_sent_at: Date | null }[]>`
           SELECT (SELECT count(*) FROM tasks WHERE status = 'waiting')::int AS waiting,

@@ -19,6 +19,7 @@ import type { ProducerMetrics } from '../metrics.js';
 import { DATABASE_BACKOFF, PUBLISH_FAILURE_BACKOFF } from './backoff.js';
 import { nextStartIds, randomStartIds } from './claim-query.js';
 import type { ClaimedTask, DispatchRepository } from './dispatch-repository.js';
+import { claimShare } from './in-flight.js';
 import type { DispatcherStats, InsertClaim, PauseReason } from './types.js';
 import { createWakeSignal } from './wakeup.js';
 import { buildWorkMessage } from './work-message.js';
@@ -84,7 +85,7 @@ export interface DispatcherOptions {
 export const DEFAULT_PIPELINE_DEPTH = 4;
 const PRIORITY_RANK = Object.fromEntries(PRIORITIES.map((p, i) => [p, i])) as Record<Priority, number>;
 
-/** How long a cached `sent` count is trusted before the next claim recounts it. */
+/** How long a count of the in-flight figure (and the share it gave) is trusted. */
 const SENT_COUNT_TTL_MS = 1_000;
 /** While held back by the in-flight cap, how often to recount `sent`. */
 const IN_FLIGHT_RECHECK_MS = 250;
@@ -105,9 +106,15 @@ export class Dispatcher {
   #loop: Promise<void> | undefined;
   #stopping = false;
   #paused: PauseReason | undefined;
+  /** This dispatcher's row in dispatcher_claims. */
+  readonly #id = randomUUID();
   /** Cached count of `sent` tasks (all replicas) and when it was read; adjusted by our own records. */
   #sentCount: number | undefined;
   #sentCountAt = Number.NEGATIVE_INFINITY;
+  /** What the other dispatchers had claimed or reserved and not recorded, at that count. */
+  #claimedElsewhere = 0;
+  /** What this dispatcher may still claim before it counts again (in-flight.ts). */
+  #share = 0;
   /** Tasks this replica claimed and has not recorded or released yet. */
   #unrecorded = 0;
   /** Inserts under way that claim what they insert (claimOnInsert). */
@@ -140,6 +147,7 @@ export class Dispatcher {
       paused: this.#paused,
       batchesInFlight: this.#batches.size,
       sentCount: this.#sentCount,
+      claimedElsewhere: this.#claimedElsewhere,
       dispatched: this.#dispatched,
     };
   }
@@ -170,19 +178,31 @@ export class Dispatcher {
     this.#signal.wake();
     for (const event of ['connected', 'unblocked', 'channel-open'] as const)
       this.#o.broker.off(event, this.#onBroker);
-    await this.#loop;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
     });
-    const outcome = await Promise.race([Promise.allSettled([...this.#batches]), deadline]);
-    clearTimeout(timer);
+    // The loop may be waiting for a claim or a count that only its statement deadline ends, later than
+    // a shutdown may take: the same time limit covers it.
+    const loopOutcome = await Promise.race([this.#loop, deadline]);
+    const outcome =
+      loopOutcome === 'timeout'
+        ? loopOutcome
+        : await Promise.race([Promise.allSettled([...this.#batches]), deadline]);
     if (outcome === 'timeout') {
       this.#o.logger.warn(
-        { batches: this.#batches.size },
+        { batches: this.#batches.size, claiming: loopOutcome === 'timeout' },
         'dispatcher stopped with batches unfinished; their leases will expire',
       );
+    } else {
+      // Nothing claimed is left: out of the shared figure now rather than when the row expires.
+      // Unfinished claims keep the row until then, as they keep their leases.
+      const forgotten = this.#o.repository.forgetClaims(this.#id).catch((err: unknown) => {
+        this.#o.logger.debug({ err }, 'could not remove the claims row; it expires by itself');
+      });
+      await Promise.race([forgotten, deadline]);
     }
+    clearTimeout(timer);
     this.#loop = undefined;
     this.#setPaused(undefined);
   }
@@ -205,25 +225,30 @@ export class Dispatcher {
    * they go out without the claim's round trip and its row version: only when claiming them at once is
    * what this loop would do anyway. Nothing may be waiting for it (its last claim came back short:
    * otherwise new tasks queue behind the backlog, in priority and random order), nothing holds it back,
-   * and there is room in flight and in the pipeline. Undefined: insert them waiting, as usual.
+   * and its share of the in-flight room (in-flight.ts) and the pipeline have room. Undefined:
+   * insert them waiting, as usual.
    */
   claimOnInsert(count: number): InsertClaim | undefined {
     const { broker, channel, config } = this.#o;
+    const now = performance.now();
     const free =
       this.#loop !== undefined &&
       !this.#stopping &&
       !this.#backlog &&
       this.#paused === undefined &&
-      this.#holdUntil <= performance.now() &&
+      this.#holdUntil <= now &&
       broker.connected &&
       !broker.blocked &&
       channel.current() !== undefined &&
       this.#batches.size + this.#claimingInserts < this.#o.pipelineDepth &&
-      this.#sentCount !== undefined &&
-      this.#sentCount + this.#unrecorded + count <= config.maxInFlight;
+      // The share stays reserved in the claims row for a lease after its count: taking from it
+      // meanwhile keeps the cap, even when the loop (idle, polling) has not counted again since.
+      now - this.#sentCountAt <= config.leaseSeconds * 1000 &&
+      count <= this.#share;
     if (!free) return undefined;
     this.#claimingInserts += 1;
     this.#unrecorded += count;
+    this.#share -= count;
     const claimedAt = performance.now();
     let settled = false;
     const settle = () => {
@@ -238,11 +263,14 @@ export class Dispatcher {
         if (!settle()) return;
         // #process gives back what it was handed; the rest of the reservation goes now.
         this.#unrecorded -= count - tasks.length;
+        this.#share += count - tasks.length;
         const inClaimOrder = [...tasks].sort((a, b) => PRIORITY_RANK[a.priority] - PRIORITY_RANK[b.priority]);
         if (tasks.length > 0) this.#track(this.#process(inClaimOrder, claimedAt));
       },
       abandoned: () => {
-        if (settle()) this.#unrecorded -= count;
+        if (!settle()) return;
+        this.#unrecorded -= count;
+        this.#share += count;
       },
     };
   }
@@ -301,20 +329,32 @@ export class Dispatcher {
     if (!this.#backlog) await wait(config.pollIntervalMs);
   }
 
-  /** Free places under DISPATCH_MAX_IN_FLIGHT, counting our own claimed-but-unrecorded tasks. */
+  /**
+   * What this dispatcher may still claim under DISPATCH_MAX_IN_FLIGHT (in-flight.ts): its share of the
+   * room at its last count, reserved in its claims row, minus what it has claimed since. It counts
+   * again once the share is spent or a second old, so that reports freeing room are seen.
+   */
   async #room(): Promise<number> {
-    const { maxInFlight } = this.#o.config;
+    const { maxInFlight, leaseSeconds } = this.#o.config;
+    const { repository } = this.#o;
     const now = performance.now();
-    const estimate = (this.#sentCount ?? 0) + this.#unrecorded;
-    if (
-      this.#sentCount === undefined ||
-      now - this.#sentCountAt > SENT_COUNT_TTL_MS ||
-      estimate >= maxInFlight
-    ) {
-      this.#sentCount = await this.#o.repository.countSent(maxInFlight + 1);
-      this.#sentCountAt = now;
-    }
-    return maxInFlight - this.#sentCount - this.#unrecorded;
+    if (this.#share > 0 && now - this.#sentCountAt <= SENT_COUNT_TTL_MS) return this.#share;
+    // Own tasks recorded while the count runs may be counted twice, as sent and as ours: cautious.
+    const own = this.#unrecorded;
+    const figure = await repository.countInFlight({ cap: maxInFlight + 1, dispatcherId: this.#id });
+    const share = claimShare({ maxInFlight, ...figure, own });
+    // Reserved before any of it is claimed, so that from now on the others count it as claimed; the
+    // row outlives the claims made on it by their lease.
+    await repository.reserveClaims({
+      dispatcherId: this.#id,
+      claimed: own + share,
+      lifetimeSeconds: leaseSeconds + SENT_COUNT_TTL_MS / 1000,
+    });
+    this.#sentCount = figure.sent;
+    this.#claimedElsewhere = figure.claimedElsewhere;
+    this.#sentCountAt = now;
+    this.#share = share;
+    return share;
   }
 
   async #claim(limit: number): Promise<ClaimedTask[]> {
@@ -327,6 +367,7 @@ export class Dispatcher {
     });
     this.#startIds = nextStartIds(this.#startIds, claimed);
     this.#unrecorded += claimed.length;
+    this.#share -= claimed.length;
     return claimed;
   }
 
@@ -360,6 +401,7 @@ export class Dispatcher {
         this.#publishFailureStreak += 1;
         const hold = backoffMs(this.#publishFailureStreak, PUBLISH_FAILURE_BACKOFF, this.#o.random);
         this.#holdUntil = Math.max(this.#holdUntil, performance.now() + hold);
+        this.#setPaused('publish_failures');
       }
       // Never handed to the broker: free at once for any replica whose broker is reachable.
       await this.#release(unpublished, 0);

@@ -1,8 +1,11 @@
 // What the dispatcher shows to the rest of the producer (health, tests, the create route).
 import type { ClaimedTask } from './dispatch-repository.js';
 
-/** Why the dispatcher is holding back right now; undefined while it claims normally. */
-export type PauseReason = 'broker_down' | 'broker_blocked' | 'in_flight' | 'database';
+/**
+ * Why the dispatcher is holding back right now; undefined while it claims normally. publish_failures:
+ * whole batches failed to publish (nacked, unroutable, timed out), so claims wait out a backoff.
+ */
+export type PauseReason = 'broker_down' | 'broker_blocked' | 'in_flight' | 'database' | 'publish_failures';
 
 export interface DispatcherStats {
   /** DISPATCHER_ENABLED: false means this replica only wakes the others. */
@@ -14,6 +17,8 @@ export interface DispatcherStats {
   batchesInFlight: number;
   /** Last cached count of `sent` tasks (all replicas), as used for back-pressure. */
   sentCount: number | undefined;
+  /** Tasks the other dispatchers had claimed and not recorded at that count (back-pressure too). */
+  claimedElsewhere: number;
   /** Tasks this replica published, had confirmed and recorded as sent since start. */
   dispatched: number;
 }

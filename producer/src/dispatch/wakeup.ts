@@ -9,6 +9,8 @@ import { DATABASE_BACKOFF } from './backoff.js';
 export const TASKS_CREATED_CHANNEL = 'task_pipeline_tasks_created';
 /** At most one NOTIFY per replica per this many ms, however many tasks it creates. */
 export const NOTIFY_MIN_INTERVAL_MS = 100;
+/** The longest a close waits for UNLISTEN. */
+const UNLISTEN_TIMEOUT_MS = 250;
 
 export interface WakeSignal {
   /** Wakes the current waiter, or the next one if nobody waits right now. */
@@ -181,7 +183,16 @@ export function createCrossReplicaWakeup(options: CrossReplicaWakeupOptions): Cr
       throttle.cancel();
       clearTimeout(retryTimer);
       listened();
-      await handle?.unlisten().catch(() => undefined);
+      // The listen connection may have gone silent (no answer, no error): closing the pool ends it
+      // anyway, so never wait for it longer than this.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        handle?.unlisten().catch(() => undefined),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, UNLISTEN_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
     },
   };
 }

@@ -1,5 +1,7 @@
-// The producer's only PostgreSQL pool (porsager `postgres`). Everything that talks to the database gets
-// it as `app.sql`; repositories receive it as an argument.
+// The producer's PostgreSQL pools (porsager `postgres`), the only place they are created: `app.sql` for
+// the API, with the server-side statement and lock timeouts a request can afford, and
+// `app.dispatchSql` for the dispatcher, whose claims may take longer under load and which bounds every
+// statement itself (dispatch-repository.ts). Repositories receive a pool as an argument.
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import postgres from 'postgres';
@@ -10,14 +12,28 @@ export type Sql = postgres.Sql;
 declare module 'fastify' {
   interface FastifyInstance {
     sql: Sql;
+    dispatchSql: Sql;
   }
 }
 
 export interface DbPluginOptions {
-  config: Pick<ProducerConfig, 'databaseUrl'>;
-  /** Pool size; the dispatcher's LISTEN connection comes on top. */
+  config: Pick<ProducerConfig, 'databaseUrl' | 'api'>;
+  /** The API pool's size; the LISTEN connection of the wake-up comes on top. */
   maxConnections?: number;
 }
+
+/**
+ * The dispatcher's pool: a claim and a count at a time, plus the records and releases of up to four
+ * batches in flight (DEFAULT_PIPELINE_DEPTH), plus the gauges' count.
+ */
+const DISPATCH_POOL_SIZE = 6;
+/** Seconds to wait for a new connection: fail quickly while the database is away. */
+const CONNECT_TIMEOUT_S = 5;
+/**
+ * By the time the pools close, every request has been answered (or cut) and the dispatcher has
+ * stopped: only statements given up on are left, and nothing is gained by waiting for them.
+ */
+const END_TIMEOUT_S = 0.5;
 
 /** Connection errors of a database that is down or restarting: the request may succeed later (503). */
 export const UNAVAILABLE_ERROR_CODES: ReadonlySet<string> = new Set([
@@ -41,22 +57,36 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return typeof code === 'string' && UNAVAILABLE_ERROR_CODES.has(code);
 }
 
-async function dbPlugin(app: FastifyInstance, options: DbPluginOptions): Promise<void> {
-  const sql = postgres(options.config.databaseUrl, {
-    max: options.maxConnections ?? 10,
+function createPool(url: string, max: number, connection: Record<string, string>): Sql {
+  return postgres(url, {
+    max,
     // Fail a request quickly while the database is away instead of holding the client for 30 s.
-    connect_timeout: 5,
+    connect_timeout: CONNECT_TIMEOUT_S,
     // The driver's array-type lookup on every new connection turns a database restart at the wrong
     // moment into an unhandled rejection (porsager/postgres#1192), which would stop the producer.
     // Our statements pass lists as JSON or as array literals cast in SQL, so the lookup is not needed.
     fetch_types: false,
     onnotice: () => undefined,
-    connection: { application_name: 'task-pipeline-producer' },
+    connection,
+  });
+}
+
+async function dbPlugin(app: FastifyInstance, options: DbPluginOptions): Promise<void> {
+  const { databaseUrl, api } = options.config;
+  // Set at connection start-up, so they cost no statement. A request cannot usefully outwait them:
+  // past them it answers 503 and the client retries, instead of holding a pool connection.
+  const sql = createPool(databaseUrl, options.maxConnections ?? 10, {
+    application_name: 'task-pipeline-producer',
+    statement_timeout: String(api.statementTimeoutMs),
+    lock_timeout: String(api.lockTimeoutMs),
+  });
+  const dispatchSql = createPool(databaseUrl, DISPATCH_POOL_SIZE, {
+    application_name: 'task-pipeline-dispatcher',
   });
   app.decorate('sql', sql);
+  app.decorate('dispatchSql', dispatchSql);
   app.addHook('onClose', async () => {
-    // Lets running queries finish (the HTTP server has stopped accepting by now), then cuts them.
-    await sql.end({ timeout: 5 });
+    await Promise.all([sql.end({ timeout: END_TIMEOUT_S }), dispatchSql.end({ timeout: END_TIMEOUT_S })]);
   });
 }
 

@@ -29,7 +29,7 @@ export interface DispatcherPluginOptions {
 async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginOptions): Promise<void> {
   const { config } = options;
   const logger = app.log.child({ component: 'dispatcher' });
-  const repository = createDispatchRepository(app.sql, {
+  const repository = createDispatchRepository(app.dispatchSql, {
     statementDeadlineMs: statementDeadlineMs(config.dispatch),
   });
   const gauges = startTaskGauges({ repository, metrics: app.metrics, logger });
@@ -67,6 +67,7 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
         paused: undefined,
         batchesInFlight: 0,
         sentCount: undefined,
+        claimedElsewhere: 0,
         dispatched: 0,
       },
   } satisfies DispatcherHandle);
@@ -79,11 +80,20 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
     });
   }
 
-  // Registered after db and amqp, so this runs before their onClose: the pool and the channel are
-  // still open while in-flight batches finish and unpublished leases are released.
-  app.addHook('onClose', async () => {
+  // Stopping starts with the close, alongside the requests' draining, and has half the grace period
+  // (see graceful-close.ts): a confirm or a statement that never answers must not make the producer
+  // overrun SHUTDOWN_GRACE_MS. It is awaited in onClose, which runs before db's and amqp's (registered
+  // earlier), so the pool and the channel are still open while in-flight batches finish and unpublished
+  // leases are released.
+  let stopped: Promise<void> | undefined;
+  app.addHook('preClose', async () => {
     gauges.stop();
-    await dispatcher?.stop(Math.min(config.dispatch.confirmTimeoutMs + 2_000, config.shutdownGraceMs));
+    stopped = dispatcher?.stop(
+      Math.min(config.dispatch.confirmTimeoutMs + 2_000, config.shutdownGraceMs / 2),
+    );
+  });
+  app.addHook('onClose', async () => {
+    await stopped;
     await wakeup.close();
   });
 }

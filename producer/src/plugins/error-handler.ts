@@ -4,9 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { CoalesceDeadlineError, CoalesceQueueFullError } from '@task-pipeline/common';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { isDatabaseTimeout } from '../db/deadline.js';
 import { describeIssues, ProblemError, problem } from '../problems.js';
 import { PROBLEM_CONTENT_TYPE, type Problem } from '../schemas/problem.js';
 import { isDatabaseUnavailable } from './db.js';
@@ -69,6 +71,12 @@ export function toProblem(err: FastifyError, request: FastifyRequest): Problem {
   }
   if (isDatabaseUnavailable(err)) {
     return problem('unavailable', 'the database is unavailable; retry later');
+  }
+  if (err instanceof CoalesceDeadlineError || isDatabaseTimeout(err)) {
+    return problem('unavailable', 'the database did not answer in time; retry later');
+  }
+  if (err instanceof CoalesceQueueFullError) {
+    return problem('unavailable', 'too many requests are waiting for the database; retry later');
   }
   const status = err.statusCode ?? 500;
   // Client errors raised by Fastify itself (bad content length, prototype poisoning) describe the input.
@@ -172,8 +180,26 @@ async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
     return sendProblem(reply, body);
   });
 
+  // The methods of every fixed path, for the Allow header of a 405 (HEAD routes of GET ones included).
+  const methodsByPath = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    if (/[:*]/.test(route.url)) return;
+    const methods = methodsByPath.get(route.url) ?? new Set<string>();
+    for (const method of [route.method].flat()) methods.add(method);
+    methodsByPath.set(route.url, methods);
+  });
+
   app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?', 1)[0];
+    const path = request.url.split('?', 1)[0] ?? '';
+    const allowed = methodsByPath.get(path);
+    if (allowed) {
+      const allow = [...allowed].sort().join(', ');
+      reply.header('allow', allow);
+      return sendProblem(
+        reply,
+        problem('methodNotAllowed', `${request.method} is not allowed on ${path}; use ${allow}`),
+      );
+    }
     return sendProblem(reply, problem('notFound', `no route ${request.method} ${path}`));
   });
 }

@@ -2,7 +2,9 @@
 // GET /metrics. Other plugins (the dispatcher) record into `app.metrics`.
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { z } from 'zod';
 import { createProducerMetrics, type ProducerMetrics } from '../metrics.js';
+import { COMMON_PROBLEMS } from '../schemas/problem.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,10 +28,29 @@ async function metricsPlugin(app: FastifyInstance): Promise<void> {
     );
   });
 
-  app.get('/metrics', async (_request, reply) => {
-    reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Prometheus metrics',
+        operationId: 'metrics',
+        // Unauthenticated on the API port: keep it off public networks (RELIABILITY.md).
+        security: [],
+        response: {
+          ...COMMON_PROBLEMS,
+          200: {
+            description: 'The Prometheus text exposition format',
+            content: { 'text/plain': { schema: z.string() } },
+          },
+        },
+      },
+    },
+    async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
 }
 
 export default fp(metricsPlugin, { name: 'metrics', fastify: '5.x' });

@@ -1,4 +1,5 @@
-// Liveness (the process answers) and readiness (PostgreSQL answers: without it nothing can be served).
+// Liveness (the process answers) and readiness (PostgreSQL answers and requests get through: without
+// either, nothing can be served).
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { problem } from '../problems.js';
 import { LiveSchema, NotReadySchema, ReadySchema } from '../schemas/health.js';
@@ -22,7 +23,9 @@ const healthRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ['health'],
         summary: 'The process is up',
-        response: { 200: jsonResponse('Alive', LiveSchema) },
+        operationId: 'live',
+        security: [],
+        response: { ...COMMON_PROBLEMS, 200: jsonResponse('Alive', LiveSchema) },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -33,14 +36,19 @@ const healthRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       schema: {
         tags: ['health'],
-        summary: 'PostgreSQL answers (broker and dispatcher state are reported, not required)',
+        summary:
+          'PostgreSQL answers and requests get through (broker and dispatcher state are reported, not required)',
+        operationId: 'ready',
+        security: [],
         response: {
-          200: jsonResponse('PostgreSQL answers', ReadySchema),
+          ...COMMON_PROBLEMS,
+          200: jsonResponse('PostgreSQL answers and requests get through', ReadySchema),
           503: {
-            description: 'PostgreSQL does not answer',
+            description:
+              'PostgreSQL does not answer, requests are not getting through (statements time out or wait ' +
+              'too long), or the producer is shutting down',
             content: { [PROBLEM_CONTENT_TYPE]: { schema: NotReadySchema } },
           },
-          500: COMMON_PROBLEMS[500],
         },
       },
     },
@@ -56,16 +64,24 @@ const healthRoutes: FastifyPluginAsyncZod = async (app) => {
         },
       );
       const { broker } = app;
+      const requests = app.tasks.flow();
       const checks = {
         database: databaseUp ? ('up' as const) : ('down' as const),
+        requests,
         broker: { connected: broker.connected, blocked: broker.blocked, ready: broker.ready },
         dispatcher: { ...app.dispatcher.stats() },
       };
-      if (databaseUp) return reply.code(200).send({ status: 'ready', checks });
+      const stalled = Object.entries(requests)
+        .filter(([, flow]) => flow.stalled)
+        .map(([kind]) => kind);
+      if (databaseUp && stalled.length === 0) return reply.code(200).send({ status: 'ready', checks });
+      const detail = databaseUp
+        ? `${stalled.join(' and ')} are not getting through: statements time out or wait too long`
+        : 'PostgreSQL does not answer';
       return reply
         .code(503)
         .type(PROBLEM_CONTENT_TYPE)
-        .send({ ...problem('unavailable', 'PostgreSQL does not answer'), checks });
+        .send({ ...problem('unavailable', detail), checks });
     },
   );
 };

@@ -27,7 +27,7 @@ import {
   TaskIdQuerySchema,
   TaskSchema,
 } from '../schemas/tasks.js';
-import { createTaskRepository, type ReportedTask, type ReportResult } from '../tasks/repository.js';
+import type { ReportedTask, ReportResult } from '../tasks/repository.js';
 
 /** The batch route's body limit: 1,000 reports with 2,000-character errors fit. */
 export const BATCH_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -87,9 +87,7 @@ export function prefersMinimal(prefer: string | undefined): boolean {
 }
 
 const taskRoutes: FastifyPluginAsyncZod = async (app) => {
-  const tasks = createTaskRepository(app.sql, {
-    claimOnInsert: (count) => app.dispatcher.claimOnInsert(count),
-  });
+  const { tasks } = app;
   const countReport = (result: ReportResult<ReportedTask>) =>
     app.metrics.reports.inc({ outcome: result.outcome });
 
@@ -99,15 +97,18 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ['tasks'],
         summary: 'Create a task (status waiting)',
+        operationId: 'createTask',
+        // Open by design (CONTRACT §4): no token.
+        security: [],
         headers: CreateTaskHeadersSchema,
         body: CreateTaskSchema,
         response: {
+          ...COMMON_PROBLEMS,
           201: jsonResponse('Created (status waiting)', TaskSchema),
           200: jsonResponse('Replay: the task this Idempotency-Key created with the same body', TaskSchema),
           400: problemResponse('Invalid body (text empty or too long, NUL, lone surrogate, unknown field)'),
           ...BODY_PROBLEMS,
           422: problemResponse('Idempotency-Key already used with another body'),
-          ...COMMON_PROBLEMS,
         },
       },
     },
@@ -139,12 +140,15 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ['tasks'],
         summary: 'Read a task',
+        operationId: 'getTaskData',
+        // Open by design (CONTRACT §4): no token.
+        security: [],
         querystring: TaskIdQuerySchema,
         response: {
+          ...COMMON_PROBLEMS,
           200: jsonResponse('The task', TaskSchema),
           400: problemResponse('taskId missing or not a UUID'),
           404: problemResponse('No such task'),
-          ...COMMON_PROBLEMS,
         },
       },
     },
@@ -162,6 +166,7 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ['status'],
         summary: 'Report a task’s result (query parameters or JSON body)',
+        operationId: 'updateTaskStatus',
         description:
           'success | error for the task’s current attempt (or `attempt`). An older attempt answers 200 with ' +
           '`stale: true` and changes nothing; the same status again answers 200 and changes nothing.',
@@ -169,6 +174,7 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
         querystring: StatusUpdateQuerySchema,
         body: StatusUpdateBodySchema,
         response: {
+          ...COMMON_PROBLEMS,
           200: jsonResponse(
             'Applied, or changed nothing (same status again, or `stale: true`)',
             StatusReplySchema,
@@ -180,7 +186,6 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
             'Refused transition (success ↔ error, or an attempt the task has not reached)',
           ),
           ...BODY_PROBLEMS,
-          ...COMMON_PROBLEMS,
         },
       },
     },
@@ -204,6 +209,7 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ['status'],
         summary: 'Report up to 1,000 results in one request (the reporter’s route)',
+        operationId: 'updateTaskStatuses',
         description:
           'One result per report, in request order, each with the single route’s status code. A malformed ' +
           'report gets a per-item 400; only a malformed envelope fails the whole request. Reports of one ' +
@@ -213,11 +219,11 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
         headers: StatusBatchHeadersSchema,
         body: StatusBatchSchema,
         response: {
+          ...COMMON_PROBLEMS,
           200: jsonResponse('One result per report, in request order', StatusBatchReplySchema),
           400: problemResponse('The envelope is not {"reports": [1..1000 items]}'),
           ...AUTH_PROBLEMS,
           ...BODY_PROBLEMS,
-          ...COMMON_PROBLEMS,
         },
       },
     },
@@ -277,18 +283,19 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ['status'],
         summary: 'Send an error or sent task again (operator)',
+        operationId: 'redriveTask',
         description:
           'error | sent → waiting with attempts + 1: every older message and report of the task becomes stale.',
         security,
         querystring: TaskIdQuerySchema,
         response: {
+          ...COMMON_PROBLEMS,
           200: jsonResponse('The task, waiting again with attempts + 1', TaskSchema),
           400: problemResponse('taskId missing or not a UUID'),
           ...AUTH_PROBLEMS,
           404: problemResponse('No such task'),
           409: problemResponse('The task is waiting or success'),
           ...BODY_PROBLEMS,
-          ...COMMON_PROBLEMS,
         },
       },
     },

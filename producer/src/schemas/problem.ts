@@ -23,10 +23,19 @@ export function problemResponse(description: string) {
   return { description, content: { [PROBLEM_CONTENT_TYPE]: { schema: ProblemSchema } } };
 }
 
-/** Problems any route can answer with (the error handler, not the route, produces them). */
+/**
+ * Problems any route can answer with: the HTTP parser's refusals (clientErrorHandler), and the error
+ * handler's. A route's own 400 replaces the first one's description.
+ */
 export const COMMON_PROBLEMS = {
+  400: problemResponse('The request is not valid HTTP'),
+  408: problemResponse('The request did not arrive in time'),
+  431: problemResponse('Request line and headers exceed 16 KiB'),
   500: problemResponse('Unexpected error; details are in the log under the response’s x-request-id'),
-  503: problemResponse('PostgreSQL is unavailable; retry later'),
+  503: problemResponse(
+    'PostgreSQL does not answer (in time), too many requests are waiting for it, or the producer is ' +
+      'shutting down; retry after Retry-After seconds',
+  ),
 } as const;
 
 /** Problems of a route that reads a JSON body. */

@@ -1,8 +1,9 @@
 // SQL for tasks. Every status change is one check-and-set UPDATE whose guard comes from
 // status-transitions.ts; reads afterwards only explain why a guard did not match.
 import { createHash, randomUUID } from 'node:crypto';
-import { type CoalesceOptions, coalesce } from '@task-pipeline/common';
+import { type CoalesceOptions, type CoalesceStats, coalesce } from '@task-pipeline/common';
 import type { Priority } from '@task-pipeline/rabbitmq';
+import { type CancellableQuery, isDatabaseTimeout, withDeadline } from '../db/deadline.js';
 import type { InsertClaim } from '../dispatch/types.js';
 import type { Sql } from '../plugins/db.js';
 import type { StatusUpdate, Task } from '../schemas/tasks.js';
@@ -48,9 +49,27 @@ const MAX_CAS_ROUNDS = 5;
 
 /**
  * Single creates and reports are gathered into batches of up to 1,000 (the batch route's own limit);
- * four batches of each kind in flight leave room in the pool of 10 for reads and the dispatcher.
+ * four batches of each kind in flight leave room in the pool of 10 for reads and the batch route.
+ * Four more batches' worth may wait: what the slots take in one more round, so a request that is let
+ * in waits about two batch durations at most, and a database that stops answering turns the rest into
+ * quick 503s instead of an ever longer queue in memory.
  */
-const COALESCE: CoalesceOptions = { maxBatch: 1_000, maxInFlight: 4 };
+const COALESCE = {
+  maxBatch: 1_000,
+  maxInFlight: 4,
+  maxWaiting: 4_000,
+} as const satisfies Partial<CoalesceOptions>;
+
+export interface TaskRepositoryOptions {
+  /**
+   * How long any statement, or a coalesced batch of them, may go unanswered before the request gives
+   * up with a 503 (and the statement is cancelled): a little more than the pool's statement_timeout,
+   * so that the server's own timeout ends a slow statement and this one only a silent connection.
+   */
+  deadlineMs: number;
+  /** The dispatcher's offer to claim fresh tasks in the insert that creates them (see InsertClaim). */
+  claimOnInsert?: (count: number) => InsertClaim | undefined;
+}
 
 function toTask(row: TaskRow): Task {
   return {
@@ -129,16 +148,18 @@ function outcomeOf<T extends ReportedTask>(
     : { outcome: decision.outcome, task };
 }
 
-export interface TaskRepositoryOptions {
-  /** The dispatcher's offer to claim fresh tasks in the insert that creates them (see InsertClaim). */
-  claimOnInsert?: (count: number) => InsertClaim | undefined;
-}
-
-export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions = {}) {
+export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
   const columns = sql(COLUMNS);
+  const { deadlineMs } = options;
+  const deadline = <T>(statement: string, query: CancellableQuery<T>, signal?: AbortSignal) =>
+    withDeadline(statement, deadlineMs, query, signal);
+  const coalesceOptions = { ...COALESCE, deadlineMs, isTimeout: isDatabaseTimeout };
 
   async function get(taskId: string): Promise<Task | undefined> {
-    const [row] = await sql<TaskRow[]>`select ${columns} from tasks where id = ${taskId}`;
+    const [row] = await deadline(
+      'task lookup',
+      sql<TaskRow[]>`select ${columns} from tasks where id = ${taskId}`,
+    );
     return row && toTask(row);
   }
 
@@ -147,18 +168,26 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions = 
    * dispatcher lets it (options.claimOnInsert), the insert also takes their claim (lease, first
    * attempt) and hands them to the dispatcher once committed.
    */
-  async function insertMany(inputs: readonly NewTask[]): Promise<{ task: Task; claimed: boolean }[]> {
+  async function insertMany(
+    inputs: readonly NewTask[],
+    signal?: AbortSignal,
+  ): Promise<{ task: Task; claimed: boolean }[]> {
     const values = inputs.map((input) => ({ id: randomUUID(), text: input.text, priority: input.priority }));
     const claim = options.claimOnInsert?.(values.length);
     let rows: TaskRow[];
     try {
-      rows = await sql<TaskRow[]>`
+      rows = await deadline(
+        'task insert',
+        sql<TaskRow[]>`
         insert into tasks (id, text, priority, attempts, claimed_until)
         select id, text, priority, ${claim ? 1 : 0},
                ${claim ? sql`now() + make_interval(secs => ${claim.leaseSeconds})` : null}
           from jsonb_to_recordset(${sql.json(values)}) as v(id uuid, text text, priority task_priority)
-        returning ${columns}`;
+        returning ${columns}`,
+        signal,
+      );
     } catch (err) {
+      // Whether it committed is unknown (a deadline): a claimed row left behind expires like any lease.
       claim?.abandoned();
       throw err;
     }
@@ -180,7 +209,7 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions = 
     return created.map((row) => ({ task: toTask(row), claimed: claim !== undefined }));
   }
 
-  const insertCoalesced = coalesce(insertMany, COALESCE);
+  const insertCoalesced = coalesce(insertMany, coalesceOptions);
 
   async function create(input: NewTask): Promise<CreateResult> {
     if (input.idempotencyKey === undefined) return { outcome: 'created', ...(await insertCoalesced(input)) };
@@ -188,14 +217,20 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions = 
     const hash = requestHash(input);
     // A concurrent insert under the same key makes this wait for it, then do nothing: the lookup
     // below sees the committed winner. Tasks are never deleted, so the lookup always finds it.
-    const [inserted] = await sql<TaskRow[]>`
+    const [inserted] = await deadline(
+      'keyed task insert',
+      sql<TaskRow[]>`
       insert into tasks (id, text, priority, idempotency_key, request_hash)
       values (${id}, ${input.text}, ${input.priority}, ${input.idempotencyKey}, ${hash})
       on conflict (idempotency_key) where idempotency_key is not null do nothing
-      returning ${columns}`;
+      returning ${columns}`,
+    );
     if (inserted) return { outcome: 'created', task: toTask(inserted), claimed: false };
-    const [existing] = await sql<(TaskRow & { request_hash: Buffer })[]>`
-      select ${columns}, request_hash from tasks where idempotency_key = ${input.idempotencyKey}`;
+    const [existing] = await deadline(
+      'idempotency key lookup',
+      sql<(TaskRow & { request_hash: Buffer })[]>`
+      select ${columns}, request_hash from tasks where idempotency_key = ${input.idempotencyKey}`,
+    );
     if (!existing) throw new ConcurrentUpdateError('idempotency key vanished between insert and lookup');
     return existing.request_hash.equals(hash)
       ? { outcome: 'replayed', task: toTask(existing) }
@@ -212,6 +247,7 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions = 
     updates: readonly StatusUpdate[],
     returned: readonly (keyof TaskRow)[],
     toResult: (row: TaskRow) => T,
+    signal?: AbortSignal,
   ): Promise<ReportResult<T>[]> {
     const reports = updates.map((u) => ({
       id: u.taskId,
@@ -219,7 +255,9 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions = 
       attempt: u.attempt ?? null,
       error: u.taskStatus === 'error' ? (u.error ?? null) : null,
     }));
-    const rows = await sql<(TaskRow & { applied: boolean })[]>`
+    const rows = await deadline(
+      'report batch',
+      sql<(TaskRow & { applied: boolean })[]>`
       with r as (
         select * from jsonb_to_recordset(${sql.json(reports)})
           as r(id uuid, status text, attempt int, error text)
@@ -240,7 +278,9 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions = 
       )
       select ${sql(returned)}, true as applied from applied
       union all
-      select ${sql(returned)}, false from locked where id not in (select id from applied)`;
+      select ${sql(returned)}, false from locked where id not in (select id from applied)`,
+      signal,
+    );
     const byId = new Map(rows.map((row) => [row.id, row]));
     return updates.map((update): ReportResult<T> => {
       const row = byId.get(update.taskId);
@@ -286,8 +326,8 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions = 
   }
 
   /** Reports in request order, each answered with its whole task. */
-  function reportBatch(updates: readonly StatusUpdate[]): Promise<ReportResult[]> {
-    return reportRounds(updates, (round) => reportRound(round, COLUMNS, toTask));
+  function reportBatch(updates: readonly StatusUpdate[], signal?: AbortSignal): Promise<ReportResult[]> {
+    return reportRounds(updates, (round) => reportRound(round, COLUMNS, toTask, signal));
   }
 
   /**
@@ -295,31 +335,45 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions = 
    * returning a thousand of them (texts of up to 10,000 characters) costs the database, the producer
    * and the wire more than the reports themselves.
    */
-  function reportBatchMinimal(updates: readonly StatusUpdate[]): Promise<ReportResult<ReportedTask>[]> {
-    return reportRounds(updates, (round) => reportRound(round, STATE_COLUMNS, toReportedTask));
+  function reportBatchMinimal(
+    updates: readonly StatusUpdate[],
+    signal?: AbortSignal,
+  ): Promise<ReportResult<ReportedTask>[]> {
+    return reportRounds(updates, (round) => reportRound(round, STATE_COLUMNS, toReportedTask, signal));
   }
 
   /** A single report, batched with the reports that arrive with it (one statement for all). */
-  const report = coalesce(reportBatch, COALESCE);
+  const report = coalesce(reportBatch, coalesceOptions);
 
   /** error | sent → waiting with the next attempt, so every older message and report is stale. */
   async function redrive(taskId: string): Promise<RedriveResult> {
     for (let round = 0; round < MAX_CAS_ROUNDS; round += 1) {
-      const [applied] = await sql<TaskRow[]>`
+      const [applied] = await deadline(
+        'redrive',
+        sql<TaskRow[]>`
         update tasks
            set status = 'waiting', attempts = attempts + 1, error = null, claimed_until = null,
                sent_at = null, finished_at = null, updated_at = now()
          where id = ${taskId} and status in ${sql(REDRIVABLE_FROM as TaskStatus[])}
-        returning ${columns}`;
+        returning ${columns}`,
+      );
       if (applied) return { outcome: 'applied', task: toTask(applied) };
-      const [current] = await sql<TaskRow[]>`select ${columns} from tasks where id = ${taskId}`;
+      const [current] = await deadline(
+        'task lookup',
+        sql<TaskRow[]>`select ${columns} from tasks where id = ${taskId}`,
+      );
       if (!current) return { outcome: 'not_found' };
       if (decideRedrive(current).outcome !== 'apply') return { outcome: 'conflict', task: toTask(current) };
     }
     throw new ConcurrentUpdateError(`task ${taskId} kept changing under a redrive`);
   }
 
-  return { get, create, report, reportBatch, reportBatchMinimal, redrive };
+  /** Whether single creates and reports are getting through (readiness). */
+  function flow(): { creates: CoalesceStats; reports: CoalesceStats } {
+    return { creates: insertCoalesced.stats(), reports: report.stats() };
+  }
+
+  return { get, create, report, reportBatch, reportBatchMinimal, redrive, flow };
 }
 
 export type TaskRepository = ReturnType<typeof createTaskRepository>;

@@ -8,7 +8,11 @@ import { startTestProducer, type TestProducer } from './support/producer.js';
 let producer: TestProducer;
 
 beforeAll(async () => {
-  producer = await startTestProducer('closing');
+  // The create below waits on a table lock for as long as the test needs: no lock timeout, statement
+  // deadline or drain cut may answer it first.
+  producer = await startTestProducer('closing', {
+    env: { API_LOCK_TIMEOUT_MS: '600000', API_STATEMENT_TIMEOUT_MS: '600000', SHUTDOWN_GRACE_MS: '600000' },
+  });
 });
 afterAll(async () => {
   await producer?.close();

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { expectExchangesDescribed } from './support/openapi-contract.js';
 import {
   AUTH,
   type Http,
@@ -560,7 +561,18 @@ describe('every response', () => {
       404,
       /^no route GET \/api\/v1\/nothing-here$/,
     );
-    expectProblem(await http('DELETE', '/api/v1/create-task'), 404);
+  });
+
+  test('405 with Allow for a method a known path does not take', async () => {
+    const deleted = await http('DELETE', '/api/v1/create-task');
+    expectProblem(deleted, 405, /^DELETE is not allowed on \/api\/v1\/create-task; use POST$/);
+    expect(deleted.headers.allow).toBe('POST');
+    const posted = await http('POST', '/health/live?x=1', { json: {} });
+    expectProblem(posted, 405, /POST is not allowed on \/health\/live/);
+    expect(posted.headers.allow).toBe('GET, HEAD');
+    const options = await http('OPTIONS', '/api/v1/update-task-status');
+    expectProblem(options, 405);
+    expect(options.headers.allow).toBe('PUT');
   });
 
   test('x-request-id: a sane incoming one is reused, anything else is replaced', async () => {
@@ -636,5 +648,16 @@ describe('health and metrics', () => {
     }
     expect(reply.body).toMatch(/task_redrives_total [1-9]/);
     expect(reply.body).toMatch(/route="unmatched"/);
+  });
+});
+
+describe('the published contract', () => {
+  // Last in this file: it checks every response the tests above received.
+  test('every response above is described in the served OpenAPI document', async () => {
+    const exchanges = [...producer.exchanges];
+    const statuses = new Set(exchanges.map((e) => e.status));
+    for (const status of [200, 201, 400, 401, 404, 405, 409, 413, 415, 422, 431, 500])
+      expect(statuses, `no ${status} among the responses`).toContain(status);
+    await expectExchangesDescribed(producer, exchanges);
   });
 });

@@ -93,12 +93,12 @@ function expectIndexOnly(explained: { query: string; nodes: PlanNode[] }[], inde
 
 describe(`plans at ${ROWS.toLocaleString('en')} rows`, () => {
   test('get-task-data reads one row through the primary key', async () => {
-    const repo = createTaskRepository(sql);
+    const repo = createTaskRepository(sql, { deadlineMs: 60_000 });
     expectIndexOnly(await explainStatements(() => repo.get(ids[0] as string)), 'tasks_pkey');
   });
 
   test('a single report takes the batch path: one statement, through the primary key', async () => {
-    const repo = createTaskRepository(sql);
+    const repo = createTaskRepository(sql, { deadlineMs: 60_000 });
     const explained = await explainStatements(() =>
       repo.report({ taskId: ids[1] as string, taskStatus: 'success', attempt: 0 }),
     );
@@ -107,7 +107,7 @@ describe(`plans at ${ROWS.toLocaleString('en')} rows`, () => {
   });
 
   test('the batch locks and updates 1,000 rows in one statement through the primary key', async () => {
-    const repo = createTaskRepository(sql);
+    const repo = createTaskRepository(sql, { deadlineMs: 60_000 });
     const reports = ids.map((taskId) => ({ taskId, taskStatus: 'success' as const, attempt: 1 }));
     const explained = await explainStatements(() => repo.reportBatch(reports));
     expect(explained).toHaveLength(1);
@@ -115,12 +115,12 @@ describe(`plans at ${ROWS.toLocaleString('en')} rows`, () => {
   });
 
   test('redrive uses the primary key', async () => {
-    const repo = createTaskRepository(sql);
+    const repo = createTaskRepository(sql, { deadlineMs: 60_000 });
     expectIndexOnly(await explainStatements(() => repo.redrive(randomUUID())), 'tasks_pkey');
   });
 
   test('an Idempotency-Key replay finds the first task through the key index', async () => {
-    const repo = createTaskRepository(sql);
+    const repo = createTaskRepository(sql, { deadlineMs: 60_000 });
     await repo.create({ text: 'once', priority: 'low', idempotencyKey: 'plan-key' });
     const explained = await explainStatements(() =>
       repo.create({ text: 'once', priority: 'low', idempotencyKey: 'plan-key' }),

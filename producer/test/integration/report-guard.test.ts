@@ -5,7 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { StatusUpdate } from '../../src/schemas/tasks.js';
-import { createTaskRepository } from '../../src/tasks/repository.js';
 import {
   decideReport,
   RECOVERABLE_ERROR,
@@ -54,7 +53,7 @@ test('every state × every report: the statement answers and writes what the rul
     ...(report.attempt === undefined ? {} : { attempt: report.attempt }),
     ...(report.error === undefined ? {} : { error: report.error }),
   }));
-  const results = await createTaskRepository(producer.sql).reportBatch(updates);
+  const results = await producer.app.tasks.reportBatch(updates);
 
   const rows = await producer.sql<{ id: string; status: string; error: string | null }[]>`
     select id, status, error from tasks where text = 'guard'`;
@@ -82,7 +81,7 @@ test('every state × every report: the statement answers and writes what the rul
 test('an unknown task answers not_found next to known ones in the same statement', async () => {
   const [known] = await producer.sql<{ id: string }[]>`
     insert into tasks (id, text, status, attempts) values (${randomUUID()}, 'known', 'sent', 1) returning id`;
-  const results = await createTaskRepository(producer.sql).reportBatch([
+  const results = await producer.app.tasks.reportBatch([
     { taskId: randomUUID(), taskStatus: 'success' },
     { taskId: known?.id as string, taskStatus: 'success', attempt: 1 },
   ]);

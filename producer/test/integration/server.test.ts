@@ -1,8 +1,11 @@
-// The real entry point as operators run it (`tsx --conditions=source producer/src/server.ts`):
-// configuration errors stop it with exit 1 and the variable's name; two replicas migrate one fresh
-// database under the advisory lock; SIGTERM and SIGINT close it gracefully with exit 0.
+// The real entry point as operators run it, from source: configuration errors stop it with exit 1 and
+// the variable's name; two replicas migrate one fresh database under the advisory lock; SIGTERM and
+// SIGINT close it gracefully with exit 0, also while every database connection has gone silent under a
+// request and the dispatcher. It runs as `node --conditions=source --import tsx`, not through the tsx
+// CLI: that CLI sits between the test's signals and the producer, and SIGKILLs a child that has not
+// acknowledged a relayed signal within about 60 ms, which a loaded machine misses now and then.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -13,10 +16,10 @@ import {
   type TestVhost,
 } from '../../../scripts/src/testing/isolation.js';
 import { freePort } from '../../../scripts/src/testing/private-process.js';
+import { startFreezingProxy } from './support/freezing-proxy.js';
 import { TOKEN } from './support/producer.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const TSX_CLI = createRequire(import.meta.url).resolve('tsx/cli');
 const GRACE_MS = 8000;
 
 interface Running {
@@ -27,11 +30,15 @@ interface Running {
 
 function startServer(env: Record<string, string>): Running {
   // A clean environment: only what the test passes, so the shell's variables cannot leak in.
-  const child = spawn(process.execPath, [TSX_CLI, '--conditions=source', 'producer/src/server.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', 'producer/src/server.ts'],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -71,6 +78,11 @@ describe('configuration errors', () => {
     [
       'a lease below 3 × confirm timeout',
       { STATUS_API_TOKEN: TOKEN, DISPATCH_LEASE_S: '10' },
+      'DISPATCH_LEASE_S',
+    ],
+    [
+      'a lease that leaves dispatcher statements under 5 s',
+      { STATUS_API_TOKEN: TOKEN, DISPATCH_LEASE_S: '6', DISPATCH_CONFIRM_TIMEOUT_MS: '1000' },
       'DISPATCH_LEASE_S',
     ],
   ])('%s → exit 1 with one line naming the variable', async (_name, env, variable) => {
@@ -140,6 +152,58 @@ describe('lifecycle', () => {
       expect(code, server.output()).toBe(0);
       expect(server.output()).toContain(`"signal":"${signal}","msg":"shutting down"`);
       expect(server.output()).toContain('"msg":"stopped"');
+    }
+  });
+
+  test('SIGTERM while every database connection has gone silent under a request: exit 0 in time', async () => {
+    const proxy = await startFreezingProxy(new URL(db.url));
+    try {
+      const url = new URL(db.url);
+      url.host = `127.0.0.1:${proxy.port}`;
+      const port = await freePort();
+      const server = startServer({
+        DATABASE_URL: url.toString(),
+        AMQP_URL: vhost.url,
+        STATUS_API_TOKEN: TOKEN,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        SHUTDOWN_GRACE_MS: String(GRACE_MS),
+        LOG_LEVEL: 'info',
+      });
+      running.push(server);
+      await waitUntilReady(port, server);
+      // An idle API connection (a lookup), beside the dispatcher's and the LISTEN connection; then
+      // nothing answers on any of them, and a create is sent into the silence.
+      const lookup = await request(`http://127.0.0.1:${port}/api/v1/get-task-data?taskId=${randomUUID()}`);
+      await lookup.body.dump();
+      expect(lookup.statusCode).toBe(404);
+      proxy.freeze();
+      const swallowed = proxy.swallowedBytes();
+      const stuck = request(`http://127.0.0.1:${port}/api/v1/create-task`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text: 'into the silence' }),
+      }).then(
+        async (res) => {
+          await res.body.dump();
+          return res.statusCode;
+        },
+        (err: unknown) => err,
+      );
+      for (let i = 0; proxy.swallowedBytes() === swallowed; i += 1) {
+        if (i > 600) throw new Error('the create never reached the silent connection');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+
+      server.child.kill('SIGTERM');
+      const { code } = await server.exited;
+      expect(code, server.output()).toBe(0);
+      expect(server.output()).toContain('"msg":"stopped"');
+      // The request was answered with a 503 or had its connection closed: never left hanging.
+      const outcome = await stuck;
+      if (typeof outcome === 'number') expect(outcome).toBe(503);
+    } finally {
+      await proxy.close();
     }
   });
 });

@@ -14,7 +14,10 @@ export interface ClusterOptions {
   failureRate: number;
   maxRetries: number;
   retryDelaysSeconds: readonly number[];
-  /** Short leases make a killed producer's claims come back sooner; must exceed 3× the confirm timeout. */
+  /**
+   * Short leases make a killed producer's claims come back sooner; at least 2 × the confirm timeout +
+   * 5 s (and above 3×), which the producer checks at start.
+   */
   leaseSeconds: number;
   confirmTimeoutMs: number;
   logLevel: string;

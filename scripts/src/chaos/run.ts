@@ -164,7 +164,7 @@ export async function runChaos(
     failureRate: options.failureRate,
     maxRetries: options.maxRetries,
     retryDelaysSeconds: options.retryDelaysSeconds,
-    leaseSeconds: 10,
+    leaseSeconds: 11,
     confirmTimeoutMs: 3_000,
     logLevel: options.logLevel,
   });

@@ -138,7 +138,7 @@ describe(`dispatcher plans over ${WAITING.toLocaleString('en')} waiting tasks`, 
     });
   }
 
-  test('record, release and the capped in-flight count reach rows through indexes', async () => {
+  test('record, release and the in-flight count (capped sent count, claims of the others) reach tasks through indexes', async () => {
     const repository = dispatchRepository(sql);
     const rows = await sql<{ id: string; attempts: number }[]>`
       SELECT id, attempts FROM tasks WHERE status = 'waiting' LIMIT ${BATCH}`;
@@ -152,7 +152,7 @@ describe(`dispatcher plans over ${WAITING.toLocaleString('en')} waiting tasks`, 
     sent = [];
     await repository.recordSent(claimed);
     await repository.release(claimed, 1_000);
-    await repository.countSent(10_001);
+    await repository.countInFlight({ cap: 10_001, dispatcherId: crypto.randomUUID() });
     // (The gauges' full counts are not here: counting a million waiting rows is a scan whatever the
     // plan, which is why they run on a timer that backs off with their cost.)
     // The EXPLAINs below are captured too: take the repository's statements out first.

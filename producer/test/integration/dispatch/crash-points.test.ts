@@ -192,7 +192,7 @@ describe('crash points', () => {
     };
     const before = await deadlocks();
     await insertTasks(sql, 3_000);
-    const tasks = createTaskRepository(sql);
+    const tasks = createTaskRepository(sql, { deadlineMs: 60_000 });
     // A reporter answering every message as soon as it is queued, through the API's batch update
     // (rows locked in id order), many batches at once as several reporter replicas would: its
     // transactions overlap the dispatcher's records of the same rows. (A record that locked rows in

@@ -123,6 +123,28 @@ describe('dispatcher', () => {
     expect(late.every((m) => m.body.attempt > 1)).toBe(true);
   });
 
+  test('whole batches failing to publish: the hold shows as paused publish_failures, in stats and the metric', async () => {
+    const { vhost } = services;
+    // After the start: connecting asserts the topology, binding included.
+    const d = await start({ config: { batchSize: 20 } });
+    await withChannel(vhost.url, (ch) => ch.unbindQueue(WORK_QUEUES.high, EXCHANGES.tasks, 'high'));
+    await insertTasks(services.sql, 40, 'high');
+    d.dispatcher.wake();
+    const pausedFor = async (reason: string) =>
+      (await d.metrics.dispatcherPaused.get()).values.find((v) => v.labels.reason === reason)?.value;
+    await eventually(
+      async () =>
+        d.dispatcher.stats().paused === 'publish_failures' && (await pausedFor('publish_failures')) === 1,
+      60_000,
+      'the hold after failed batches, as a pause reason',
+    );
+
+    await withChannel(vhost.url, (ch) => ch.bindQueue(WORK_QUEUES.high, EXCHANGES.tasks, 'high'));
+    await eventually(allSent(40), 90_000, 'every task sent once the route is back');
+    await eventually(() => d.dispatcher.stats().paused === undefined, 30_000, 'the pause to end');
+    expect(await pausedFor('publish_failures')).toBe(0);
+  });
+
   test('stop: no new claims, published tasks confirmed and recorded, unpublished leases released at once', async () => {
     await insertTasks(services.sql, 300);
     const held = gate();

@@ -48,7 +48,10 @@ async function queued(n: number) {
 }
 
 function repositoryFor(d: TestDispatcher) {
-  return createTaskRepository(services.sql, { claimOnInsert: (n) => d.dispatcher.claimOnInsert(n) });
+  return createTaskRepository(services.sql, {
+    deadlineMs: 10_000,
+    claimOnInsert: (n) => d.dispatcher.claimOnInsert(n),
+  });
 }
 
 /** The dispatcher has looked at the table once and found nothing waiting. */
@@ -127,6 +130,7 @@ describe('an insert that claimed and then died', () => {
     await idle(d);
     const offered: ClaimedTask[][] = [];
     const tasks = createTaskRepository(services.sql, {
+      deadlineMs: 10_000,
       claimOnInsert: (n) => {
         const claim = d.dispatcher.claimOnInsert(n);
         return claim && { ...claim, claimed: (t) => offered.push(t) };

@@ -2,10 +2,10 @@
 // it is cancelled and fails like any database error, and the loop backs off, retries and dispatches.
 // Two real hangs: a connection whose bytes stop flowing (what a query left pending by a PostgreSQL
 // restart looks like to the driver), and a statement waiting on a table lock on the server.
-import net from 'node:net';
 import postgres, { type Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createDispatchRepository } from '../../../src/dispatch/dispatch-repository.js';
+import { startFreezingProxy } from '../support/freezing-proxy.js';
 import {
   capturingLogger,
   createServices,
@@ -20,57 +20,6 @@ import {
 
 const DEADLINE_MS = 500;
 const DATABASE_RETRY = 'dispatcher cannot reach PostgreSQL; retrying';
-
-interface FreezingProxy {
-  port: number;
-  /** From now on the connections open now forward nothing, either way, and stay open. */
-  freeze(): void;
-  /** Bytes the client sent into frozen connections. */
-  swallowedBytes(): number;
-  close(): Promise<void>;
-}
-
-/** A TCP proxy to PostgreSQL whose existing connections can be made to go silent. */
-async function startFreezingProxy(target: URL): Promise<FreezingProxy> {
-  const pairs = new Set<{ client: net.Socket; upstream: net.Socket; frozen: boolean }>();
-  let swallowed = 0;
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(target.port || 5432), target.hostname);
-    const pair = { client, upstream, frozen: false };
-    pairs.add(pair);
-    client.on('data', (chunk) => {
-      if (pair.frozen) swallowed += chunk.length;
-      else upstream.write(chunk);
-    });
-    upstream.on('data', (chunk) => {
-      if (!pair.frozen) client.write(chunk);
-    });
-    const close = () => {
-      pairs.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    for (const socket of [client, upstream]) {
-      socket.on('close', close);
-      socket.on('error', close);
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    freeze() {
-      for (const pair of pairs) pair.frozen = true;
-    },
-    swallowedBytes: () => swallowed,
-    async close() {
-      for (const { client, upstream } of pairs) {
-        client.destroy();
-        upstream.destroy();
-      }
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
 
 /** A pool configured like the producer's (no array-type lookup), tagged for pg_stat_activity. */
 function producerLikePool(url: string, applicationName: string): Sql {

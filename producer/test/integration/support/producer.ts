@@ -37,7 +37,18 @@ export interface HttpOptions {
 
 export type Http = <T = unknown>(method: string, path: string, options?: HttpOptions) => Promise<Reply<T>>;
 
-export function httpClient(baseUrl: string): Http {
+/** A request and the response it got, as the contract check (openapi-contract.ts) reads them. */
+export interface Exchange {
+  method: string;
+  /** Without the query string. */
+  path: string;
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+/** A client over the socket; every exchange is also pushed onto `record`, when given. */
+export function httpClient(baseUrl: string, record?: Exchange[]): Http {
   return async <T>(method: string, path: string, options: HttpOptions = {}): Promise<Reply<T>> => {
     const headers: Record<string, string> = { ...options.headers };
     let body: string | Buffer | undefined = options.raw;
@@ -51,6 +62,13 @@ export function httpClient(baseUrl: string): Http {
       ...(body === undefined ? {} : { body }),
     });
     const text = await res.body.text();
+    record?.push({
+      method,
+      path: path.split('?', 1)[0] ?? path,
+      status: res.statusCode,
+      headers: res.headers,
+      text,
+    });
     const type = String(res.headers['content-type'] ?? '');
     return {
       status: res.statusCode,
@@ -65,6 +83,8 @@ export interface TestProducer {
   app: ProducerApp;
   baseUrl: string;
   http: Http;
+  /** Every exchange `http` made, in order. */
+  exchanges: Exchange[];
   /** A separate pool for arranging rows and checking them. */
   sql: postgres.Sql;
   db: TestDatabase;
@@ -76,6 +96,8 @@ export interface StartOptions {
   env?: Partial<Record<keyof ProducerEnv, string>>;
   /** A vhost of its own (default), or a broker URL nothing listens on: tasks are accepted regardless. */
   broker?: 'vhost' | 'unreachable';
+  /** The URL the producer reaches its (migrated) database through, a proxy say; the database's own by default. */
+  connectVia?: (databaseUrl: string) => Promise<string>;
 }
 
 export async function startTestProducer(prefix: string, options: StartOptions = {}): Promise<TestProducer> {
@@ -85,7 +107,7 @@ export async function startTestProducer(prefix: string, options: StartOptions = 
   ]);
   await migrate(db.url, logger);
   const config = loadConfig({
-    DATABASE_URL: db.url,
+    DATABASE_URL: options.connectVia ? await options.connectVia(db.url) : db.url,
     AMQP_URL: vhost?.url ?? 'amqp://guest:guest@127.0.0.1:1',
     STATUS_API_TOKEN: TOKEN,
     DISPATCHER_ENABLED: 'false',
@@ -97,10 +119,12 @@ export async function startTestProducer(prefix: string, options: StartOptions = 
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
   const baseUrl = `http://127.0.0.1:${address.port}`;
   const sql = postgres(db.url, { max: 5, onnotice: () => undefined });
+  const exchanges: Exchange[] = [];
   return {
     app,
     baseUrl,
-    http: httpClient(baseUrl),
+    http: httpClient(baseUrl, exchanges),
+    exchanges,
     sql,
     db,
     vhost,

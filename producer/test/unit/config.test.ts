@@ -1,0 +1,58 @@
+// The producer's configuration checks between variables: what passes must be workable, and what is
+// refused is refused in one line that names the variable to change.
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { MIN_STATEMENT_DEADLINE_MS, statementDeadlineMs } from '../../src/dispatch/dispatch-repository.js';
+
+const TOKEN = 'a-token-of-sixteen-or-more';
+
+function refusal(env: Record<string, string>): string {
+  try {
+    loadConfig({ STATUS_API_TOKEN: TOKEN, ...env });
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error(`accepted ${JSON.stringify(env)}`);
+}
+
+describe('DISPATCH_LEASE_S and DISPATCH_CONFIRM_TIMEOUT_MS', () => {
+  test('the defaults leave the dispatcher 20 s per statement', () => {
+    const { dispatch } = loadConfig({ STATUS_API_TOKEN: TOKEN });
+    expect(statementDeadlineMs(dispatch)).toBe(20_000);
+  });
+
+  test('a lease at or below 3 × the confirm timeout is refused, as before', () => {
+    expect(refusal({ DISPATCH_LEASE_S: '15' })).toMatch(
+      /^invalid configuration: DISPATCH_LEASE_S: must exceed 3 × DISPATCH_CONFIRM_TIMEOUT_MS \(15 s\)$/,
+    );
+  });
+
+  test.each([
+    // lease, confirm timeout: above 3 × the confirm timeout, but a statement deadline under 5 s.
+    ['6', '1000', '4 s'],
+    ['11', '3500', '4 s'],
+    ['10', '3000', '4 s'],
+    ['1', '100', '0.8 s'],
+  ])(
+    'a lease of %s s with confirms of %s ms leaves %s per statement: refused, naming the variable',
+    (lease, confirm, left) => {
+      const message = refusal({ DISPATCH_LEASE_S: lease, DISPATCH_CONFIRM_TIMEOUT_MS: confirm });
+      expect(message.split('\n')).toHaveLength(1);
+      expect(message).toMatch(
+        /^invalid configuration: DISPATCH_LEASE_S: must be at least 2 × DISPATCH_CONFIRM_TIMEOUT_MS \+ 5 s/,
+      );
+      expect(message).toContain(`they get ${left}`);
+    },
+  );
+
+  test('exactly the minimum deadline is accepted', () => {
+    expect(MIN_STATEMENT_DEADLINE_MS).toBe(5_000);
+    const { dispatch } = loadConfig({
+      STATUS_API_TOKEN: TOKEN,
+      DISPATCH_LEASE_S: '11',
+      DISPATCH_CONFIRM_TIMEOUT_MS: '3000',
+    });
+    expect(statementDeadlineMs(dispatch)).toBe(MIN_STATEMENT_DEADLINE_MS);
+  });
+});
