@@ -72,6 +72,8 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
       logger: logger.child({ component: 'broker', connection: role }),
       reconnectInitialDelayMs: tuning.reconnectInitialDelayMs,
       reconnectMaxDelayMs: tuning.reconnectMaxDelayMs,
+      // What the grace period leaves after the drain (see close()).
+      closeTimeoutMs: Math.min(1_000, config.shutdownGraceMs / 4),
     });
   const consuming = connect('consume');
   const publishing = connect('publish');
@@ -181,10 +183,9 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
         const drainMs = Math.max(0, config.shutdownGraceMs - Math.min(1_000, config.shutdownGraceMs / 4));
         const deadline = AbortSignal.timeout(drainMs);
         await Promise.all([worker?.stop(deadline), reporter?.stop(deadline)]);
-        // Unacked deliveries return to their queues when the channels close. The publishing connection
-        // goes last: what was published is confirmed (or not) before the deliveries it reports return.
-        await consuming.close();
-        await publishing.close();
+        // Unacked deliveries return to their queues when the channels close; both connections close at
+        // once, each within what the grace period leaves (a broker that does not answer is dropped).
+        await Promise.all([consuming.close(), publishing.close()]);
         await client?.close();
         await health.close();
         logger.info({}, 'consumer stopped');

@@ -22,6 +22,11 @@ export interface BrokerOptions {
   logger: BrokerLogger;
   reconnectInitialDelayMs?: number;
   reconnectMaxDelayMs?: number;
+  /**
+   * How long close() waits for the broker to answer before it drops the socket: a broker cut off by a
+   * partition never answers, and a shutdown must end within its grace period all the same.
+   */
+  closeTimeoutMs?: number;
 }
 
 export interface ChannelOptions<C extends Channel> {
@@ -67,12 +72,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #slots: Slot[] = [];
   #connection: Awaited<ReturnType<typeof connectWithRecovery>> | undefined;
   #model: ChannelModel | undefined;
+  /** The connection's socket, dropped when the broker does not answer a close. */
+  #stream: Writable | undefined;
   #closing = false;
   #blocked = false;
 
   constructor(options: BrokerOptions) {
     super();
-    this.#options = { reconnectInitialDelayMs: 200, reconnectMaxDelayMs: 5_000, ...options };
+    this.#options = {
+      reconnectInitialDelayMs: 200,
+      reconnectMaxDelayMs: 5_000,
+      closeTimeoutMs: 2_000,
+      ...options,
+    };
   }
 
   get connected(): boolean {
@@ -100,7 +112,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#connection = connection;
     connection.on('connect', (model: ChannelModel) => {
       this.#model = model;
-      coalesceWrites((model as ChannelModel & { connection: { stream: Writable } }).connection.stream);
+      this.#stream = (model as ChannelModel & { connection: { stream: Writable } }).connection.stream;
+      coalesceWrites(this.#stream);
       logger.info({ connection: this.#options.connectionName }, 'connected to RabbitMQ');
       this.emit('connected');
       for (const slot of this.#slots) {
@@ -159,14 +172,32 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.#closing) return;
     this.#closing = true;
     const closed = new BrokerClosedError('broker connection closed');
-    for (const slot of this.#slots) {
-      clearTimeout(slot.timer);
-      for (const waiter of slot.waiters.splice(0)) waiter.reject(closed);
-      const channel = slot.channel;
-      slot.channel = undefined;
-      await channel?.close().catch(() => undefined);
+    const graceful = (async () => {
+      for (const slot of this.#slots) {
+        clearTimeout(slot.timer);
+        for (const waiter of slot.waiters.splice(0)) waiter.reject(closed);
+        const channel = slot.channel;
+        slot.channel = undefined;
+        await channel?.close().catch(() => undefined);
+      }
+      await this.#connection?.close().catch(() => undefined);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), this.#options.closeTimeoutMs);
+    });
+    if ((await Promise.race([graceful, late])) === 'late') {
+      this.#options.logger.warn(
+        { closeTimeoutMs: this.#options.closeTimeoutMs },
+        'RabbitMQ did not answer the close; dropping the connection',
+      );
+      // Recovery first, or the dropped socket would be reconnected; then the socket, with an error:
+      // amqplib watches its 'error' and 'end', not 'close'. A close still waiting for its answer may
+      // never settle, so it is left behind.
+      void this.#connection?.close().catch(() => undefined);
+      this.#stream?.destroy(new Error(`no answer to the close within ${this.#options.closeTimeoutMs} ms`));
     }
-    await this.#connection?.close().catch(() => undefined);
+    clearTimeout(timer);
     this.#model = undefined;
   }
 
