@@ -20,7 +20,7 @@ import { createReporter, type Reporter, type ReporterTiming } from './reporter.j
 import { createStatusClient } from './status-client.js';
 import { createWorker, type Worker } from './worker.js';
 
-/** Timings that are not configuration (CONTRACT §8 fixes the variables) but tests shorten. */
+/** Timings that are not configuration (PROTOCOL §8 fixes the variables) but tests shorten. */
 export interface ConsumerTuning {
   connectionName: string;
   publishConfirmTimeoutMs: number;

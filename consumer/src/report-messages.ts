@@ -1,4 +1,4 @@
-// What the reporter sends for a message from tasks.results or tasks.dlq (CONTRACT §7). Pure: the
+// What the reporter sends for a message from tasks.results or tasks.dlq (PROTOCOL §7). Pure: the
 // caller decides what an unreadable message means (it parks it).
 import {
   FAILURE_REASONS,

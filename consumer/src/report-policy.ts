@@ -1,4 +1,4 @@
-// How the reporter treats each reply of the producer's batch route (CONTRACT §7), and how it narrows
+// How the reporter treats each reply of the producer's batch route (PROTOCOL §7), and how it narrows
 // down a batch the producer keeps refusing. Pure.
 
 /**

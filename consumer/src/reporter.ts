@@ -1,4 +1,4 @@
-// The reporter (CONTRACT §7): drains tasks.results and tasks.dlq, sends their reports in batches to the
+// The reporter (PROTOCOL §7): drains tasks.results and tasks.dlq, sends their reports in batches to the
 // producer's batch route, and settles each message once the producer answered for every report it
 // carries. Whatever cannot be answered now stays unacked: held while the reporter backs off, or
 // returned to its queue when the reporter stops or shuts down.

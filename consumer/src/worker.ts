@@ -1,4 +1,4 @@
-// The worker (CONTRACT §7): a work message becomes an outcome value (ack | retry | dead-letter |
+// The worker (PROTOCOL §7): a work message becomes an outcome value (ack | retry | dead-letter |
 // park) in a pure function; one wrapper turns the outcome into confirmed publishes followed by the
 // ack or nack on the delivering channel. A failed publish returns the message to its queue.
 

@@ -1,4 +1,4 @@
-// Writes rabbitmq/definitions.json from the topology the consumer asserts (the full CONTRACT §5
+// Writes rabbitmq/definitions.json from the topology the consumer asserts (the full PROTOCOL §5
 // topology with the default retry delays), for operators: `rabbitmqctl import_definitions`. It is
 // never loaded at boot (that would skip the default user); a unit test fails when it is stale.
 import { writeFileSync } from 'node:fs';

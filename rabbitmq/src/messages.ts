@@ -1,4 +1,4 @@
-// Message schemas shared by both services (CONTRACT §5, §7). Parsing is pure: callers decide what a
+// Message schemas shared by both services (PROTOCOL §5, §7). Parsing is pure: callers decide what a
 // failure means (park, report invalid_message), never this module.
 import { z } from 'zod';
 import { PRIORITIES } from './topology.js';

@@ -1,4 +1,4 @@
-// Confirmed, mandatory publishing (CONTRACT §5): a publish succeeds only when the broker confirmed it
+// Confirmed, mandatory publishing (PROTOCOL §5): a publish succeeds only when the broker confirmed it
 // AND did not return it. RabbitMQ *acks* an unroutable mandatory message after sending basic.return,
 // so the return is remembered by messageId and turns the following ack into a failure.
 import type { ConfirmChannel, Options } from 'amqplib';

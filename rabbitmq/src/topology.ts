@@ -1,4 +1,4 @@
-// The broker topology as data (CONTRACT §5). Both services assert it on every (re)connect;
+// The broker topology as data (PROTOCOL §5). Both services assert it on every (re)connect;
 // definitions.json for operators is generated from the same objects. Arguments are not configurable:
 // a queue declared with other arguments fails with PRECONDITION_FAILED on the next assert.
 

@@ -1,4 +1,4 @@
-// Priorities (CONTRACT §7, seed 001): with a backlog in all three work queues, one worker on
+// Priorities (PROTOCOL §7, seed 001): with a backlog in all three work queues, one worker on
 // tasks.high only and one on all queues finish every high task before the medium/low backlog.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type StartedConsumer, startTestConsumer, testConfig, waitUntil } from '../support/harness.js';

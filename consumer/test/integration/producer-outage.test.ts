@@ -1,4 +1,4 @@
-// Producer outage (CONTRACT §7, §9): the producer is gone for 10 s mid-run. Workers keep processing
+// Producer outage (PROTOCOL §7, §9): the producer is gone for 10 s mid-run. Workers keep processing
 // (tasks.results grows), reporters retry with backoff and ack nothing early, and every task is
 // terminal once the producer is back.
 import { QUEUES } from '@task-pipeline/rabbitmq';

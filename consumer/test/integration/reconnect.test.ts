@@ -1,4 +1,4 @@
-// Recovery (CONTRACT §7): a channel closed by the broker while the connection lives, a connection
+// Recovery (PROTOCOL §7): a channel closed by the broker while the connection lives, a connection
 // closed mid-report, and a full restart of a private RabbitMQ node. After each: consumers resume,
 // readiness dips and returns, nothing is lost, and no ack goes to a dead channel (no 406).
 import { randomUUID } from 'node:crypto';

@@ -1,4 +1,4 @@
-// A reporter SIGKILLed after the producer accepted its batch but before it could ack (CONTRACT §9):
+// A reporter SIGKILLed after the producer accepted its batch but before it could ack (PROTOCOL §9):
 // the broker redelivers those results, another replica reports them again, and the producer treats
 // them as same-status no-ops. No task changes its result.
 import { createServer, type Server } from 'node:http';

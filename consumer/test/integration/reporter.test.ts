@@ -1,4 +1,4 @@
-// The reporter's reply classes (CONTRACT §7) against a real HTTP server playing the producer's batch
+// The reporter's reply classes (PROTOCOL §7) against a real HTTP server playing the producer's batch
 // route: the real producer will not answer 413, 401 or 503 on demand. Reporter-only consumers read
 // result messages published straight into tasks.results.
 import { randomUUID } from 'node:crypto';

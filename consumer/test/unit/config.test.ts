@@ -20,7 +20,7 @@ function errorOf(env: Record<string, string>): string {
 }
 
 describe('loadConfig', () => {
-  test('applies the contract defaults (CONTRACT §8)', () => {
+  test('applies the contract defaults (PROTOCOL §8)', () => {
     const config = loadConfig(token);
     expect(config).toMatchObject({
       amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',

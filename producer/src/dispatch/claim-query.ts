@@ -1,4 +1,4 @@
-// The claim statement (CONTRACT §6.1), built without I/O so its shape is unit-tested and its plan
+// The claim statement (PROTOCOL §6.1), built without I/O so its shape is unit-tested and its plan
 // checked by EXPLAIN. One branch per priority (and per half of the random wrap) keeps every branch a
 // plain range scan of a partial index in index order: no sort of the backlog, however large, and the
 // outer LIMIT stops pulling branches as soon as the batch is full (CTEs are evaluated on demand).

@@ -1,4 +1,4 @@
-// The dispatch loop (CONTRACT §6): claim → publish with confirms → record, in batches. Claims run one
+// The dispatch loop (PROTOCOL §6): claim → publish with confirms → record, in batches. Claims run one
 // at a time (so priority order holds across batches) while up to `pipelineDepth` claimed batches wait
 // for their confirms and records: waiting for quorum confirms is most of a batch's time, and
 // overlapping it is what makes the loop fast. Everything it calls is injected, so it runs in tests
@@ -57,7 +57,7 @@ export interface BatchResult {
   unpublished: readonly ClaimedTask[];
 }
 
-/** Test seams at the crash points of CONTRACT §6; a hook that never resolves freezes its batch there. */
+/** Test seams at the crash points of PROTOCOL §6; a hook that never resolves freezes its batch there. */
 export interface DispatcherHooks {
   afterClaim?(tasks: readonly ClaimedTask[]): void | Promise<void>;
   beforePublish?(task: ClaimedTask, index: number): void | Promise<void>;

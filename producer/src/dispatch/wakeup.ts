@@ -1,4 +1,4 @@
-// Wake-up (CONTRACT §6.5): a created task wakes this replica's loop at once and, through a
+// Wake-up (PROTOCOL §6.5): a created task wakes this replica's loop at once and, through a
 // rate-limited NOTIFY, the other replicas; the poll interval is only the fallback.
 
 import { backoffMs } from '@task-pipeline/common';

@@ -1,4 +1,4 @@
-// A claimed task as the work message of CONTRACT §5. Pure: the dispatcher publishes what this returns.
+// A claimed task as the work message of PROTOCOL §5. Pure: the dispatcher publishes what this returns.
 import { EXCHANGES, JSON_CONTENT_TYPE, type PublishOptions, type WorkMessage } from '@task-pipeline/rabbitmq';
 import type { ClaimedTask } from './dispatch-repository.js';
 

@@ -1,4 +1,4 @@
-// Bearer-token check for the routes that change a status or redrive (CONTRACT §4, §9). It runs as an
+// Bearer-token check for the routes that change a status or redrive (PROTOCOL §4, §9). It runs as an
 // onRequest hook: before the body is read or validated, so a caller without the token learns nothing
 // (401 before any 400, 404, 413 or 415).
 import { createHash, timingSafeEqual } from 'node:crypto';

@@ -1,4 +1,4 @@
-// The dispatcher (CONTRACT §6) as a plugin: claims waiting tasks, publishes them with confirms and
+// The dispatcher (PROTOCOL §6) as a plugin: claims waiting tasks, publishes them with confirms and
 // records them as sent; wakes up on creates here and, through LISTEN/NOTIFY, on the other replicas.
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';

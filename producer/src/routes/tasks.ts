@@ -1,4 +1,4 @@
-// The task API (CONTRACT §4). Thin: validate, call the repository, map its outcome to a status code.
+// The task API (PROTOCOL §4). Thin: validate, call the repository, map its outcome to a status code.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { BEARER_SCHEME } from '../plugins/swagger.js';
 import { describeIssues, ProblemError, problem } from '../problems.js';
@@ -98,7 +98,7 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ['tasks'],
         summary: 'Create a task (status waiting)',
         operationId: 'createTask',
-        // Open by design (CONTRACT §4): no token.
+        // Open by design (PROTOCOL §4): no token.
         security: [],
         headers: CreateTaskHeadersSchema,
         body: CreateTaskSchema,
@@ -141,7 +141,7 @@ const taskRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ['tasks'],
         summary: 'Read a task',
         operationId: 'getTaskData',
-        // Open by design (CONTRACT §4): no token.
+        // Open by design (PROTOCOL §4): no token.
         security: [],
         querystring: TaskIdQuerySchema,
         response: {

@@ -1,4 +1,4 @@
-// The task status rule (CONTRACT §3) as pure functions. The repository's SQL guards are built from
+// The task status rule (PROTOCOL §3) as pure functions. The repository's SQL guards are built from
 // the same constants, and a report whose guard did not hold is explained by `decideReport` from the
 // row it locked, so the rule lives here once.
 import { FAILURE_REASONS, type ResultStatus } from '@task-pipeline/rabbitmq';

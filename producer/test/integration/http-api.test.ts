@@ -1,4 +1,4 @@
-// The producer's HTTP contract (CONTRACT §4) through a real listening server: every status code with
+// The producer's HTTP contract (PROTOCOL §4) through a real listening server: every status code with
 // its problem+json body, the input edge cases of §3, and headers every response must carry.
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';

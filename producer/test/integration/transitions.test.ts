@@ -1,4 +1,4 @@
-// Status transitions under concurrency and fencing (CONTRACT §3), through the listening server: the
+// Status transitions under concurrency and fencing (PROTOCOL §3), through the listening server: the
 // check-and-set lets exactly one of two racing reports win, and attempts fence late reports.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AUTH, markSent, startTestProducer, type TaskJson, type TestProducer } from './support/producer.js';

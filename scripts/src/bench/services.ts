@@ -1,6 +1,6 @@
 // Our services as the benchmark runs them: the built producer and consumer entry points under the
 // run's node (as the images run them), each its own process on a free port, configured only through
-// the environment names of CONTRACT §8.
+// the environment names of PROTOCOL §8.
 
 import { SERVICE_NODE_ARGS } from '../launcher/plan.js';
 import { freePort } from '../testing/private-process.js';

@@ -1,5 +1,5 @@
 // "No result flips" as a pure check over status samples: once a task is seen terminal at some
-// attempt it must stay exactly so, except the two moves CONTRACT §3 allows — error → success for the
+// attempt it must stay exactly so, except the two moves PROTOCOL §3 allows — error → success for the
 // same attempt when the error was `delivery_limit`, and an operator redrive (a newer attempt).
 
 import { FAILURE_REASONS } from '@task-pipeline/rabbitmq';

@@ -1,4 +1,4 @@
-// A client of the producer's public API (CONTRACT §4), as a user sees it: create a task, read a
+// A client of the producer's public API (PROTOCOL §4), as a user sees it: create a task, read a
 // task. No database, no broker, no token.
 import { Pool } from 'undici';
 

@@ -19,7 +19,7 @@ export interface HttpFinding {
   index: number;
   /**
    * true: a broken promise (5xx, no answer, a crash, internals leaked, a rejected request that
-   * changed data). false: a departure from the response format of CONTRACT §4 (problem+json,
+   * changed data). false: a departure from the response format of PROTOCOL §4 (problem+json,
    * x-request-id) that harms nobody's data.
    */
   severe: boolean;
@@ -156,7 +156,7 @@ export function describeRequest(r: ResolvedRequest): string {
   return `${r.method} ${r.url.length > 300 ? `${r.url.slice(0, 300)}…` : r.url} [${headers}]${body}`;
 }
 
-/** Routes that change data: CONTRACT §4 wants 401 before anything else without the token. */
+/** Routes that change data: PROTOCOL §4 wants 401 before anything else without the token. */
 const PROTECTED_ROUTES: ReadonlySet<string> = new Set([
   'PUT /api/v1/update-task-status',
   'PUT /api/v1/update-task-statuses',

@@ -1,4 +1,4 @@
-// Per-test-file isolation on the shared servers (CONTRACT §10): one PostgreSQL database and one
+// Per-test-file isolation on the shared servers (PROTOCOL §10): one PostgreSQL database and one
 // RabbitMQ vhost per file, named for the run, removed afterwards. Never stops a shared server.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 // A throwaway PostgreSQL cluster for tests and scripts that stop, restart or kill the database
-// (CONTRACT §10: the shared server on 5432 is never touched). initdb + pg_ctl on a free port, trust
+// (PROTOCOL §10: the shared server on 5432 is never touched). initdb + pg_ctl on a free port, trust
 // auth, socket and data in a temp folder, run as the `postgres` account because initdb refuses root.
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,5 +1,5 @@
 // A second RabbitMQ node on this machine for tests and scripts that restart or kill the broker
-// (CONTRACT §10: the shared node on 5672 is never touched). Own node name, AMQP and distribution
+// (PROTOCOL §10: the shared node on 5672 is never touched). Own node name, AMQP and distribution
 // ports, data/log/pid/config in a temp folder; runs as the `rabbitmq` account with its HOME so it
 // shares the main node's Erlang cookie and `rabbitmqctl -n <node>` reaches it.
 import { randomBytes } from 'node:crypto';

@@ -1,4 +1,4 @@
-// Back-pressure (CONTRACT §6.4): with no consumer, `sent` stays within DISPATCH_MAX_IN_FLIGHT plus one
+// Back-pressure (PROTOCOL §6.4): with no consumer, `sent` stays within DISPATCH_MAX_IN_FLIGHT plus one
 // batch and the backlog waits in PostgreSQL; as messages are consumed and reported, it flows again.
 // With two dispatchers on one database, the cap holds for both together, within a batch of each.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';

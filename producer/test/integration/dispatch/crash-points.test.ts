@@ -1,4 +1,4 @@
-// The crash points of CONTRACT §6, made deterministic with hooks: a report between confirm and record,
+// The crash points of PROTOCOL §6, made deterministic with hooks: a report between confirm and record,
 // a confirm that comes back after another dispatcher re-claimed the task, a dispatcher SIGKILLed with
 // leases held, and reports for the very tasks being dispatched (no deadlock).
 import { type ChildProcess, fork } from 'node:child_process';

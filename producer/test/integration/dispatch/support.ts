@@ -254,7 +254,7 @@ export async function queueDepths(url: string): Promise<Record<string, number>> 
   }
 }
 
-/** The API's atomic report (CONTRACT §3): applies only to a waiting/sent task of that attempt. */
+/** The API's atomic report (PROTOCOL §3): applies only to a waiting/sent task of that attempt. */
 export async function report(
   sql: Sql,
   id: string,

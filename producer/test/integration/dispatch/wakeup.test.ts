@@ -1,4 +1,4 @@
-// Wake-up across replicas (CONTRACT §6.5) through two real producers on one database and one vhost:
+// Wake-up across replicas (PROTOCOL §6.5) through two real producers on one database and one vhost:
 // with a 60 s poll, only the NOTIFY sent by the creating replica can make the other one dispatch fast.
 import type { FastifyBaseLogger } from 'fastify';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';

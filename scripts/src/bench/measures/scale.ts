@@ -12,7 +12,7 @@ export interface ScaleOptions {
   windowMs: number;
 }
 
-/** The producer's defaults (CONTRACT §8): what a real claim looks like. */
+/** The producer's defaults (PROTOCOL §8): what a real claim looks like. */
 const CLAIM_DEFAULTS = { order: 'random', limit: 500, leaseSeconds: 30 } as const;
 
 class Rollback extends Error {}

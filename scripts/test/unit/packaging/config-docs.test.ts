@@ -1,5 +1,5 @@
 // .env.example and the README's configuration table against the config schemas, the one source of
-// truth for names and defaults (CONTRACT §8).
+// truth for names and defaults (PROTOCOL §8).
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import type { z } from 'zod';
