@@ -62,7 +62,7 @@ export const ConsumerEnvSchema = z
     REPORTER_ENABLED: bool.default(true),
     // The producer's batch route takes at most 1,000 reports; fewer, fuller batches cost it fewer commits.
     REPORT_BATCH_SIZE: int(1, 1_000).default(1_000),
-    REPORT_BATCH_MS: int(0, 60_000).default(50),
+    REPORT_BATCH_MS: int(0, 60_000).default(0),
     HEALTH_PORT: int(0, 65_535).default(3001),
     SHUTDOWN_GRACE_MS: int(0).default(8000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

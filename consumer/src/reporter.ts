@@ -5,7 +5,8 @@
 //
 // One request is in flight at a time. While it is, the reports that arrive gather for the next one;
 // when none is, a report leaves at the end of its event-loop turn (with whatever arrived in that turn),
-// or after REPORT_BATCH_MS when that is set. So batches are large under load and nothing waits when idle.
+// or after REPORT_BATCH_MS when that is set (default 0: a lone report would otherwise wait that long,
+// which was most of the create → success latency). So batches are large under load and nothing waits when idle.
 import { type BackoffPolicy, backoffMs } from '@task-pipeline/common';
 import { type Broker, type ManagedChannel, type ParseResult, QUEUES } from '@task-pipeline/rabbitmq';
 import type { Channel } from 'amqplib';

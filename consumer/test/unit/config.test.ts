@@ -34,7 +34,7 @@ describe('loadConfig', () => {
       retryDelaysSeconds: [1, 5, 30],
       reporterEnabled: true,
       reportBatchSize: 1000,
-      reportBatchMs: 50,
+      reportBatchMs: 0,
       healthPort: 3001,
       shutdownGraceMs: 8000,
       logLevel: 'info',
