@@ -5,7 +5,7 @@ import {
   DEFAULT_RETRY_DELAYS_SECONDS,
   MAX_WORK_MESSAGE_BYTES,
   type WorkQueue,
-} from '@task-pipeline/rabbitmq';
+} from '@task-pipeline/rabbitmq/contract';
 import { z } from 'zod';
 
 const bool = z

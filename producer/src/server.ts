@@ -1,6 +1,7 @@
 // The producer's entry point: configuration, logger, migrations, listen, graceful close. Built as
 // dist/server.js; from source: `tsx --conditions=source producer/src/server.ts`.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type BackoffPolicy, backoffMs } from '@task-pipeline/common';
 import closeWithGrace from 'close-with-grace';
 import type { Logger } from 'pino';
 import { buildApp, type ProducerApp } from './app.js';
@@ -9,7 +10,8 @@ import { migrate } from './db/migrate.js';
 import { createLogger } from './logger.js';
 import { isDatabaseUnavailable } from './plugins/db.js';
 
-const MIGRATE_RETRY_MAX_DELAY_MS = 5000;
+/** Between attempts to reach PostgreSQL for the migrations at start. */
+const MIGRATE_RETRY_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 5_000 };
 
 /**
  * Compose starts the producer next to PostgreSQL: wait for it instead of crash-looping. Returns early,
@@ -22,7 +24,7 @@ async function migrateWhenReachable(databaseUrl: string, logger: Logger, signal:
       return;
     } catch (err) {
       if (!isDatabaseUnavailable(err) || signal.aborted) throw err;
-      const delayMs = Math.min(MIGRATE_RETRY_MAX_DELAY_MS, 250 * 2 ** attempt);
+      const delayMs = backoffMs(attempt, MIGRATE_RETRY_BACKOFF);
       logger.warn({ err, attempt, delayMs }, 'PostgreSQL is not reachable yet; retrying the migrations');
       await sleep(delayMs, undefined, { signal }).catch(() => undefined);
     }

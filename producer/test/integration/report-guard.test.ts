@@ -4,7 +4,7 @@
 // the batch.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import type { StatusUpdate } from '../../src/schemas/tasks.js';
+import type { StatusUpdate } from '../../src/tasks/task.js';
 import {
   decideReport,
   RECOVERABLE_ERROR,
