@@ -1,11 +1,11 @@
 // The producer's entry point: configuration, logger, migrations, listen, graceful close. Built as
 // dist/server.js; from source: `tsx --conditions=source producer/src/server.ts`.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type BackoffPolicy, backoffMs } from '@task-pipeline/common';
+import { type BackoffPolicy, backoffMs, loadOrExit } from '@task-pipeline/common';
 import closeWithGrace from 'close-with-grace';
 import type { Logger } from 'pino';
 import { buildApp, type ProducerApp } from './app.js';
-import { ConfigError, loadConfig, type ProducerConfig } from './config.js';
+import { loadConfig, type ProducerConfig } from './config.js';
 import { migrate } from './db/migrate.js';
 import { createLogger } from './logger.js';
 import { isDatabaseUnavailable } from './plugins/db.js';
@@ -50,15 +50,7 @@ async function start(config: ProducerConfig, logger: Logger): Promise<void> {
   await app.listen({ port: config.port, host: config.host });
 }
 
-let config: ProducerConfig;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  // One plain line before any logger exists: the variable, what was wrong, and exit 1.
-  process.stderr.write(`producer: ${err.message}\n`);
-  process.exit(1);
-}
+const config = loadOrExit('producer', () => loadConfig());
 const logger = createLogger(config.logLevel);
 start(config, logger).catch((err: unknown) => {
   logger.fatal({ err }, 'producer failed to start');
