@@ -1,6 +1,6 @@
 // The consumer's whole configuration: one zod schema over the environment, parsed once at start.
 // process.env is read nowhere else. A bad value stops the boot with the variable's name.
-import { envBoolean as bool, envInt as int, envLogLevel, parseEnv } from '@task-pipeline/common';
+import { envBoolean as bool, envLogLevel, envInt as int, parseEnv } from '@task-pipeline/common';
 import {
   ALL_WORK_QUEUES,
   DEFAULT_RETRY_DELAYS_SECONDS,

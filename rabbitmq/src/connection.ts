@@ -297,7 +297,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (slot.timer || this.#closing) return;
     const { reconnectInitialDelayMs, reconnectMaxDelayMs } = this.#options;
     slot.failures += 1;
-    const delay = backoffMs(slot.failures, { initialMs: reconnectInitialDelayMs, maxMs: reconnectMaxDelayMs });
+    const delay = backoffMs(slot.failures, {
+      initialMs: reconnectInitialDelayMs,
+      maxMs: reconnectMaxDelayMs,
+    });
     slot.timer = setTimeout(() => {
       slot.timer = undefined;
       void this.#open(slot);

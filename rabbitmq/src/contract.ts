@@ -5,8 +5,8 @@
 import type { BackoffPolicy } from '@task-pipeline/common';
 
 export * from './messages.js';
-export * from './topology.js';
 export type { PublishErrorCode, PublishOptions } from './publisher.js';
+export * from './topology.js';
 
 /** How often a managed channel that closed is reopened (the rule: @task-pipeline/common's backoffMs). */
 export const RECONNECT_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 5_000 };

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ProducerConfig } from '../config.js';
 import { createDispatchRepository, statementDeadlineMs } from '../dispatch/dispatch-repository.js';
-import { createDispatcher, type DispatcherHooks } from '../dispatch/dispatcher.js';
+import { channelPublisher, createDispatcher, type DispatcherHooks } from '../dispatch/dispatcher.js';
 import { startTaskGauges } from '../dispatch/task-gauges.js';
 import type { DispatcherHandle } from '../dispatch/types.js';
 import { createCrossReplicaWakeup } from '../dispatch/wakeup.js';
@@ -39,7 +39,10 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
         config: config.dispatch,
         repository,
         broker: app.broker,
-        channel: app.broker.confirmChannel({ name: 'dispatch' }),
+        publisher: channelPublisher(
+          app.broker.confirmChannel({ name: 'dispatch' }),
+          config.dispatch.confirmTimeoutMs,
+        ),
         metrics: app.metrics,
         logger,
         hooks: options.hooks,

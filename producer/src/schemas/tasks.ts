@@ -1,7 +1,12 @@
 // The HTTP contract of the task routes (PROTOCOL §3, §4). Routes validate with these and the OpenAPI
 // document is generated from them. Request objects are strict: a misspelt optional field (`attempts`
 // for `attempt`, `priorty`) must be a 400, not silently ignored — a lost `attempt` would lose fencing.
-import { MAX_ERROR_LENGTH, MAX_TEXT_LENGTH, PRIORITIES, RESULT_STATUSES } from '@task-pipeline/rabbitmq/contract';
+import {
+  MAX_ERROR_LENGTH,
+  MAX_TEXT_LENGTH,
+  PRIORITIES,
+  RESULT_STATUSES,
+} from '@task-pipeline/rabbitmq/contract';
 import { z } from 'zod';
 import { TASK_STATUSES } from '../tasks/status-transitions.js';
 import type { StatusUpdate, Task } from '../tasks/task.js';
