@@ -239,7 +239,8 @@ const until = (check: () => boolean) =>
     () => {
       if (!check()) throw new Error('not yet');
     },
-    { timeout: 10_000, interval: 5 },
+    // Within the test's own timeout, so that no check outlives its test (and advances another's fake clock).
+    { timeout: 4_000, interval: 5 },
   );
 
 /** Lets every promise chain that waits on no timer run to its end. */
