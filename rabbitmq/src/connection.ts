@@ -31,13 +31,13 @@ export interface BrokerOptions {
   closeTimeoutMs?: number;
 }
 
-export interface ChannelOptions<C extends Channel> {
+export interface ChannelOptions<C> {
   name: string;
   /** Runs on every fresh channel before it is handed out: prefetch, consumers. A throw reopens it later. */
   setup?: (channel: C) => Promise<void>;
 }
 
-export interface ManagedChannel<C extends Channel> {
+export interface ManagedChannel<C> {
   readonly name: string;
   /** The live channel, or undefined while it is (re)opening. */
   current(): C | undefined;
