@@ -218,30 +218,36 @@ describe('reporter loop', () => {
     expect(publisher.reasons()[0]).toMatch(/too large \(413\)/);
   });
 
-  test('per item: 404 and 400 are parked with the reason, 409 and a stale 200 are acked', async () => {
+  test('per item: 404 and 400 are parked with the reason, 409 and a stale 200 acked, a 500 sent again', async () => {
     const { channel, client, publisher } = setup();
     await consuming(channel);
-    const [missing, invalid, conflict, stale] = [result(), result(), result(), result()];
+    const [missing, invalid, conflict, stale, failing] = [result(), result(), result(), result(), result()];
     const codes = new Map([
       [missing.taskId, 404],
       [invalid.taskId, 400],
       [conflict.taskId, 409],
       [stale.taskId, 200],
+      [failing.taskId, 500],
     ]);
     client.answer = (reports) => ({
       status: 200,
-      results: reports.map((r) => ({
-        taskId: r.taskId,
-        status: codes.get(r.taskId) ?? 200,
-        ...(r.taskId === stale.taskId ? { stale: true } : {}),
-        ...((codes.get(r.taskId) ?? 200) >= 400
-          ? { problem: { title: 'no', detail: `detail ${r.taskId}` } }
-          : {}),
-      })),
+      results: reports.map((r) => {
+        const status = codes.get(r.taskId) ?? 200;
+        return {
+          taskId: r.taskId,
+          status,
+          ...(r.taskId === stale.taskId ? { stale: true } : {}),
+          ...(status >= 400 ? { problem: { title: 'no', detail: `detail ${r.taskId}` } } : {}),
+        };
+      }),
     });
-    const tag = channel.deliverResults([missing, invalid, conflict, stale]);
+    const tag = channel.deliverResults([missing, invalid, conflict, stale, failing]);
+    await until(() => client.requests.length === 2);
+    expect(client.requests[1]?.map((r) => r.taskId)).toEqual([failing.taskId]);
+    // The message waits for its last report's answer.
+    expect(channel.settled.has(tag)).toBe(false);
+    codes.delete(failing.taskId);
     await until(() => channel.settled.get(tag) === 'ack');
-    expect(client.requests).toHaveLength(1);
     const parkedIds = publisher.parked.map((p) => JSON.parse(p.content.toString()).results[0].taskId);
     expect(parkedIds.sort()).toEqual([missing.taskId, invalid.taskId].sort());
     expect(publisher.reasons()).toEqual(
