@@ -7,7 +7,7 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { createServer } from '../../../src/app.js';
 import { loadConfig } from '../../../src/config.js';
-import type { DispatcherHandle } from '../../../src/dispatch/types.js';
+import { DISABLED_DISPATCHER_STATS, type DispatcherHandle } from '../../../src/dispatch/types.js';
 import auth from '../../../src/plugins/auth.js';
 import metrics from '../../../src/plugins/metrics.js';
 import taskRoutes from '../../../src/routes/tasks.js';
@@ -120,15 +120,7 @@ beforeEach(async () => {
       taskCreated += 1;
     },
     claimOnInsert: () => undefined,
-    stats: () => ({
-      enabled: false,
-      running: false,
-      paused: undefined,
-      batchesInFlight: 0,
-      sentCount: undefined,
-      claimedElsewhere: 0,
-      dispatched: 0,
-    }),
+    stats: () => DISABLED_DISPATCHER_STATS,
   };
   app.decorate('dispatcher', dispatcher);
   app.decorate('tasks', tasks.repository());
