@@ -246,6 +246,12 @@ const until = (check: () => boolean) =>
 /** Lets every promise chain that waits on no timer run to its end. */
 const flush = () => new Promise((resolve) => setImmediate(resolve));
 
+/** Moves the fake clock on, then lets what it woke run. */
+async function advance(ms: number): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms);
+  await flush();
+}
+
 afterEach(async () => {
   vi.useRealTimers();
   await Promise.all(running.splice(0).map((d) => d.stop(1_000)));
@@ -425,22 +431,17 @@ describe('dispatcher loop', () => {
     expect(repository.claimLimits).toHaveLength(1);
     expect(dispatcher.stats().paused).toBe('publish_failures');
     // PUBLISH_FAILURE_BACKOFF with the highest jitter: 250 ms after the first, 500 ms after the second.
-    await vi.advanceTimersByTimeAsync(249);
-    await flush();
+    await advance(249);
     expect(repository.claimLimits).toHaveLength(1);
-    await vi.advanceTimersByTimeAsync(2);
-    await flush();
+    await advance(2);
     expect(repository.claimLimits).toHaveLength(2);
-    await vi.advanceTimersByTimeAsync(498);
-    await flush();
+    await advance(498);
     expect(repository.claimLimits).toHaveLength(2);
-    await vi.advanceTimersByTimeAsync(2);
-    await flush();
+    await advance(2);
     expect(repository.claimLimits).toHaveLength(3);
     // One confirmed batch ends the streak and the pause.
     publisher.answer = () => 'confirm';
-    await vi.advanceTimersByTimeAsync(1_001);
-    await flush();
+    await advance(1_001);
     expect(repository.withStatus('sent').length).toBeGreaterThan(0);
     expect(dispatcher.stats().paused).toBeUndefined();
   });
