@@ -4,7 +4,7 @@
 // concurrency) and the wire (a listening server, raw bytes) stay with test/integration/http-api.test.ts.
 import type { CoalesceStats } from '@task-pipeline/common';
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { createServer } from '../../../src/app.js';
 import { loadConfig } from '../../../src/config.js';
 import { DISABLED_DISPATCHER_STATS, type DispatcherHandle } from '../../../src/dispatch/types.js';
@@ -106,13 +106,12 @@ class FakeTasks {
   }
 }
 
-let tasks: FakeTasks;
-let taskCreated: number;
+const tasks = new FakeTasks();
+let taskCreated = 0;
 let app: Awaited<ReturnType<typeof createServer>>;
 
-beforeEach(async () => {
-  tasks = new FakeTasks();
-  taskCreated = 0;
+// One app for the file (building it is most of the time); each test starts from fresh outcomes.
+beforeAll(async () => {
   const config = loadConfig({ STATUS_API_TOKEN: TOKEN });
   app = await createServer(config, { logger: pino({ level: 'silent' }) });
   const dispatcher: DispatcherHandle = {
@@ -129,8 +128,14 @@ beforeEach(async () => {
   await app.register(taskRoutes);
   await app.ready();
 });
-afterEach(async () => {
-  await app.close();
+beforeEach(() => {
+  // The app holds this instance's repository: its outcomes and calls start afresh.
+  Object.assign(tasks, new FakeTasks());
+  taskCreated = 0;
+  app.metrics.registry.resetMetrics();
+});
+afterAll(async () => {
+  await app?.close();
 });
 
 type Injected = Awaited<ReturnType<typeof app.inject>>;
