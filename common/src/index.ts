@@ -1,2 +1,3 @@
 export * from './backoff.js';
 export * from './coalesce.js';
+export * from './env.js';

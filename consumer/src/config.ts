@@ -1,17 +1,13 @@
 // The consumer's whole configuration: one zod schema over the environment, parsed once at start.
 // process.env is read nowhere else. A bad value stops the boot with the variable's name.
+import { envBoolean as bool, envLogLevel, envInt as int, parseEnv } from '@task-pipeline/common';
 import {
   ALL_WORK_QUEUES,
   DEFAULT_RETRY_DELAYS_SECONDS,
   MAX_WORK_MESSAGE_BYTES,
   type WorkQueue,
-} from '@task-pipeline/rabbitmq';
+} from '@task-pipeline/rabbitmq/contract';
 import { z } from 'zod';
-
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
 /**
  * RabbitMQ closes the channel of a delivery left unacknowledged past its consumer timeout (30 min by
@@ -65,7 +61,7 @@ export const ConsumerEnvSchema = z
     REPORT_BATCH_MS: int(0, 60_000).default(0),
     HEALTH_PORT: int(0, 65_535).default(3001),
     SHUTDOWN_GRACE_MS: int(0).default(8000),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_LEVEL: envLogLevel.default('info'),
   })
   .superRefine((env, ctx) => {
     const queues = env.WORKER_QUEUES.length;
@@ -83,61 +79,33 @@ export const ConsumerEnvSchema = z
     }
   });
 
-export type LogLevel = z.infer<typeof ConsumerEnvSchema>['LOG_LEVEL'];
-
-export interface ConsumerConfig {
-  amqpUrl: string;
-  producerUrl: string;
-  statusApiToken: string;
-  /** Empty means no worker: a reporter-only replica (programmatic use; the environment needs one). */
-  workerQueues: readonly WorkQueue[];
-  workerPrefetch: number;
-  processingTimeMs: number;
-  failureRate: number;
-  failureSeed: string;
-  maxRetries: number;
-  retryDelaysSeconds: readonly number[];
-  reporterEnabled: boolean;
-  reportBatchSize: number;
-  reportBatchMs: number;
-  /** 0 picks a free port (tests). */
-  healthPort: number;
-  shutdownGraceMs: number;
-  logLevel: LogLevel;
-}
-
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
-}
-
-/** Parses the environment; throws a ConfigError whose message names every bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): ConsumerConfig {
-  // Empty strings mean "unset", as compose files often pass `VAR=` through.
-  const defined = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = ConsumerEnvSchema.safeParse(defined);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (i) => `${i.path[0]?.toString() ?? 'environment'}: ${i.message}`,
-    );
-    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
-  }
-  const e = parsed.data;
+/** The parsed environment as the consumer uses it; its type is inferred from the schema. */
+function toConfig(e: z.output<typeof ConsumerEnvSchema>) {
   return {
     amqpUrl: e.AMQP_URL,
     producerUrl: e.PRODUCER_URL,
     statusApiToken: e.STATUS_API_TOKEN,
-    workerQueues: e.WORKER_QUEUES,
+    /** Empty means no worker: a reporter-only replica (programmatic use; the environment needs one). */
+    workerQueues: e.WORKER_QUEUES as readonly WorkQueue[],
     workerPrefetch: e.WORKER_PREFETCH,
     processingTimeMs: e.PROCESSING_TIME_MS,
     failureRate: e.FAILURE_RATE,
     failureSeed: e.FAILURE_SEED,
     maxRetries: e.MAX_RETRIES,
-    retryDelaysSeconds: e.RETRY_DELAYS_SECONDS,
+    retryDelaysSeconds: e.RETRY_DELAYS_SECONDS as readonly number[],
     reporterEnabled: e.REPORTER_ENABLED,
     reportBatchSize: e.REPORT_BATCH_SIZE,
     reportBatchMs: e.REPORT_BATCH_MS,
+    /** 0 picks a free port (tests). */
     healthPort: e.HEALTH_PORT,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+export type ConsumerConfig = ReturnType<typeof toConfig>;
+
+/** Parses the environment; throws a ConfigError (common) whose message names every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): ConsumerConfig {
+  return toConfig(parseEnv(ConsumerEnvSchema, env));
 }

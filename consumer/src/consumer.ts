@@ -9,7 +9,7 @@
 // connection keeps acking (the reporter drains tasks.results and tasks.dlq) while the worker takes no
 // new work until publishing is unblocked.
 import { hostname } from 'node:os';
-import { Broker, buildTopology, type ManagedChannel } from '@task-pipeline/rabbitmq';
+import { Broker, buildTopology, type ManagedChannel, RECONNECT_BACKOFF } from '@task-pipeline/rabbitmq';
 import type { Channel } from 'amqplib';
 import type { Logger } from 'pino';
 import type { ConsumerConfig } from './config.js';
@@ -55,8 +55,8 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
   const tuning: ConsumerTuning = {
     connectionName: `consumer@${hostname()}:${process.pid}`,
     publishConfirmTimeoutMs: 5_000,
-    reconnectInitialDelayMs: 200,
-    reconnectMaxDelayMs: 5_000,
+    reconnectInitialDelayMs: RECONNECT_BACKOFF.initialMs,
+    reconnectMaxDelayMs: RECONNECT_BACKOFF.maxMs,
     reporter: {},
     reportRequestTimeoutMs: 10_000,
     ...deps.tuning,

@@ -10,8 +10,13 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { ConsumerMetrics } from './metrics.js';
 
+/** What consuming and settling use of an amqplib channel (a fake one in unit tests). */
+export type DeliveryChannel = Pick<Channel, 'consume' | 'cancel' | 'ack' | 'nack' | 'close'> & {
+  once(event: 'close', listener: () => void): unknown;
+};
+
 export interface Delivery {
-  readonly channel: Channel;
+  readonly channel: DeliveryChannel;
   readonly message: ConsumeMessage;
   /** The queue it came from. */
   readonly queue: string;
@@ -31,7 +36,7 @@ class ChannelSettlements {
   #acks = new Set<number>();
   #flushing = false;
 
-  constructor(readonly channel: Channel) {
+  constructor(readonly channel: DeliveryChannel) {
     channel.once('close', () => {
       this.open = false;
     });
@@ -101,9 +106,9 @@ class ChannelSettlements {
   }
 }
 
-const settlements = new WeakMap<Channel, ChannelSettlements>();
+const settlements = new WeakMap<DeliveryChannel, ChannelSettlements>();
 
-function settlementsOf(channel: Channel): ChannelSettlements {
+function settlementsOf(channel: DeliveryChannel): ChannelSettlements {
   let state = settlements.get(channel);
   if (!state) {
     state = new ChannelSettlements(channel);
@@ -133,13 +138,13 @@ export function settleOrDrop(metrics: ConsumerMetrics, delivery: Delivery, how: 
 }
 
 /** Sends a channel's gathered acks now: before a shutdown closes it, so no finished work comes back. */
-export function flushSettlements(channel: Channel | undefined): void {
+export function flushSettlements(channel: DeliveryChannel | undefined): void {
   if (channel) settlements.get(channel)?.flush();
 }
 
 /** Starts consumers on `queues` with one handler; returns their tags (to cancel them on shutdown). */
 export async function consumeAll(
-  channel: Channel,
+  channel: DeliveryChannel,
   queues: readonly string[],
   onDelivery: (delivery: Delivery) => void,
 ): Promise<string[]> {
@@ -168,7 +173,7 @@ export async function consumeAll(
  * must not wait for it past its grace period.
  */
 export async function cancelAll(
-  channel: Channel | undefined,
+  channel: DeliveryChannel | undefined,
   tags: readonly string[],
   signal?: AbortSignal,
 ): Promise<void> {

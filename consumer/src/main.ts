@@ -1,18 +1,11 @@
 // Process entry: configuration, logger, the consumer, graceful shutdown. Wiring only.
+import { loadOrExit } from '@task-pipeline/common';
 import closeWithGrace from 'close-with-grace';
 import pino from 'pino';
-import { ConfigError, type ConsumerConfig, loadConfig } from './config.js';
+import { loadConfig } from './config.js';
 import { startConsumer } from './consumer.js';
 
-let config: ConsumerConfig;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  // One line, before any logger exists: the operator sees which variable is wrong.
-  process.stderr.write(`consumer: ${err.message}\n`);
-  process.exit(1);
-}
+const config = loadOrExit('consumer', () => loadConfig());
 
 const logger = pino({ level: config.logLevel, base: { service: 'consumer', pid: process.pid } });
 

@@ -2,7 +2,7 @@
 // the producer answers 400/404), with the reason in `x-park-reason`, for a human. Callers ack the
 // original only after this confirmed publish: a crash in between parks it twice, never zero times.
 import { randomUUID } from 'node:crypto';
-import { HEADERS, QUEUES } from '@task-pipeline/rabbitmq';
+import { HEADERS, QUEUES } from '@task-pipeline/rabbitmq/contract';
 import type { Delivery } from './deliveries.js';
 import type { Publisher } from './publishing.js';
 

@@ -2,7 +2,7 @@
 // confirm channel closed (or timed out) is tried again on the fresh channel a few times before the
 // caller gives up and returns its delivery to the queue.
 import { randomUUID } from 'node:crypto';
-import { coalesce } from '@task-pipeline/common';
+import { type BackoffPolicy, backoffMs, coalesce } from '@task-pipeline/common';
 import {
   BrokerClosedError,
   confirmedPublisher,
@@ -27,6 +27,9 @@ export class PublishFailedError extends Error {
     this.name = 'PublishFailedError';
   }
 }
+
+/** Between attempts of one publish: long enough for a closed channel to be reopened. */
+const PUBLISH_RETRY_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 1_600 };
 
 export interface PublisherOptions {
   channel: ManagedChannel<ConfirmChannel>;
@@ -60,7 +63,9 @@ export function createPublisher({
         } catch (err) {
           lastError = err;
           if (err instanceof BrokerClosedError) break;
-          if (attempt < attempts) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+          if (attempt < attempts) {
+            await new Promise((r) => setTimeout(r, backoffMs(attempt, PUBLISH_RETRY_BACKOFF)));
+          }
         }
       }
       throw new PublishFailedError(`could not publish to ${exchange || '(default)'}/${routingKey}`, {

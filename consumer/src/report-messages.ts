@@ -8,7 +8,7 @@ import {
   parseResultMessage,
   type ResultStatus,
   readTaskReference,
-} from '@task-pipeline/rabbitmq';
+} from '@task-pipeline/rabbitmq/contract';
 
 /** One item of the producer's batch route `PUT /api/v1/update-task-statuses`. */
 export interface StatusReport {

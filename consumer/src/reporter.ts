@@ -8,10 +8,18 @@
 // or after REPORT_BATCH_MS when that is set (default 0: a lone report would otherwise wait that long,
 // which was most of the create → success latency). So batches are large under load and nothing waits when idle.
 import { type BackoffPolicy, backoffMs } from '@task-pipeline/common';
-import { type Broker, type ManagedChannel, type ParseResult, QUEUES } from '@task-pipeline/rabbitmq';
+import type { ChannelOptions, ManagedChannel } from '@task-pipeline/rabbitmq';
+import { type ParseResult, QUEUES } from '@task-pipeline/rabbitmq/contract';
 import type { Channel } from 'amqplib';
 import type { Logger } from 'pino';
-import { cancelAll, consumeAll, type Delivery, flushSettlements, settleOrDrop } from './deliveries.js';
+import {
+  cancelAll,
+  consumeAll,
+  type Delivery,
+  type DeliveryChannel,
+  flushSettlements,
+  settleOrDrop,
+} from './deliveries.js';
 import type { ConsumerMetrics } from './metrics.js';
 import { publishParked } from './parking.js';
 import type { Publisher } from './publishing.js';
@@ -44,8 +52,19 @@ export const DEFAULT_REPORTER_TIMING: ReporterTiming = {
 
 export const SPLIT_POLICY: SplitPolicy = { refusalsBeforeSplit: 3 };
 
-export interface ReporterOptions {
-  broker: Broker;
+/** What the reporter consumes on: a channel with the calls of DeliveryChannel and a prefetch. */
+export type ReporterChannel = DeliveryChannel & Pick<Channel, 'prefetch'>;
+
+/**
+ * Where the reporter's messages come from: the consuming connection (a Broker), which hands it a
+ * managed channel and runs `setup` on every fresh one; a fake in unit tests.
+ */
+export interface DeliverySource<C extends ReporterChannel> {
+  channel(options: ChannelOptions<C>): ManagedChannel<C>;
+}
+
+export interface ReporterOptions<C extends ReporterChannel = Channel> {
+  broker: DeliverySource<C>;
   publisher: Publisher;
   client: StatusClient;
   batchSize: number;
@@ -66,8 +85,8 @@ export interface ReporterState {
   stalledForMs?: number;
 }
 
-export interface Reporter {
-  readonly channel: ManagedChannel<Channel>;
+export interface Reporter<C extends ReporterChannel = Channel> {
+  readonly channel: ManagedChannel<C>;
   state(): ReporterState;
   /** Graceful shutdown: stops consuming, sends what is pending once, gives up when `signal` aborts. */
   stop(signal: AbortSignal): Promise<void>;
@@ -100,7 +119,9 @@ type Outcome =
   | { kind: 'stop'; reason: string; unsent: Item[] }
   | { kind: 'again'; items: Item[]; why: 'unavailable' | 'refused' };
 
-export function createReporter(options: ReporterOptions): Reporter {
+export function createReporter<C extends ReporterChannel = Channel>(
+  options: ReporterOptions<C>,
+): Reporter<C> {
   const { broker, publisher, client, batchSize, batchMs, metrics, logger } = options;
   const timing: ReporterTiming = { ...DEFAULT_REPORTER_TIMING, ...options.timing };
   /** Aborted at the shutdown deadline: cancels an in-flight request. */
@@ -126,7 +147,7 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
   });
 
-  async function consume(ch: Channel): Promise<void> {
+  async function consume(ch: C): Promise<void> {
     // Room for a full batch from each queue while the previous one is in flight.
     await ch.prefetch(Math.min(65_535, batchSize * 2));
     consumerTags = await consumeAll(ch, [QUEUES.results, QUEUES.deadLetter], onDelivery);

@@ -32,7 +32,11 @@ export interface BuildAppOptions {
   logger: FastifyBaseLogger;
 }
 
-export async function buildApp(config: ProducerConfig, { logger }: BuildAppOptions) {
+/**
+ * The Fastify instance with the producer's server settings, error handling and OpenAPI collection,
+ * before any infrastructure or route: buildApp adds the rest; unit tests add fakes and the routes.
+ */
+export async function createServer(config: ProducerConfig, { logger }: BuildAppOptions) {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT_BYTES,
@@ -56,6 +60,11 @@ export async function buildApp(config: ProducerConfig, { logger }: BuildAppOptio
   await app.register(gracefulClose, { config });
   // Before anything that adds a route it documents: @fastify/swagger collects routes as they are added.
   await app.register(swagger);
+  return app;
+}
+
+export async function buildApp(config: ProducerConfig, options: BuildAppOptions) {
+  const app = await createServer(config, options);
   await app.register(db, { config });
   await app.register(metrics);
   await app.register(amqp, { config });

@@ -1,13 +1,9 @@
 // The producer's whole configuration: one zod schema over the environment, parsed once at start.
 // process.env is read nowhere else. A bad value stops the boot with the variable's name.
-import { QUEUE_MAX_LENGTH } from '@task-pipeline/rabbitmq';
+import { envBoolean as bool, envLogLevel, envInt as int, parseEnv } from '@task-pipeline/common';
+import { QUEUE_MAX_LENGTH } from '@task-pipeline/rabbitmq/contract';
 import { z } from 'zod';
 import { MIN_STATEMENT_DEADLINE_MS, statementDeadlineMs } from './dispatch/dispatch-repository.js';
-
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
 export const ProducerEnvSchema = z
   .object({
@@ -30,7 +26,7 @@ export const ProducerEnvSchema = z
     API_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),
     API_LOCK_TIMEOUT_MS: int(100, 600_000).default(2000),
     SHUTDOWN_GRACE_MS: int(0).default(8000),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    LOG_LEVEL: envLogLevel.default('info'),
   })
   .superRefine((env, ctx) => {
     // A lease shorter than a few confirm timeouts would let a second dispatcher re-claim tasks whose
@@ -67,43 +63,8 @@ export const ProducerEnvSchema = z
 
 export type ProducerEnv = z.input<typeof ProducerEnvSchema>;
 
-export interface ProducerConfig {
-  port: number;
-  host: string;
-  databaseUrl: string;
-  amqpUrl: string;
-  statusApiToken: string;
-  shutdownGraceMs: number;
-  logLevel: z.infer<typeof ProducerEnvSchema>['LOG_LEVEL'];
-  api: {
-    statementTimeoutMs: number;
-    lockTimeoutMs: number;
-  };
-  dispatch: {
-    enabled: boolean;
-    batchSize: number;
-    pollIntervalMs: number;
-    order: 'random' | 'fifo';
-    leaseSeconds: number;
-    confirmTimeoutMs: number;
-    maxInFlight: number;
-  };
-}
-
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
-}
-
-/** Parses the environment; throws a ConfigError whose message names every bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): ProducerConfig {
-  // Empty strings mean "unset", as compose files often pass `VAR=` through.
-  const defined = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = ProducerEnvSchema.safeParse(defined);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`);
-    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
-  }
-  const e = parsed.data;
+/** The parsed environment as the producer uses it, grouped; its type is inferred from the schema. */
+function toConfig(e: z.output<typeof ProducerEnvSchema>) {
   return {
     port: e.PORT,
     host: e.HOST,
@@ -126,4 +87,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxInFlight: e.DISPATCH_MAX_IN_FLIGHT,
     },
   };
+}
+
+export type ProducerConfig = ReturnType<typeof toConfig>;
+
+/** Parses the environment; throws a ConfigError (common) whose message names every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): ProducerConfig {
+  return toConfig(parseEnv(ProducerEnvSchema, env));
 }

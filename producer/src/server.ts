@@ -1,15 +1,17 @@
 // The producer's entry point: configuration, logger, migrations, listen, graceful close. Built as
 // dist/server.js; from source: `tsx --conditions=source producer/src/server.ts`.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type BackoffPolicy, backoffMs, loadOrExit } from '@task-pipeline/common';
 import closeWithGrace from 'close-with-grace';
 import type { Logger } from 'pino';
 import { buildApp, type ProducerApp } from './app.js';
-import { ConfigError, loadConfig, type ProducerConfig } from './config.js';
+import { loadConfig, type ProducerConfig } from './config.js';
 import { migrate } from './db/migrate.js';
 import { createLogger } from './logger.js';
 import { isDatabaseUnavailable } from './plugins/db.js';
 
-const MIGRATE_RETRY_MAX_DELAY_MS = 5000;
+/** Between attempts to reach PostgreSQL for the migrations at start. */
+const MIGRATE_RETRY_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 5_000 };
 
 /**
  * Compose starts the producer next to PostgreSQL: wait for it instead of crash-looping. Returns early,
@@ -22,7 +24,7 @@ async function migrateWhenReachable(databaseUrl: string, logger: Logger, signal:
       return;
     } catch (err) {
       if (!isDatabaseUnavailable(err) || signal.aborted) throw err;
-      const delayMs = Math.min(MIGRATE_RETRY_MAX_DELAY_MS, 250 * 2 ** attempt);
+      const delayMs = backoffMs(attempt, MIGRATE_RETRY_BACKOFF);
       logger.warn({ err, attempt, delayMs }, 'PostgreSQL is not reachable yet; retrying the migrations');
       await sleep(delayMs, undefined, { signal }).catch(() => undefined);
     }
@@ -48,15 +50,7 @@ async function start(config: ProducerConfig, logger: Logger): Promise<void> {
   await app.listen({ port: config.port, host: config.host });
 }
 
-let config: ProducerConfig;
-try {
-  config = loadConfig();
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  // One plain line before any logger exists: the variable, what was wrong, and exit 1.
-  process.stderr.write(`producer: ${err.message}\n`);
-  process.exit(1);
-}
+const config = loadOrExit('producer', () => loadConfig());
 const logger = createLogger(config.logLevel);
 start(config, logger).catch((err: unknown) => {
   logger.fatal({ err }, 'producer failed to start');

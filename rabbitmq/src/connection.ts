@@ -4,7 +4,9 @@
 // 404, the broker's consumer timeout) while the connection lives, and readiness that reflects them.
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
+import { backoffMs } from '@task-pipeline/common';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { RECONNECT_BACKOFF } from './contract.js';
 import { assertTopology, type Topology } from './topology.js';
 
 export interface BrokerLogger {
@@ -29,13 +31,13 @@ export interface BrokerOptions {
   closeTimeoutMs?: number;
 }
 
-export interface ChannelOptions<C extends Channel> {
+export interface ChannelOptions<C> {
   name: string;
   /** Runs on every fresh channel before it is handed out: prefetch, consumers. A throw reopens it later. */
   setup?: (channel: C) => Promise<void>;
 }
 
-export interface ManagedChannel<C extends Channel> {
+export interface ManagedChannel<C> {
   readonly name: string;
   /** The live channel, or undefined while it is (re)opening. */
   current(): C | undefined;
@@ -80,8 +82,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   constructor(options: BrokerOptions) {
     super();
     this.#options = {
-      reconnectInitialDelayMs: 200,
-      reconnectMaxDelayMs: 5_000,
+      reconnectInitialDelayMs: RECONNECT_BACKOFF.initialMs,
+      reconnectMaxDelayMs: RECONNECT_BACKOFF.maxMs,
       closeTimeoutMs: 2_000,
       ...options,
     };
@@ -294,19 +296,17 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #scheduleReopen(slot: Slot): void {
     if (slot.timer || this.#closing) return;
     const { reconnectInitialDelayMs, reconnectMaxDelayMs } = this.#options;
-    const delay = jitter(Math.min(reconnectMaxDelayMs, reconnectInitialDelayMs * 2 ** slot.failures));
     slot.failures += 1;
+    const delay = backoffMs(slot.failures, {
+      initialMs: reconnectInitialDelayMs,
+      maxMs: reconnectMaxDelayMs,
+    });
     slot.timer = setTimeout(() => {
       slot.timer = undefined;
       void this.#open(slot);
     }, delay);
     slot.timer.unref();
   }
-}
-
-/** Full jitter on the upper half: spreads replicas apart without ever retrying instantly. */
-export function jitter(ms: number, random: () => number = Math.random): number {
-  return Math.round(ms / 2 + (random() * ms) / 2);
 }
 
 /**

@@ -1,4 +1,3 @@
 export * from './connection.js';
-export * from './messages.js';
+export * from './contract.js';
 export * from './publisher.js';
-export * from './topology.js';

@@ -1,11 +1,7 @@
-import { ALL_WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import { ConfigError } from '@task-pipeline/common';
+import { ALL_WORK_QUEUES } from '@task-pipeline/rabbitmq/contract';
 import { describe, expect, test } from 'vitest';
-import {
-  ConfigError,
-  loadConfig,
-  MAX_PREFETCHED_WORK_BYTES,
-  MAX_PROCESSING_TIME_MS,
-} from '../../src/config.js';
+import { loadConfig, MAX_PREFETCHED_WORK_BYTES, MAX_PROCESSING_TIME_MS } from '../../src/config.js';
 
 const token = { STATUS_API_TOKEN: 'a-long-enough-test-token' };
 

@@ -2,7 +2,7 @@
 // checked by EXPLAIN. One branch per priority (and per half of the random wrap) keeps every branch a
 // plain range scan of a partial index in index order: no sort of the backlog, however large, and the
 // outer LIMIT stops pulling branches as soon as the batch is full (CTEs are evaluated on demand).
-import { PRIORITIES, type Priority } from '@task-pipeline/rabbitmq';
+import { PRIORITIES, type Priority } from '@task-pipeline/rabbitmq/contract';
 
 export type DispatchOrder = 'random' | 'fifo';
 

@@ -2,7 +2,7 @@
 // so a report that landed first, or a newer claim by another dispatcher, always wins; and every write
 // selects its rows FOR UPDATE SKIP LOCKED, so it never waits on (or deadlocks with) the reporters'
 // batch updates of the same tasks, which arrive while confirms are still pending.
-import type { Priority } from '@task-pipeline/rabbitmq';
+import type { Priority } from '@task-pipeline/rabbitmq/contract';
 import type { PendingQuery, Row, Sql } from 'postgres';
 import type { ProducerConfig } from '../config.js';
 import { type CancellableQuery, withDeadline } from '../db/deadline.js';

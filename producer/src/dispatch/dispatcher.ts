@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { backoffMs } from '@task-pipeline/common';
 import {
-  type Broker,
+  type ConfirmedPublisher,
   confirmedPublisher,
   type ManagedChannel,
   PRIORITIES,
@@ -38,8 +38,45 @@ export interface DispatchLogger {
   error(obj: object, msg: string): void;
 }
 
-/** What the dispatcher needs of the broker connection: its state and when it changes. */
-export type DispatchBroker = Pick<Broker, 'connected' | 'blocked' | 'on' | 'off'>;
+/** Broker events after which the dispatcher looks again at once instead of at its next poll. */
+const BROKER_CHANGES = ['connected', 'unblocked', 'channel-open'] as const;
+type BrokerChange = (typeof BROKER_CHANGES)[number];
+
+/** What the dispatcher needs of the broker connection (a Broker): its state and when it changes. */
+export interface DispatchBroker {
+  readonly connected: boolean;
+  readonly blocked: boolean;
+  on(event: BrokerChange, listener: () => void): unknown;
+  off(event: BrokerChange, listener: () => void): unknown;
+}
+
+/**
+ * Where the dispatcher publishes: the confirmed publisher of its live channel, or undefined while the
+ * channel is (re)opening. A reopened channel has another publisher, which is how a batch notices that
+ * its channel changed under it.
+ */
+export interface DispatchPublisher {
+  current(): ConfirmedPublisher | undefined;
+}
+
+/** The DispatchPublisher of a managed confirm channel (one confirmed publisher per live channel). */
+export function channelPublisher(
+  channel: ManagedChannel<ConfirmChannel>,
+  confirmTimeoutMs: number,
+): DispatchPublisher {
+  return {
+    current() {
+      const live = channel.current();
+      return live && confirmedPublisher(live, confirmTimeoutMs);
+    },
+  };
+}
+
+/** The statements the loop runs (dispatch-repository.ts). */
+export type DispatchStatements = Pick<
+  DispatchRepository,
+  'claim' | 'recordSent' | 'release' | 'countInFlight' | 'reserveClaims' | 'forgetClaims'
+>;
 
 export interface FailedPublish {
   task: ClaimedTask;
@@ -67,9 +104,9 @@ export interface DispatcherHooks {
 
 export interface DispatcherOptions {
   config: DispatchConfig;
-  repository: DispatchRepository;
+  repository: DispatchStatements;
   broker: DispatchBroker;
-  channel: ManagedChannel<ConfirmChannel>;
+  publisher: DispatchPublisher;
   metrics: DispatcherMetrics;
   logger: DispatchLogger;
   hooks?: DispatcherHooks;
@@ -161,8 +198,7 @@ export class Dispatcher {
     if (this.#loop) return;
     this.#stopping = false;
     this.#abort = new AbortController();
-    for (const event of ['connected', 'unblocked', 'channel-open'] as const)
-      this.#o.broker.on(event, this.#onBroker);
+    for (const event of BROKER_CHANGES) this.#o.broker.on(event, this.#onBroker);
     this.#loop = this.#run();
   }
 
@@ -176,8 +212,7 @@ export class Dispatcher {
     this.#stopping = true;
     this.#abort.abort();
     this.#signal.wake();
-    for (const event of ['connected', 'unblocked', 'channel-open'] as const)
-      this.#o.broker.off(event, this.#onBroker);
+    for (const event of BROKER_CHANGES) this.#o.broker.off(event, this.#onBroker);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -229,7 +264,7 @@ export class Dispatcher {
    * insert them waiting, as usual.
    */
   claimOnInsert(count: number): InsertClaim | undefined {
-    const { broker, channel, config } = this.#o;
+    const { broker, publisher, config } = this.#o;
     const now = performance.now();
     const free =
       this.#loop !== undefined &&
@@ -239,7 +274,7 @@ export class Dispatcher {
       this.#holdUntil <= now &&
       broker.connected &&
       !broker.blocked &&
-      channel.current() !== undefined &&
+      publisher.current() !== undefined &&
       this.#batches.size + this.#claimingInserts < this.#o.pipelineDepth &&
       // The share stays reserved in the claims row for a lease after its count: taking from it
       // meanwhile keeps the cap, even when the loop (idle, polling) has not counted again since.
@@ -299,11 +334,11 @@ export class Dispatcher {
   }
 
   async #step(): Promise<void> {
-    const { config, broker, channel } = this.#o;
+    const { config, broker, publisher } = this.#o;
     const wait = (ms: number) => this.#signal.wait(ms, this.#abort.signal);
     const holdFor = this.#holdUntil - performance.now();
     if (holdFor > 0) return wait(holdFor);
-    if (!broker.connected || !channel.current()) {
+    if (!broker.connected || !publisher.current()) {
       this.#setPaused('broker_down');
       return wait(config.pollIntervalMs);
     }
@@ -426,12 +461,11 @@ export class Dispatcher {
   }
 
   async #publish(tasks: readonly ClaimedTask[], claimedAt: number) {
-    const { broker, channel: managed, config, hooks, metrics } = this.#o;
+    const { broker, publisher: publishers, config, hooks, metrics } = this.#o;
     // Publishing must end early enough that every confirm (bounded by the confirm timeout) and the
     // record land before the lease runs out and another dispatcher may claim the task again.
     const publishDeadline = claimedAt + config.leaseSeconds * 1000 - 2 * config.confirmTimeoutMs;
-    const channel = managed.current();
-    const publisher = channel && confirmedPublisher(channel, config.confirmTimeoutMs);
+    const publisher = publishers.current();
     const outcomes: Promise<FailedPublish | ClaimedTask>[] = [];
     const unpublished: ClaimedTask[] = [];
     for (let i = 0; i < tasks.length; i += 1) {
@@ -439,7 +473,7 @@ export class Dispatcher {
       if (hooks.beforePublish) await hooks.beforePublish(task, i);
       if (
         !publisher ||
-        managed.current() !== channel ||
+        publishers.current() !== publisher ||
         broker.blocked ||
         this.#stopping ||
         performance.now() > publishDeadline
@@ -480,7 +514,7 @@ export class Dispatcher {
     let lockedRounds = 0;
     let errors = 0;
     while (remaining.length > 0) {
-      let outcome: Awaited<ReturnType<DispatchRepository['recordSent']>>;
+      let outcome: Awaited<ReturnType<DispatchStatements['recordSent']>>;
       try {
         outcome = await repository.recordSent(remaining);
       } catch (err) {

@@ -23,6 +23,17 @@ export interface DispatcherStats {
   dispatched: number;
 }
 
+/** The stats of a replica whose dispatcher is disabled (DISPATCHER_ENABLED=false). */
+export const DISABLED_DISPATCHER_STATS: Readonly<DispatcherStats> = {
+  enabled: false,
+  running: false,
+  paused: undefined,
+  batchesInFlight: 0,
+  sentCount: undefined,
+  claimedElsewhere: 0,
+  dispatched: 0,
+};
+
 /**
  * A claim taken by the insert that creates the tasks (see Dispatcher.claimOnInsert): the insert sets
  * the lease and the first attempt; the dispatcher publishes what it inserted, or forgets the claim

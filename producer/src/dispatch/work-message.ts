@@ -1,5 +1,10 @@
 // A claimed task as the work message of PROTOCOL §5. Pure: the dispatcher publishes what this returns.
-import { EXCHANGES, JSON_CONTENT_TYPE, type PublishOptions, type WorkMessage } from '@task-pipeline/rabbitmq';
+import {
+  EXCHANGES,
+  JSON_CONTENT_TYPE,
+  type PublishOptions,
+  type WorkMessage,
+} from '@task-pipeline/rabbitmq/contract';
 import type { ClaimedTask } from './dispatch-repository.js';
 
 export interface OutgoingMessage {

@@ -5,9 +5,9 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ProducerConfig } from '../config.js';
 import { createDispatchRepository, statementDeadlineMs } from '../dispatch/dispatch-repository.js';
-import { createDispatcher, type DispatcherHooks } from '../dispatch/dispatcher.js';
+import { channelPublisher, createDispatcher, type DispatcherHooks } from '../dispatch/dispatcher.js';
 import { startTaskGauges } from '../dispatch/task-gauges.js';
-import type { DispatcherHandle } from '../dispatch/types.js';
+import { DISABLED_DISPATCHER_STATS, type DispatcherHandle } from '../dispatch/types.js';
 import { createCrossReplicaWakeup } from '../dispatch/wakeup.js';
 
 export type { DispatcherHandle, DispatcherStats, PauseReason } from '../dispatch/types.js';
@@ -39,7 +39,10 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
         config: config.dispatch,
         repository,
         broker: app.broker,
-        channel: app.broker.confirmChannel({ name: 'dispatch' }),
+        publisher: channelPublisher(
+          app.broker.confirmChannel({ name: 'dispatch' }),
+          config.dispatch.confirmTimeoutMs,
+        ),
         metrics: app.metrics,
         logger,
         hooks: options.hooks,
@@ -60,16 +63,7 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
       wakeup.notify();
     },
     claimOnInsert: (count) => dispatcher?.claimOnInsert(count),
-    stats: () =>
-      dispatcher?.stats() ?? {
-        enabled: false,
-        running: false,
-        paused: undefined,
-        batchesInFlight: 0,
-        sentCount: undefined,
-        claimedElsewhere: 0,
-        dispatched: 0,
-      },
+    stats: () => dispatcher?.stats() ?? DISABLED_DISPATCHER_STATS,
   } satisfies DispatcherHandle);
 
   if (dispatcher) {

@@ -18,16 +18,15 @@ import {
   type StatusBatchResult,
   StatusBatchSchema,
   StatusReplySchema,
-  type StatusUpdate,
   StatusUpdateBodySchema,
   type StatusUpdatePart,
   StatusUpdateQuerySchema,
   StatusUpdateSchema,
-  type Task,
   TaskIdQuerySchema,
   TaskSchema,
 } from '../schemas/tasks.js';
 import type { ReportedTask, ReportResult } from '../tasks/repository.js';
+import type { StatusUpdate, Task } from '../tasks/task.js';
 
 /** The batch route's body limit: 1,000 reports with 2,000-character errors fit. */
 export const BATCH_BODY_LIMIT_BYTES = 1024 * 1024;

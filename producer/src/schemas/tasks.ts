@@ -1,10 +1,24 @@
 // The HTTP contract of the task routes (PROTOCOL §3, §4). Routes validate with these and the OpenAPI
 // document is generated from them. Request objects are strict: a misspelt optional field (`attempts`
 // for `attempt`, `priorty`) must be a 400, not silently ignored — a lost `attempt` would lose fencing.
-import { MAX_ERROR_LENGTH, MAX_TEXT_LENGTH, PRIORITIES, RESULT_STATUSES } from '@task-pipeline/rabbitmq';
+import {
+  MAX_ERROR_LENGTH,
+  MAX_TEXT_LENGTH,
+  PRIORITIES,
+  RESULT_STATUSES,
+} from '@task-pipeline/rabbitmq/contract';
 import { z } from 'zod';
 import { TASK_STATUSES } from '../tasks/status-transitions.js';
+import type { StatusUpdate, Task } from '../tasks/task.js';
 import { ProblemSchema } from './problem.js';
+
+/**
+ * True only when A and B are the same type (not merely assignable one way): the schemas below must
+ * describe exactly the domain's types (tasks/task.ts), which the routes hand to the repository.
+ */
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+/** Fails to compile unless T is true. */
+type Assert<T extends true> = T;
 
 /** Reports per batch request (the reporter's REPORT_BATCH_SIZE must stay at or below it). */
 export const MAX_BATCH_REPORTS = 1000;
@@ -77,7 +91,7 @@ export const TaskSchema = z
     finishedAt: TimestampSchema.nullable(),
   })
   .meta({ id: 'Task' });
-export type Task = z.infer<typeof TaskSchema>;
+type _TaskSchemaIsTheDomainTask = Assert<Same<z.output<typeof TaskSchema>, Task>>;
 
 export const StatusReplySchema = TaskSchema.extend({
   stale: z
@@ -112,7 +126,7 @@ const statusUpdateFields = {
 };
 
 export const StatusUpdateSchema = z.strictObject(statusUpdateFields).meta({ id: 'StatusUpdate' });
-export type StatusUpdate = z.infer<typeof StatusUpdateSchema>;
+type _StatusUpdateSchemaIsTheDomainUpdate = Assert<Same<z.output<typeof StatusUpdateSchema>, StatusUpdate>>;
 
 /** Query and body of the single route each carry any subset; together they must form a StatusUpdate. */
 export const StatusUpdateQuerySchema = z.strictObject({

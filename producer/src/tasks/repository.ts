@@ -2,11 +2,10 @@
 // status-transitions.ts; reads afterwards only explain why a guard did not match.
 import { createHash, randomUUID } from 'node:crypto';
 import { type CoalesceOptions, type CoalesceStats, coalesce } from '@task-pipeline/common';
-import type { Priority } from '@task-pipeline/rabbitmq';
+import type { Priority } from '@task-pipeline/rabbitmq/contract';
+import type { Sql } from 'postgres';
 import { type CancellableQuery, isDatabaseTimeout, withDeadline } from '../db/deadline.js';
 import type { InsertClaim } from '../dispatch/types.js';
-import type { Sql } from '../plugins/db.js';
-import type { StatusUpdate, Task } from '../schemas/tasks.js';
 import {
   decideRedrive,
   decideReport,
@@ -17,6 +16,7 @@ import {
   type TaskState,
   type TaskStatus,
 } from './status-transitions.js';
+import type { StatusUpdate, Task } from './task.js';
 
 interface TaskRow {
   id: string;

@@ -1,7 +1,7 @@
 // The task status rule (PROTOCOL §3) as pure functions. The repository's SQL guards are built from
 // the same constants, and a report whose guard did not hold is explained by `decideReport` from the
 // row it locked, so the rule lives here once.
-import { FAILURE_REASONS, type ResultStatus } from '@task-pipeline/rabbitmq';
+import { FAILURE_REASONS, type ResultStatus } from '@task-pipeline/rabbitmq/contract';
 
 export const TASK_STATUSES = ['waiting', 'sent', 'success', 'error'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];

@@ -4,13 +4,13 @@
 // the batch.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import type { StatusUpdate } from '../../src/schemas/tasks.js';
 import {
   decideReport,
   RECOVERABLE_ERROR,
   TASK_STATUSES,
   type TaskState,
 } from '../../src/tasks/status-transitions.js';
+import type { StatusUpdate } from '../../src/tasks/task.js';
 import { startTestProducer, type TestProducer } from './support/producer.js';
 
 let producer: TestProducer;

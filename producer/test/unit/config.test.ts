@@ -1,7 +1,8 @@
 // The producer's configuration checks between variables: what passes must be workable, and what is
 // refused is refused in one line that names the variable to change.
+import { ConfigError } from '@task-pipeline/common';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
 import { MIN_STATEMENT_DEADLINE_MS, statementDeadlineMs } from '../../src/dispatch/dispatch-repository.js';
 
 const TOKEN = 'a-token-of-sixteen-or-more';

@@ -3,9 +3,12 @@
 // 5xx) is sent again with the same key and body until the producer answers. The producer must then
 // hold exactly one task per key.
 import { randomUUID } from 'node:crypto';
+import { type BackoffPolicy, backoffMs } from '@task-pipeline/common';
 import { Agent, request } from 'undici';
 
 const PRIORITIES = ['high', 'medium', 'medium', 'low', 'low'] as const;
+/** Between tries of a create whose outcome is unknown. */
+const RETRY_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 5_000 };
 
 export interface CreatorOptions {
   producerUrl: string;
@@ -113,7 +116,7 @@ export function startCreator(options: CreatorOptions): Creator {
         unresolved.push(key);
         return;
       }
-      await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** tries) * (0.5 + Math.random())));
+      await new Promise((r) => setTimeout(r, backoffMs(tries + 1, RETRY_BACKOFF)));
     }
   };
 

@@ -28,6 +28,7 @@ import {
   statementDeadlineMs,
 } from '../../../src/dispatch/dispatch-repository.js';
 import {
+  channelPublisher,
   createDispatcher,
   type Dispatcher,
   type DispatcherOptions,
@@ -133,7 +134,7 @@ export async function startDispatcher(
     config,
     repository: options.repository ?? dispatchRepository(services.sql, config),
     broker,
-    channel,
+    publisher: channelPublisher(channel, config.confirmTimeoutMs),
     metrics,
     logger: options.logger ?? logger,
     hooks: options.hooks,

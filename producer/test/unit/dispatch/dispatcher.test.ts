@@ -1,0 +1,465 @@
+// The dispatch loop with fakes: an in-memory repository (the fence of PROTOCOL §6 without SQL) and an
+// injected publisher, so its decisions (pause reasons, pipeline depth, in-flight room, the hold after
+// whole batches fail, wake-ups) are checked in milliseconds. The SQL and the broker facts (locks,
+// plans, confirms, crash points) stay with test/integration/dispatch/.
+import { EventEmitter } from 'node:events';
+import {
+  type BrokerEvents,
+  type ConfirmedPublisher,
+  PublishError,
+  type PublishErrorCode,
+  type PublishOptions,
+} from '@task-pipeline/rabbitmq';
+import type { Priority } from '@task-pipeline/rabbitmq/contract';
+import { afterEach, describe, expect, test, vi } from 'vitest';
+import type { ProducerConfig } from '../../../src/config.js';
+import type { ClaimedTask, FencedOutcome, InFlight } from '../../../src/dispatch/dispatch-repository.js';
+import {
+  type BatchResult,
+  createDispatcher,
+  type Dispatcher,
+  type DispatcherOptions,
+  type DispatchStatements,
+} from '../../../src/dispatch/dispatcher.js';
+import type { PauseReason } from '../../../src/dispatch/types.js';
+import { buildWorkMessage } from '../../../src/dispatch/work-message.js';
+import { createProducerMetrics } from '../../../src/metrics.js';
+
+interface Row {
+  id: string;
+  text: string;
+  priority: Priority;
+  createdAt: Date;
+  status: 'waiting' | 'sent';
+  attempts: number;
+  /** performance.now() until which the row is leased. */
+  claimedUntil: number;
+}
+
+const RANK: Record<Priority, number> = { high: 0, medium: 1, low: 2 };
+
+/** The dispatcher's statements over a Map, with the same fence: status waiting and the claimed attempt. */
+class MemoryRepository implements DispatchStatements {
+  readonly rows = new Map<string, Row>();
+  readonly claimLimits: number[] = [];
+  readonly releases: { ids: string[]; delayMs: number }[] = [];
+  readonly reservations: number[] = [];
+  /** What other dispatchers hold, and how many there are besides this one. */
+  elsewhere = { claimed: 0, others: 0 };
+  /** Claims that throw before any succeeds (a database outage). */
+  failingClaims = 0;
+  #next = 0;
+
+  add(priority: Priority, count = 1): string[] {
+    return Array.from({ length: count }, () => {
+      this.#next += 1;
+      const id = `00000000-0000-4000-8000-${String(this.#next).padStart(12, '0')}`;
+      this.rows.set(id, {
+        id,
+        text: `task ${this.#next}`,
+        priority,
+        createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, this.#next)),
+        status: 'waiting',
+        attempts: 0,
+        claimedUntil: 0,
+      });
+      return id;
+    });
+  }
+
+  /** Sent tasks whose result came back: they leave the in-flight figure. */
+  finish(count: number): void {
+    for (const row of this.rows.values()) {
+      if (count === 0) return;
+      if (row.status === 'sent') {
+        this.rows.delete(row.id);
+        count -= 1;
+      }
+    }
+  }
+
+  withStatus(status: Row['status']): Row[] {
+    return [...this.rows.values()].filter((row) => row.status === status);
+  }
+
+  async claim(options: Parameters<DispatchStatements['claim']>[0]): Promise<ClaimedTask[]> {
+    this.claimLimits.push(options.limit);
+    if (this.failingClaims > 0) {
+      this.failingClaims -= 1;
+      throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
+    }
+    const now = performance.now();
+    const free = [...this.rows.values()]
+      .filter((row) => row.status === 'waiting' && row.claimedUntil <= now)
+      .sort((a, b) => RANK[a.priority] - RANK[b.priority])
+      .slice(0, options.limit);
+    return free.map((row) => {
+      row.attempts += 1;
+      row.claimedUntil = now + options.leaseSeconds * 1000;
+      return {
+        id: row.id,
+        text: row.text,
+        priority: row.priority,
+        createdAt: row.createdAt,
+        attempt: row.attempts,
+      };
+    });
+  }
+
+  #fenced(tasks: readonly ClaimedTask[], update: (row: Row) => void): FencedOutcome {
+    const done: string[] = [];
+    for (const task of tasks) {
+      const row = this.rows.get(task.id);
+      if (row?.status === 'waiting' && row.attempts === task.attempt) {
+        update(row);
+        done.push(task.id);
+      }
+    }
+    return { done, locked: [] };
+  }
+
+  async recordSent(tasks: readonly ClaimedTask[]): Promise<FencedOutcome> {
+    return this.#fenced(tasks, (row) => {
+      row.status = 'sent';
+      row.claimedUntil = 0;
+    });
+  }
+
+  async release(tasks: readonly ClaimedTask[], delayMs: number): Promise<FencedOutcome> {
+    this.releases.push({ ids: tasks.map((t) => t.id), delayMs });
+    const until = performance.now() + delayMs;
+    return this.#fenced(tasks, (row) => {
+      row.claimedUntil = until;
+    });
+  }
+
+  async countInFlight(options: { cap: number }): Promise<InFlight> {
+    return {
+      sent: Math.min(options.cap, this.withStatus('sent').length),
+      claimedElsewhere: this.elsewhere.claimed,
+      dispatchers: this.elsewhere.others + 1,
+    };
+  }
+
+  async reserveClaims(options: { claimed: number }): Promise<void> {
+    this.reservations.push(options.claimed);
+  }
+
+  async forgetClaims(): Promise<void> {}
+}
+
+type Answer = 'confirm' | 'hold' | PublishErrorCode;
+
+/** A confirmed publisher whose answers the test decides, per message. */
+class FakePublisher implements ConfirmedPublisher {
+  readonly published: { routingKey: string; body: Buffer; options: PublishOptions }[] = [];
+  readonly #held: (() => void)[] = [];
+  answer: (routingKey: string) => Answer = () => 'confirm';
+
+  get pending(): number {
+    return this.#held.length;
+  }
+
+  publish(_exchange: string, routingKey: string, body: Buffer, options: PublishOptions): Promise<void> {
+    this.published.push({ routingKey, body, options });
+    const answer = this.answer(routingKey);
+    if (answer === 'confirm') return Promise.resolve();
+    if (answer === 'hold') return new Promise((resolve) => this.#held.push(resolve));
+    return Promise.reject(new PublishError(answer, `fake ${answer}`));
+  }
+
+  /** Confirms the oldest held publish. */
+  confirmOne(): void {
+    this.#held.shift()?.();
+  }
+}
+
+class FakeBroker extends EventEmitter<BrokerEvents> {
+  connected = true;
+  blocked = false;
+}
+
+const config: ProducerConfig['dispatch'] = {
+  enabled: true,
+  batchSize: 500,
+  // Long: the loop moves on wake-ups only, so a test that passes did not pass by polling.
+  pollIntervalMs: 60_000,
+  order: 'random',
+  leaseSeconds: 30,
+  confirmTimeoutMs: 5_000,
+  maxInFlight: 10_000,
+};
+
+const logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+interface Setup {
+  dispatcher: Dispatcher;
+  repository: MemoryRepository;
+  publisher: FakePublisher;
+  broker: FakeBroker;
+  metrics: ReturnType<typeof createProducerMetrics>;
+  /** The channel is open (its publisher is current). */
+  channel: { open: boolean };
+  batches: BatchResult[];
+}
+
+const running: Dispatcher[] = [];
+
+function setup(
+  options: Partial<DispatcherOptions> & { dispatch?: Partial<ProducerConfig['dispatch']> } = {},
+) {
+  const repository = new MemoryRepository();
+  const publisher = new FakePublisher();
+  const broker = new FakeBroker();
+  const metrics = createProducerMetrics();
+  const channel = { open: true };
+  const batches: BatchResult[] = [];
+  const dispatcher = createDispatcher({
+    config: { ...config, ...options.dispatch },
+    repository,
+    broker,
+    publisher: { current: () => (channel.open ? publisher : undefined) },
+    metrics,
+    logger,
+    random: () => 1,
+    ...options,
+    hooks: { afterBatch: (result) => batches.push(result), ...options.hooks },
+  });
+  running.push(dispatcher);
+  return { dispatcher, repository, publisher, broker, metrics, channel, batches } satisfies Setup;
+}
+
+async function pausedGauge(metrics: Setup['metrics'], reason: PauseReason): Promise<number | undefined> {
+  const { values } = await metrics.dispatcherPaused.get();
+  return values.find((v) => v.labels.reason === reason)?.value;
+}
+
+const until = (check: () => boolean) =>
+  vi.waitFor(
+    () => {
+      if (!check()) throw new Error('not yet');
+    },
+    // Within the test's own timeout, so that no check outlives its test (and advances another's fake clock).
+    { timeout: 4_000, interval: 5 },
+  );
+
+/** Lets every promise chain that waits on no timer run to its end. */
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Moves the fake clock on, then lets what it woke run. */
+async function advance(ms: number): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms);
+  await flush();
+}
+
+afterEach(async () => {
+  vi.useRealTimers();
+  await Promise.all(running.splice(0).map((d) => d.stop(1_000)));
+});
+
+describe('dispatcher loop', () => {
+  test('publishes each claimed task once as its work message, then records it sent', async () => {
+    const { dispatcher, repository, publisher, metrics, batches } = setup();
+    repository.add('low');
+    repository.add('high', 2);
+    dispatcher.start();
+    await until(() => repository.withStatus('sent').length === 3);
+    expect(publisher.published.map((p) => p.routingKey)).toEqual(['high', 'high', 'low']);
+    for (const { body, options } of publisher.published) {
+      const row = repository.rows.get(options.messageId);
+      if (!row) throw new Error(`published ${options.messageId}, which is no task`);
+      const task = { ...row, attempt: row.attempts };
+      expect(body.equals(buildWorkMessage(task).body)).toBe(true);
+      expect(row.attempts).toBe(1);
+    }
+    expect(batches.flatMap((b) => b.sent)).toHaveLength(3);
+    const dispatched = (await metrics.tasksDispatched.get()).values;
+    expect(Object.fromEntries(dispatched.map((v) => [v.labels.priority, v.value]))).toEqual({
+      high: 2,
+      low: 1,
+    });
+  });
+
+  test('wake(): an idle loop claims again at once, without waiting for the poll interval', async () => {
+    const { dispatcher, repository } = setup();
+    dispatcher.start();
+    await until(() => repository.claimLimits.length === 1);
+    repository.add('medium');
+    dispatcher.wake();
+    await until(() => repository.withStatus('sent').length === 1);
+  });
+
+  const brokerStates: [
+    PauseReason,
+    'connected' | 'channel-open' | 'unblocked',
+    (s: Setup, bad: boolean) => void,
+  ][] = [
+    [
+      'broker_down',
+      'connected',
+      (s, bad) => {
+        s.broker.connected = !bad;
+      },
+    ],
+    [
+      'broker_down',
+      'channel-open',
+      (s, bad) => {
+        s.channel.open = !bad;
+      },
+    ],
+    [
+      'broker_blocked',
+      'unblocked',
+      (s, bad) => {
+        s.broker.blocked = bad;
+      },
+    ],
+  ];
+  test.each(brokerStates)(
+    'paused %s until the broker says %s: nothing claimed meanwhile, then it resumes',
+    async (reason, event, set) => {
+      const s = setup();
+      s.repository.add('high', 2);
+      set(s, true);
+      s.dispatcher.start();
+      await until(() => s.dispatcher.stats().paused === reason);
+      expect(await pausedGauge(s.metrics, reason)).toBe(1);
+      expect(s.repository.claimLimits).toEqual([]);
+      set(s, false);
+      if (event === 'channel-open') s.broker.emit(event, 'dispatch');
+      else s.broker.emit(event);
+      await until(() => s.repository.withStatus('sent').length === 2);
+      expect(s.dispatcher.stats().paused).toBeUndefined();
+      expect(await pausedGauge(s.metrics, reason)).toBe(0);
+    },
+  );
+
+  test('paused database while claims fail, then claims again after the backoff', async () => {
+    const { dispatcher, repository, metrics } = setup();
+    repository.add('high');
+    repository.failingClaims = 1;
+    dispatcher.start();
+    await until(() => dispatcher.stats().paused === 'database');
+    expect(await pausedGauge(metrics, 'database')).toBe(1);
+    await until(() => repository.withStatus('sent').length === 1);
+    expect(dispatcher.stats().paused).toBeUndefined();
+  });
+
+  test('in-flight room: claims only its share of DISPATCH_MAX_IN_FLIGHT, reserved before claiming', async () => {
+    const { dispatcher, repository } = setup({ dispatch: { maxInFlight: 20 } });
+    repository.add('high', 30);
+    // 20 − 6 sent − 4 claimed by the one other dispatcher = 10 free; half of it each.
+    repository.add('low', 6).forEach((id) => {
+      const row = repository.rows.get(id);
+      if (row) row.status = 'sent';
+    });
+    repository.elsewhere = { claimed: 4, others: 1 };
+    const batch = await dispatcher.dispatchOnce();
+    expect(repository.claimLimits).toEqual([5]);
+    expect(repository.reservations).toEqual([5]);
+    expect(batch?.sent).toHaveLength(5);
+  });
+
+  test('paused in_flight while the cap is reached, claiming again once results free room', async () => {
+    const { dispatcher, repository, metrics } = setup({ dispatch: { maxInFlight: 4 } });
+    repository.add('medium', 10);
+    dispatcher.start();
+    await until(() => dispatcher.stats().paused === 'in_flight');
+    expect(await pausedGauge(metrics, 'in_flight')).toBe(1);
+    expect(repository.withStatus('sent')).toHaveLength(4);
+    expect(repository.withStatus('waiting')).toHaveLength(6);
+    repository.finish(4);
+    await until(() => repository.withStatus('waiting').length === 2);
+    await until(() => dispatcher.stats().paused === 'in_flight');
+    expect(repository.withStatus('sent')).toHaveLength(4);
+  });
+
+  test('pipeline depth: at most that many batches await their confirms; a confirm lets the next one go', async () => {
+    const { dispatcher, repository, publisher } = setup({ pipelineDepth: 2, dispatch: { batchSize: 1 } });
+    publisher.answer = () => 'hold';
+    repository.add('low', 5);
+    dispatcher.start();
+    await until(() => publisher.pending === 2);
+    // The loop now sleeps until a batch ends (poll interval: one minute): a turn changes nothing.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(dispatcher.stats().batchesInFlight).toBe(2);
+    expect(publisher.published).toHaveLength(2);
+    publisher.confirmOne();
+    await until(() => publisher.published.length === 3);
+    expect(repository.withStatus('sent')).toHaveLength(1);
+    expect(publisher.pending).toBe(2);
+    publisher.answer = () => 'confirm';
+    publisher.confirmOne();
+    publisher.confirmOne();
+    await until(() => repository.withStatus('sent').length === 5);
+  });
+
+  test('a batch that fails as a whole: failed tasks released after a backoff, the failure counted', async () => {
+    const { dispatcher, repository, publisher, metrics } = setup({ random: () => 0 });
+    publisher.answer = () => 'NACKED';
+    const ids = repository.add('high', 2);
+    const batch = await dispatcher.dispatchOnce();
+    expect(batch?.failed.map((f) => f.reason)).toEqual(['NACKED', 'NACKED']);
+    // Attempt 1 of PUBLISH_FAILURE_BACKOFF (250 ms up), with the lowest jitter.
+    expect(repository.releases).toEqual([{ ids, delayMs: 125 }]);
+    expect(repository.withStatus('waiting')).toHaveLength(2);
+    expect((await metrics.publishFailures.get()).values).toEqual([
+      expect.objectContaining({ labels: { reason: 'NACKED' }, value: 2 }),
+    ]);
+    expect(dispatcher.stats().paused).toBe('publish_failures');
+  });
+
+  test('a partly failing batch (one priority unroutable) holds nothing back', async () => {
+    const { dispatcher, repository, publisher } = setup();
+    publisher.answer = (key) => (key === 'low' ? 'UNROUTABLE' : 'confirm');
+    repository.add('high');
+    repository.add('low');
+    const batch = await dispatcher.dispatchOnce();
+    expect(batch?.sent).toHaveLength(1);
+    expect(batch?.failed.map((f) => f.reason)).toEqual(['UNROUTABLE']);
+    expect(dispatcher.stats().paused).toBeUndefined();
+  });
+
+  test('whole batches failing in a row: claims hold back for a growing backoff', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const { dispatcher, repository, publisher } = setup({ pipelineDepth: 1, dispatch: { batchSize: 1 } });
+    publisher.answer = () => 'NACKED';
+    repository.add('high', 3);
+    dispatcher.start();
+    await flush();
+    expect(repository.claimLimits).toHaveLength(1);
+    expect(dispatcher.stats().paused).toBe('publish_failures');
+    // PUBLISH_FAILURE_BACKOFF with the highest jitter: 250 ms after the first, 500 ms after the second.
+    await advance(249);
+    expect(repository.claimLimits).toHaveLength(1);
+    await advance(2);
+    expect(repository.claimLimits).toHaveLength(2);
+    await advance(498);
+    expect(repository.claimLimits).toHaveLength(2);
+    await advance(2);
+    expect(repository.claimLimits).toHaveLength(3);
+    // One confirmed batch ends the streak and the pause.
+    publisher.answer = () => 'confirm';
+    await advance(1_001);
+    expect(repository.withStatus('sent').length).toBeGreaterThan(0);
+    expect(dispatcher.stats().paused).toBeUndefined();
+  });
+
+  test('claimOnInsert: offered while idle with room, refused while paused', async () => {
+    const s = setup();
+    s.dispatcher.start();
+    await until(() => s.repository.claimLimits.length === 1);
+    const offer = s.dispatcher.claimOnInsert(2);
+    expect(offer?.leaseSeconds).toBe(config.leaseSeconds);
+    const ids = s.repository.add('medium', 2);
+    for (const id of ids) {
+      const row = s.repository.rows.get(id);
+      if (row) row.attempts = 1;
+    }
+    offer?.claimed(ids.map((id) => ({ ...(s.repository.rows.get(id) as Row), attempt: 1 })));
+    await until(() => s.repository.withStatus('sent').length === 2);
+    s.broker.connected = false;
+    expect(s.dispatcher.claimOnInsert(1)).toBeUndefined();
+  });
+});
