@@ -87,7 +87,8 @@ test('purged work queues leave tasks sent; one bulk redrive by sent age finishes
     testConfig({ amqpUrl: vhost.url, producerUrl: producer.url, processingTimeMs: 0 }),
   );
   const [newest] = await sql<{ sent_at: Date }[]>`select max(sent_at) as sent_at from tasks`;
-  const sentBefore = new Date((newest?.sent_at as Date).getTime() + 1).toISOString();
+  if (!newest) throw new Error('no sent task');
+  const sentBefore = new Date(newest.sent_at.getTime() + 1).toISOString();
   await waitUntil('the stats call them stale', async () => {
     const stats = await api<{ staleSent: { count: number } }>('GET', '/api/v1/task-stats');
     return stats.body.staleSent.count === TASKS;
