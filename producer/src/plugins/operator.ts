@@ -52,10 +52,11 @@ async function operatorPlugin(app: FastifyInstance, options: OperatorPluginOptio
       retentionSeconds: config.operator.retentionSeconds,
       onDeleted: (count) => app.metrics.retentionDeleted.inc(count),
       logger,
+      deadlineMs: config.api.statementTimeoutMs + CLIENT_DEADLINE_MARGIN_MS,
     });
   });
   app.addHook('preClose', async () => {
-    await retention?.stop();
+    retention?.stop();
   });
 }
 
