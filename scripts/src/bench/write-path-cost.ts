@@ -3,13 +3,15 @@
 // record 500 as sent, report 1,000 as success) on a fresh migrated database, once with everything and
 // once without each piece (the list index tasks_created, the partial index tasks_error, the counters'
 // triggers), and once with none of them. Variants alternate over rounds, so a change of the machine's
-// load shows up as spread, not as a difference.
+// load shows up as spread, not as a difference. It runs on a private PostgreSQL cluster (autovacuum
+// off), so the WAL each variant writes is its own: a figure the machine's load does not move, unlike
+// the times, which a shared 2-core machine makes noisy.
 //   npx tsx --conditions=source scripts/src/bench/write-path-cost.ts [--tasks=50000] [--rounds=3]
 import { loadavg } from 'node:os';
 import pino from 'pino';
 import postgres from 'postgres';
 import { migrate } from '../../../producer/src/db/migrate.js';
-import { createTestDatabase } from '../testing/isolation.js';
+import { startPrivatePostgres } from '../testing/private-postgres.js';
 import { BENCH_TEXT } from './plan.js';
 
 const PIECES = {
@@ -33,7 +35,8 @@ function option(name: string, fallback: number): number {
   return value;
 }
 
-async function drainStatements(sql: postgres.Sql, tasks: number): Promise<number> {
+async function drainStatements(sql: postgres.Sql, tasks: number): Promise<{ ms: number; walBytes: number }> {
+  const [before] = await sql<{ lsn: string }[]>`select pg_current_wal_insert_lsn()::text as lsn`;
   const started = performance.now();
   for (let done = 0; done < tasks; done += 500) {
     await sql`
@@ -58,43 +61,61 @@ async function drainStatements(sql: postgres.Sql, tasks: number): Promise<number
        where id in (select id from tasks where status = 'sent' order by id limit 1000 for update)`;
     if (reported.count === 0) break;
   }
-  return performance.now() - started;
+  const ms = performance.now() - started;
+  const [wal] = await sql<{ bytes: string }[]>`
+    select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), ${before?.lsn as string}::pg_lsn)::text as bytes`;
+  return { ms, walBytes: Number(wal?.bytes) };
 }
 
 async function main(): Promise<void> {
   const tasks = option('tasks', 50_000);
   const rounds = option('rounds', 3);
-  const times = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
-  const loads: number[] = [loadavg()[0] as number];
-  for (let round = 0; round < rounds; round += 1) {
-    const order = round % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
-    for (const variant of order) {
-      const db = await createTestDatabase('write_path_cost');
-      try {
-        await migrate(db.url, pino({ level: 'silent' }));
-        const sql = postgres(db.url, { max: 1, onnotice: () => undefined });
+  const pg = await startPrivatePostgres({
+    settings: { autovacuum: 'off', fsync: 'on', synchronous_commit: 'on' },
+  });
+  try {
+    // isolation.ts reads this when it is first imported: set it before loading it.
+    process.env.TEST_POSTGRES_URL = pg.url;
+    const { createTestDatabase } = await import('../testing/isolation.js');
+    const times = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
+    const wal = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
+    const loads: number[] = [loadavg()[0] as number];
+    for (let round = 0; round < rounds; round += 1) {
+      const order = round % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
+      for (const variant of order) {
+        const db = await createTestDatabase('write_path_cost');
         try {
-          for (const piece of variant.without) await sql.unsafe(PIECES[piece]);
-          times.get(variant.name)?.push(await drainStatements(sql, tasks));
+          await migrate(db.url, pino({ level: 'silent' }));
+          const sql = postgres(db.url, { max: 1, onnotice: () => undefined });
+          try {
+            for (const piece of variant.without) await sql.unsafe(PIECES[piece]);
+            const run = await drainStatements(sql, tasks);
+            times.get(variant.name)?.push(run.ms);
+            wal.get(variant.name)?.push(run.walBytes);
+          } finally {
+            await sql.end({ timeout: 1 });
+          }
         } finally {
-          await sql.end({ timeout: 1 });
+          await db.drop();
         }
-      } finally {
-        await db.drop();
       }
+      loads.push(loadavg()[0] as number);
     }
-    loads.push(loadavg()[0] as number);
-  }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-  const base = median(times.get('none of them') ?? []);
-  console.log(
-    `${tasks} tasks inserted, claimed, recorded, reported; ${rounds} rounds; load ${loads.map((l) => l.toFixed(1)).join(' → ')}`,
-  );
-  for (const [name, xs] of times) {
-    const m = median(xs);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+    const base = { ms: median(times.get('none of them') ?? []), wal: median(wal.get('none of them') ?? []) };
     console.log(
-      `${name.padEnd(24)} median ${(m / 1000).toFixed(2)} s (${xs.map((x) => (x / 1000).toFixed(2)).join(', ')})  ${(((m - base) / base) * 100).toFixed(1)} % vs none`,
+      `${tasks} tasks inserted, claimed, recorded, reported; ${rounds} rounds; load ${loads.map((l) => l.toFixed(1)).join(' → ')}`,
     );
+    for (const variant of VARIANTS) {
+      const ms = times.get(variant.name) ?? [];
+      const bytes = median(wal.get(variant.name) ?? []);
+      console.log(
+        `${variant.name.padEnd(24)} WAL ${(bytes / 1e6).toFixed(1)} MB (${(((bytes - base.wal) / base.wal) * 100).toFixed(1)} % vs none), ` +
+          `time median ${(median(ms) / 1000).toFixed(2)} s (${ms.map((x) => (x / 1000).toFixed(2)).join(', ')})`,
+      );
+    }
+  } finally {
+    await pg.destroy();
   }
 }
 
