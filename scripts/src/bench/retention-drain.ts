@@ -24,7 +24,10 @@ function option(name: string, fallback: number): number {
   return value;
 }
 
-/** `rows` success tasks created and finished 30 days ago, in chunks of a million. */
+/**
+ * `rows` success tasks created and finished 30 days ago, in chunks of a million. No sent_at: the
+ * drain's clock starts at the first sent_at it finds.
+ */
 async function seedHistory(sandbox: Sandbox, rows: number, progress: ReturnType<typeof createProgress>) {
   const bar = progress.bar(`history: seed ${formatNumber(rows)} finished`, rows);
   const chunk = 1_000_000;
@@ -34,7 +37,7 @@ async function seedHistory(sandbox: Sandbox, rows: number, progress: ReturnType<
       insert into tasks (id, text, priority, status, attempts, created_at, updated_at, sent_at, finished_at)
       select gen_random_uuid(), ${BENCH_TEXT} || ' #' || g, 'medium', 'success', 1,
              now() - interval '30 days' + g * interval '1 ms', now() - interval '30 days',
-             now() - interval '30 days', now() - interval '30 days' + g * interval '1 ms'
+             null, now() - interval '30 days' + g * interval '1 ms'
         from generate_series(${start + 1}::int, ${start + n}::int) as g`;
     bar.update(start + n);
   }
