@@ -29,7 +29,8 @@ CREATE INDEX task_redrives_task ON task_redrives (task_id, redriven_at);
 -- Counts by status and priority, kept by the statements that change them (the statement-level
 -- triggers below), so the operator's stats never count the table. Each connection adds to its own
 -- slot (backend pid modulo 8): concurrent statements of the API, the dispatcher and the reporters
--- seldom wait on one another's counter rows. A reader sums the slots.
+-- seldom wait on one another's counter rows. A reader sums the slots. TRUNCATE fires no row or
+-- statement trigger of these: empty the table with DELETE, or empty task_counts with it.
 CREATE TABLE task_counts (
   status    text NOT NULL,
   priority  task_priority NOT NULL,
