@@ -7,8 +7,9 @@
 // the lock with its connection. The batch walks tasks_created from its oldest end: a task finishes
 // after it is created, so nothing created after the cut-off can be old enough, and the walk stops
 // there. Pacing: a batch that took d ms is followed by a pause of DUTY_PAUSE × d (at least
-// MIN_PAUSE_MS), so retention holds a connection and the table's write path at most a quarter of the
-// time, and a batch that found less than a full batch means it caught up: it rests IDLE_MS.
+// MIN_PAUSE_MS), so retention holds a connection and the table's write path at most half the time
+// (a quarter deleted too slowly to keep up with a drain: BENCHMARKS.md), and a batch that found
+// less than a full batch means it caught up: it rests IDLE_MS.
 import { withDeadline } from '../db/deadline.js';
 import type { Sql } from '../plugins/db.js';
 
@@ -16,7 +17,7 @@ import type { Sql } from '../plugins/db.js';
 export const RETENTION_LOCK_KEY = 7_310_450_142_893_001n;
 export const RETENTION_BATCH_SIZE = 1_000;
 const MIN_PAUSE_MS = 50;
-const DUTY_PAUSE = 3;
+const DUTY_PAUSE = 1;
 export const RETENTION_IDLE_MS = 30_000;
 /** task_throughput keeps the last hour for the stats; a second hour of margin, then it goes. */
 const THROUGHPUT_KEEP = '2 hours';
