@@ -74,7 +74,10 @@ export async function retentionBatch(
             order by created_at
             limit ${batchSize}
             for update skip locked)
-      returning 1
+      returning id
+    ),
+    records as (
+      delete from task_redrives where task_id in (select id from deleted)
     )
     select (select locked from lock) as locked, (select count(*) from deleted)::int as deleted`;
   const [row] = await withDeadline('retention batch', options.deadlineMs ?? DEFAULT_DEADLINE_MS, query);

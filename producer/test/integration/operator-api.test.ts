@@ -355,7 +355,7 @@ describe('bulk redrive', () => {
     ]);
     const [recorded] = await producer.sql<
       { count: number }[]
-    >`select count(*)::int as count from task_redrives`;
+    >`select count(*)::int as count from task_redrives where task_id = any(${ids}::uuid[])`;
     expect(recorded?.count).toBe(5);
     expect((await redrive({})).body).toMatchObject({ matched: 0, redriven: 0 });
   });
