@@ -2,8 +2,9 @@
 // alone: the same sequence a drain runs against the database (insert in batches of 500, claim 500,
 // record 500 as sent, report 1,000 as success) on a fresh migrated database, once with everything and
 // once without each piece (the list index tasks_created, the partial index tasks_error, the counters'
-// triggers), and once with none of them. Variants alternate over rounds, so a change of the machine's
-// load shows up as spread, not as a difference. It runs on a private PostgreSQL cluster (autovacuum
+// triggers), once with none of them, and once with trigram indexes on top (what was not added).
+// Variants alternate over rounds, so a change of the machine's load shows up as spread, not as a
+// difference. It runs on a private PostgreSQL cluster (autovacuum
 // off), so the WAL each variant writes is its own: a figure the machine's load does not move, unlike
 // the times, which a shared 2-core machine makes noisy.
 //   npx tsx --conditions=source scripts/src/bench/write-path-cost.ts [--tasks=50000] [--rounds=3]
@@ -22,10 +23,20 @@ const PIECES = {
 } as const;
 type Piece = keyof typeof PIECES;
 const ALL = Object.keys(PIECES) as Piece[];
-const VARIANTS: { name: string; without: Piece[] }[] = [
+/**
+ * What was not added, measured the same way: trigram indexes for the list's text and error "contains"
+ * filters (the bounded walk answers them instead).
+ */
+const TRIGRAMS = [
+  'create extension if not exists pg_trgm',
+  'create index tasks_text_trgm on tasks using gin (text gin_trgm_ops)',
+  'create index tasks_error_trgm on tasks using gin (error gin_trgm_ops)',
+];
+const VARIANTS: { name: string; without: Piece[]; add?: string[] }[] = [
   { name: 'everything', without: [] },
   ...ALL.map((piece) => ({ name: `without ${piece}`, without: [piece] })),
   { name: 'none of them', without: ALL },
+  { name: 'everything + trigrams', without: [], add: TRIGRAMS },
 ];
 
 function option(name: string, fallback: number): number {
@@ -89,6 +100,7 @@ async function main(): Promise<void> {
           const sql = postgres(db.url, { max: 1, onnotice: () => undefined });
           try {
             for (const piece of variant.without) await sql.unsafe(PIECES[piece]);
+            for (const statement of variant.add ?? []) await sql.unsafe(statement);
             const run = await drainStatements(sql, tasks);
             times.get(variant.name)?.push(run.ms);
             wal.get(variant.name)?.push(run.walBytes);
