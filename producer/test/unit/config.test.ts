@@ -57,3 +57,34 @@ describe('DISPATCH_LEASE_S and DISPATCH_CONFIRM_TIMEOUT_MS', () => {
     expect(statementDeadlineMs(dispatch)).toBe(MIN_STATEMENT_DEADLINE_MS);
   });
 });
+
+describe('the operator settings', () => {
+  test('TASK_RETENTION: 7 days by default, units d/h/m/s, 0 keeps everything', () => {
+    const retention = (value?: string) =>
+      loadConfig({ STATUS_API_TOKEN: TOKEN, ...(value === undefined ? {} : { TASK_RETENTION: value }) })
+        .operator.retentionSeconds;
+    expect(retention()).toBe(7 * 86_400);
+    expect(retention('12h')).toBe(12 * 3_600);
+    expect(retention('30m')).toBe(1_800);
+    expect(retention('45s')).toBe(45);
+    expect(retention('0')).toBe(0);
+  });
+
+  test.each(['7', '7 d', '-1d', '1w', 'forever', '1.5h'])(
+    'TASK_RETENTION=%s is refused, naming it',
+    (value) => {
+      expect(refusal({ TASK_RETENTION: value })).toMatch(/^invalid configuration: TASK_RETENTION: /);
+    },
+  );
+
+  test('OPERATOR_READ_TOKEN: optional, at least 16 characters, never the status token', () => {
+    expect(loadConfig({ STATUS_API_TOKEN: TOKEN }).operatorReadToken).toBeUndefined();
+    expect(
+      loadConfig({ STATUS_API_TOKEN: TOKEN, OPERATOR_READ_TOKEN: 'read-only-token-0123' }).operatorReadToken,
+    ).toBe('read-only-token-0123');
+    expect(refusal({ OPERATOR_READ_TOKEN: 'short' })).toMatch(/OPERATOR_READ_TOKEN: must be at least 16/);
+    expect(refusal({ OPERATOR_READ_TOKEN: TOKEN })).toMatch(
+      /OPERATOR_READ_TOKEN: must differ from STATUS_API_TOKEN/,
+    );
+  });
+});
