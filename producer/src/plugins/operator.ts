@@ -2,8 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ProducerConfig } from '../config.js';
-import type { TaskStats } from '../schemas/operator.js';
 import { createOperatorRepository, type OperatorRepository } from '../tasks/operator-repository.js';
+import type { TaskStats } from '../tasks/operator-types.js';
 import { startRetention } from '../tasks/retention.js';
 import { CLIENT_DEADLINE_MARGIN_MS } from './tasks.js';
 

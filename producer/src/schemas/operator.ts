@@ -3,24 +3,28 @@
 // both select tasks by the same rules.
 import { PRIORITIES } from '@task-pipeline/rabbitmq';
 import { z } from 'zod';
+import {
+  DEFAULT_LIST_LIMIT,
+  DEFAULT_REDRIVE_LIMIT,
+  LIST_ORDERS,
+  MATCH_COUNT_BOUND,
+  MAX_LIST_LIMIT,
+  MAX_REDRIVE_LIMIT,
+  type RedriveTasks,
+  SCAN_BUDGET,
+  type TaskDetail,
+  type TaskFilter,
+  type TaskListQuery,
+  type TaskStats,
+} from '../tasks/operator-types.js';
 import { TASK_STATUSES } from '../tasks/status-transitions.js';
-import { TaskSchema } from './tasks.js';
+import { type Assert, type Both, type Same, TaskSchema } from './tasks.js';
 
-/** Rows a list page may return. */
-export const MAX_LIST_LIMIT = 500;
-export const DEFAULT_LIST_LIMIT = 100;
-/** Tasks one bulk redrive may change. */
-export const MAX_REDRIVE_LIMIT = 1000;
-export const DEFAULT_REDRIVE_LIMIT = 100;
 /** Longest substring a text or error filter may search for. */
 const MAX_SEARCH_LENGTH = 200;
 
 const TimestampSchema = z.iso.datetime({ offset: true });
 
-/** Tasks examined per status branch of a list page or a redrive selection (see operator-repository). */
-export const SCAN_BUDGET = 20_000;
-/** A bulk redrive counts its matches up to this many. */
-export const MATCH_COUNT_BOUND = 10_000;
 export const MATCH_BOUND_DESCRIPTION =
   `\`matched\` counts the matching error and sent tasks up to ${MATCH_COUNT_BOUND.toLocaleString('en')}, among ` +
   `the newest ${SCAN_BUDGET.toLocaleString('en')} of each status that the filters' time range selects.`;
@@ -65,10 +69,7 @@ export const taskFilterShape = {
   ),
 };
 export const TaskFilterSchema = z.strictObject(taskFilterShape);
-export type TaskFilter = z.infer<typeof TaskFilterSchema>;
-
-export const LIST_ORDERS = ['newest', 'oldest'] as const;
-export type ListOrder = (typeof LIST_ORDERS)[number];
+type _FilterIsTheDomainFilter = Assert<Same<z.output<typeof TaskFilterSchema>, TaskFilter>>;
 
 export const TaskListQuerySchema = z.strictObject({
   ...taskFilterShape,
@@ -86,7 +87,7 @@ export const TaskListQuerySchema = z.strictObject({
     .describe('The `nextCursor` of the previous page (opaque); absent for the first page'),
   order: z.enum(LIST_ORDERS).default('newest').describe('By creation time (then id)'),
 });
-export type TaskListQuery = z.infer<typeof TaskListQuerySchema>;
+type _ListQueryIsTheDomainQuery = Assert<Both<z.output<typeof TaskListQuerySchema>, TaskListQuery>>;
 
 export const TaskListSchema = z
   .object({
@@ -123,7 +124,7 @@ export const TaskDetailSchema = TaskSchema.extend({
     })
     .describe('The timestamps of each state the task passed'),
 }).meta({ id: 'TaskDetail' });
-export type TaskDetail = z.infer<typeof TaskDetailSchema>;
+type _DetailIsTheDomainDetail = Assert<Both<z.output<typeof TaskDetailSchema>, TaskDetail>>;
 
 export const TaskPathParamsSchema = z.strictObject({
   taskId: z
@@ -148,7 +149,7 @@ export const TaskStatsSchema = z
     at: TimestampSchema.describe('When these figures were read'),
   })
   .meta({ id: 'TaskStats' });
-export type TaskStats = z.infer<typeof TaskStatsSchema>;
+type _StatsAreTheDomainStats = Assert<Both<z.output<typeof TaskStatsSchema>, TaskStats>>;
 
 export const RedriveTasksSchema = z
   .strictObject({
@@ -162,7 +163,7 @@ export const RedriveTasksSchema = z
       .describe(`Tasks redriven by this call at most, 1..${MAX_REDRIVE_LIMIT}`),
   })
   .meta({ id: 'RedriveTasks' });
-export type RedriveTasks = z.infer<typeof RedriveTasksSchema>;
+type _RedriveIsTheDomainRedrive = Assert<Both<z.output<typeof RedriveTasksSchema>, RedriveTasks>>;
 
 export const RedriveTasksReplySchema = z
   .object({

@@ -16,9 +16,11 @@ import { ProblemSchema } from './problem.js';
  * True only when A and B are the same type (not merely assignable one way): the schemas below must
  * describe exactly the domain's types (tasks/task.ts), which the routes hand to the repository.
  */
-type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+export type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 /** Fails to compile unless T is true. */
-type Assert<T extends true> = T;
+export type Assert<T extends true> = T;
+/** True when A and B are assignable both ways: for composed types that Same would tell apart by shape. */
+export type Both<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 
 /** Reports per batch request (the reporter's REPORT_BATCH_SIZE must stay at or below it). */
 export const MAX_BATCH_REPORTS = 1000;

@@ -20,7 +20,7 @@ import {
   type TaskFilter,
   type TaskListQuery,
   type TaskStats,
-} from '../schemas/operator.js';
+} from './operator-types.js';
 import { REDRIVE_SELECTION_COLUMNS, redriveStatement } from './redrive.js';
 import { COLUMNS, type TaskRow, toTask } from './repository.js';
 import { REDRIVABLE_FROM, TASK_STATUSES, type TaskStatus } from './status-transitions.js';

@@ -5,8 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createDispatchRepository } from '../../src/dispatch/dispatch-repository.js';
 import { startTaskGauges } from '../../src/dispatch/task-gauges.js';
-import { SCAN_BUDGET } from '../../src/schemas/operator.js';
 import { encodeCursor } from '../../src/tasks/operator-repository.js';
+import { SCAN_BUDGET } from '../../src/tasks/operator-types.js';
 import { expectExchangesDescribed } from './support/openapi-contract.js';
 import {
   AUTH,

@@ -8,14 +8,9 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../scripts/src/testing/isolation.js';
 import { migrate } from '../../src/db/migrate.js';
-import {
-  MATCH_COUNT_BOUND,
-  RedriveTasksSchema,
-  SCAN_BUDGET,
-  type TaskFilter,
-  TaskListQuerySchema,
-} from '../../src/schemas/operator.js';
+import { RedriveTasksSchema, TaskListQuerySchema } from '../../src/schemas/operator.js';
 import { createOperatorRepository } from '../../src/tasks/operator-repository.js';
+import { MATCH_COUNT_BOUND, SCAN_BUDGET, type TaskFilter } from '../../src/tasks/operator-types.js';
 
 const ROWS = 10_000_000;
 const SENT = 10_000;
