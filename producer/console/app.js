@@ -409,7 +409,7 @@ function renderHistory(task) {
             h(
               'tr',
               {},
-              h('td', { class: 'num nowrap' }, timeElement(at)),
+              h('td', { class: 'tnum nowrap' }, timeElement(at)),
               h('td', {}, what),
               h('td', {}, details),
             ),

@@ -48,11 +48,13 @@ export function formatCount(value) {
 export function formatAge(seconds) {
   if (seconds === null || seconds === undefined) return '–';
   const total = Math.max(0, Math.floor(seconds));
-  const pad = (n) => String(n).padStart(2, '0');
+  // The second unit is left out when it is zero: a threshold of 600 s reads `10 min`.
+  const two = (big, bigUnit, small, smallUnit) =>
+    small === 0 ? `${big} ${bigUnit}` : `${big} ${bigUnit} ${String(small).padStart(2, '0')} ${smallUnit}`;
   if (total < 60) return `${total} s`;
-  if (total < 3600) return `${Math.floor(total / 60)} min ${pad(total % 60)} s`;
-  if (total < 86_400) return `${Math.floor(total / 3600)} h ${pad(Math.floor((total % 3600) / 60))} min`;
-  return `${Math.floor(total / 86_400)} d ${pad(Math.floor((total % 86_400) / 3600))} h`;
+  if (total < 3600) return two(Math.floor(total / 60), 'min', total % 60, 's');
+  if (total < 86_400) return two(Math.floor(total / 3600), 'h', Math.floor((total % 3600) / 60), 'min');
+  return two(Math.floor(total / 86_400), 'd', Math.floor((total % 86_400) / 3600), 'h');
 }
 
 /** An ISO time in the viewer's zone, to the second: `2026-12-06 18:20:05`. */
