@@ -15,9 +15,11 @@ import errorHandler, {
 } from './plugins/error-handler.js';
 import gracefulClose from './plugins/graceful-close.js';
 import metrics from './plugins/metrics.js';
+import operator from './plugins/operator.js';
 import swagger from './plugins/swagger.js';
 import tasks from './plugins/tasks.js';
 import healthRoutes from './routes/health.js';
+import operatorRoutes from './routes/operator.js';
 import taskRoutes from './routes/tasks.js';
 
 declare module 'fastify' {
@@ -63,7 +65,9 @@ export async function buildApp(config: ProducerConfig, { logger }: BuildAppOptio
   await app.register(dispatcher, { config });
   await app.register(auth, { config });
   await app.register(tasks, { config });
+  await app.register(operator, { config });
   await app.register(taskRoutes);
+  await app.register(operatorRoutes);
   await app.register(healthRoutes);
   await app.register(operatorConsole);
   return app;

@@ -9,6 +9,13 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
+const DURATION_UNIT_S = { d: 86_400, h: 3_600, m: 60, s: 1 } as const;
+/** `7d`, `12h`, `30m`, `45s` → seconds; `0` → 0 (off). A bare number other than 0 has no unit: refused. */
+export const durationSeconds = z
+  .string()
+  .regex(/^(0|\d{1,6}[dhms])$/, 'must be 0 or a whole number with a unit: d, h, m or s (7d, 12h, 30m)')
+  .transform((v) => (v === '0' ? 0 : Number(v.slice(0, -1)) * DURATION_UNIT_S[v.slice(-1) as 'd']));
+
 export const ProducerEnvSchema = z
   .object({
     PORT: int(0, 65_535).default(3000),
@@ -18,6 +25,12 @@ export const ProducerEnvSchema = z
       .default('postgres://postgres:postgres@127.0.0.1:5432/tasks'),
     AMQP_URL: z.url({ protocol: /^amqps?$/ }).default('amqp://guest:guest@127.0.0.1:5672'),
     STATUS_API_TOKEN: z.string().min(16, 'must be at least 16 characters'),
+    // May read the operator routes (list, detail, stats) but not redrive: the console's read-only mode.
+    OPERATOR_READ_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    // Finished tasks older than this are deleted; 0 keeps everything.
+    TASK_RETENTION: durationSeconds.prefault('7d'),
+    // A task sent longer ago than this counts as stale (its message may be lost): metric and stats.
+    STALE_SENT_AFTER_S: int(1).default(600),
     DISPATCHER_ENABLED: bool.default(true),
     DISPATCH_BATCH_SIZE: int(1, 10_000).default(500),
     DISPATCH_POLL_INTERVAL_MS: int(10).default(1000),
@@ -56,6 +69,14 @@ export const ProducerEnvSchema = z
           `dispatcher's statements get at least ${MIN_STATEMENT_DEADLINE_MS / 1000} s (they get ${deadlineMs / 1000} s)`,
       });
     }
+    if (env.OPERATOR_READ_TOKEN !== undefined && env.OPERATOR_READ_TOKEN === env.STATUS_API_TOKEN) {
+      // The same value would give the read-only holder every right of the status token.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['OPERATOR_READ_TOKEN'],
+        message: 'must differ from STATUS_API_TOKEN',
+      });
+    }
     if (env.DISPATCH_MAX_IN_FLIGHT >= QUEUE_MAX_LENGTH) {
       ctx.addIssue({
         code: 'custom',
@@ -73,11 +94,18 @@ export interface ProducerConfig {
   databaseUrl: string;
   amqpUrl: string;
   statusApiToken: string;
+  /** Reads the operator routes, never changes anything. */
+  operatorReadToken: string | undefined;
   shutdownGraceMs: number;
   logLevel: z.infer<typeof ProducerEnvSchema>['LOG_LEVEL'];
   api: {
     statementTimeoutMs: number;
     lockTimeoutMs: number;
+  };
+  operator: {
+    /** Finished tasks older than this many seconds are deleted; 0: never. */
+    retentionSeconds: number;
+    staleSentAfterS: number;
   };
   dispatch: {
     enabled: boolean;
@@ -110,11 +138,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     amqpUrl: e.AMQP_URL,
     statusApiToken: e.STATUS_API_TOKEN,
+    operatorReadToken: e.OPERATOR_READ_TOKEN,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,
     api: {
       statementTimeoutMs: e.API_STATEMENT_TIMEOUT_MS,
       lockTimeoutMs: e.API_LOCK_TIMEOUT_MS,
+    },
+    operator: {
+      retentionSeconds: e.TASK_RETENTION,
+      staleSentAfterS: e.STALE_SENT_AFTER_S,
     },
     dispatch: {
       enabled: e.DISPATCHER_ENABLED,

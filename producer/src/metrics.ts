@@ -59,7 +59,7 @@ export function createProducerMetrics() {
     }),
     redrives: new Counter({
       name: 'task_redrives_total',
-      help: 'Tasks moved back to waiting by an operator',
+      help: 'Tasks moved back to waiting by an operator (single and bulk redrives)',
       registers,
     }),
     tasksByStatus: new Gauge({
@@ -71,6 +71,16 @@ export function createProducerMetrics() {
     oldestSentAgeSeconds: new Gauge({
       name: 'tasks_oldest_sent_age_seconds',
       help: 'Age of the oldest sent task: a message lost in the broker shows up here (redrive it)',
+      registers,
+    }),
+    staleSent: new Gauge({
+      name: 'tasks_stale_sent',
+      help: 'Sent tasks sent longer ago than STALE_SENT_AFTER_S: their message may be lost (bulk redrive them)',
+      registers,
+    }),
+    retentionDeleted: new Counter({
+      name: 'tasks_retention_deleted_total',
+      help: 'Finished tasks deleted by retention (older than TASK_RETENTION)',
       registers,
     }),
     dispatcherPaused: new Gauge({

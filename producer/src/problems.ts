@@ -7,6 +7,7 @@ const TYPE_PREFIX = 'urn:task-pipeline:problem:';
 export const PROBLEMS = {
   invalidRequest: { status: 400, slug: 'invalid-request', title: 'Invalid request' },
   unauthorized: { status: 401, slug: 'unauthorized', title: 'Unauthorized' },
+  forbidden: { status: 403, slug: 'forbidden', title: 'Forbidden' },
   notFound: { status: 404, slug: 'not-found', title: 'Not found' },
   methodNotAllowed: { status: 405, slug: 'method-not-allowed', title: 'Method not allowed' },
   statusConflict: { status: 409, slug: 'status-conflict', title: 'Status change refused' },

@@ -38,6 +38,8 @@ export interface TaskCounts {
   waiting: number;
   sent: number;
   oldestSentAt: Date | undefined;
+  /** Sent tasks sent longer ago than the threshold counts() was given. */
+  staleSent: number;
 }
 
 export type ClaimOptions = ClaimPlanInput;
@@ -242,19 +244,26 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
       );
     },
 
-    /** The gauges' numbers; full counts, so refreshed on a timer, never per scrape. */
-    async counts(): Promise<TaskCounts> {
+    /**
+     * The gauges' numbers; full counts, so refreshed on a timer, never per scrape. `staleSentAfterS`:
+     * how long ago a sent task was sent to count as stale (a range of the small tasks_sent index).
+     */
+    async counts(staleSentAfterS: number): Promise<TaskCounts> {
       const [row] = await deadline(
         'gauge counts',
-        sql<{ waiting: number; sent: number; oldest_sent_at: Date | null }[]>`
+        sql<{ waiting: number; sent: number; oldest_sent_at: Date | null; stale_sent: number }[]>`
           SELECT (SELECT count(*) FROM tasks WHERE status = 'waiting')::int AS waiting,
                  (SELECT count(*) FROM tasks WHERE status = 'sent')::int AS sent,
-                 (SELECT min(sent_at) FROM tasks WHERE status = 'sent') AS oldest_sent_at`,
+                 (SELECT min(sent_at) FROM tasks WHERE status = 'sent') AS oldest_sent_at,
+                 (SELECT count(*) FROM tasks
+                   WHERE status = 'sent' AND sent_at < now() - make_interval(secs => ${staleSentAfterS}))::int
+                   AS stale_sent`,
       );
       return {
         waiting: row?.waiting ?? 0,
         sent: row?.sent ?? 0,
         oldestSentAt: row?.oldest_sent_at ?? undefined,
+        staleSent: row?.stale_sent ?? 0,
       };
     },
   };

@@ -1,4 +1,5 @@
-// The waiting/sent gauges and the oldest-sent age (a message lost in the broker shows up there),
+// The waiting/sent gauges, the oldest-sent age and the stale-sent count (a message lost in the broker
+// shows up there),
 // counted on a timer so a scrape never runs a count over a large table.
 import type { ProducerMetrics } from '../metrics.js';
 import type { DispatchRepository } from './dispatch-repository.js';
@@ -10,25 +11,28 @@ const MAX_DUTY = 0.05;
 
 export interface TaskGaugesOptions {
   repository: Pick<DispatchRepository, 'counts'>;
-  metrics: Pick<ProducerMetrics, 'tasksByStatus' | 'oldestSentAgeSeconds'>;
+  metrics: Pick<ProducerMetrics, 'tasksByStatus' | 'oldestSentAgeSeconds' | 'staleSent'>;
+  /** STALE_SENT_AFTER_S. */
+  staleSentAfterS: number;
   logger: Pick<DispatchLogger, 'debug'>;
   intervalMs?: number;
 }
 
 export function startTaskGauges(options: TaskGaugesOptions): { refresh(): Promise<void>; stop(): void } {
-  const { repository, metrics, logger, intervalMs = TASK_GAUGES_INTERVAL_MS } = options;
+  const { repository, metrics, logger, staleSentAfterS, intervalMs = TASK_GAUGES_INTERVAL_MS } = options;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let lastDurationMs = 0;
   const refresh = async () => {
     const started = performance.now();
     try {
-      const counts = await repository.counts();
+      const counts = await repository.counts(staleSentAfterS);
       metrics.tasksByStatus.set({ status: 'waiting' }, counts.waiting);
       metrics.tasksByStatus.set({ status: 'sent' }, counts.sent);
       metrics.oldestSentAgeSeconds.set(
         counts.oldestSentAt ? Math.max(0, (Date.now() - counts.oldestSentAt.getTime()) / 1000) : 0,
       );
+      metrics.staleSent.set(counts.staleSent);
     } catch (err) {
       logger.debug({ err }, 'could not refresh the task gauges; keeping the last values');
     } finally {

@@ -1,5 +1,6 @@
-// Bearer-token check for the routes that change a status or redrive (PROTOCOL §4, §9). It runs as an
-// onRequest hook: before the body is read or validated, so a caller without the token learns nothing
+// Bearer-token checks (PROTOCOL §4, §9): STATUS_API_TOKEN for the routes that change a status or
+// redrive, and it or OPERATOR_READ_TOKEN (read-only) for the operator's read routes. They run as
+// onRequest hooks: before the body is read or validated, so a caller without the token learns nothing
 // (401 before any 400, 404, 413 or 415).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -11,11 +12,13 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook: 401 unless `Authorization: Bearer <STATUS_API_TOKEN>`. */
     requireStatusToken: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    /** onRequest hook: 401 unless the bearer is STATUS_API_TOKEN or OPERATOR_READ_TOKEN. */
+    requireReadToken: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   }
 }
 
 export interface AuthPluginOptions {
-  config: Pick<ProducerConfig, 'statusApiToken'>;
+  config: Pick<ProducerConfig, 'statusApiToken' | 'operatorReadToken'>;
 }
 
 const BEARER = /^Bearer +(\S+) *$/i;
@@ -24,19 +27,43 @@ const BEARER = /^Bearer +(\S+) *$/i;
 const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
 
 async function authPlugin(app: FastifyInstance, options: AuthPluginOptions): Promise<void> {
-  const expected = digest(options.config.statusApiToken);
+  const full = digest(options.config.statusApiToken);
+  const read =
+    options.config.operatorReadToken === undefined ? undefined : digest(options.config.operatorReadToken);
 
-  app.decorate('requireStatusToken', async (request: FastifyRequest, reply: FastifyReply) => {
+  /** Which token the request presents: 'full', 'read', or undefined (none, or a wrong one). */
+  const presented = (request: FastifyRequest): 'full' | 'read' | undefined => {
     const header = request.headers.authorization;
-    const presented = header === undefined ? undefined : BEARER.exec(header)?.[1];
-    if (presented !== undefined && timingSafeEqual(digest(presented), expected)) return;
+    const token = header === undefined ? undefined : BEARER.exec(header)?.[1];
+    if (token === undefined) return undefined;
+    const value = digest(token);
+    if (timingSafeEqual(value, full)) return 'full';
+    if (read && timingSafeEqual(value, read)) return 'read';
+    return undefined;
+  };
+
+  const refuse = (request: FastifyRequest, reply: FastifyReply, names: string): never => {
     reply.header('www-authenticate', 'Bearer realm="task-pipeline"');
     throw new ProblemError(
       'unauthorized',
-      header === undefined
-        ? 'this route needs Authorization: Bearer <STATUS_API_TOKEN>'
+      request.headers.authorization === undefined
+        ? `this route needs Authorization: Bearer <${names}>`
         : 'the bearer token is missing or wrong',
     );
+  };
+
+  app.decorate('requireStatusToken', async (request: FastifyRequest, reply: FastifyReply) => {
+    const holder = presented(request);
+    if (holder === 'full') return;
+    // A known token without the right: 403, so the console can tell read-only from wrong.
+    if (holder === 'read') {
+      throw new ProblemError('forbidden', 'OPERATOR_READ_TOKEN may read but not change anything');
+    }
+    refuse(request, reply, 'STATUS_API_TOKEN');
+  });
+
+  app.decorate('requireReadToken', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (presented(request) === undefined) refuse(request, reply, 'STATUS_API_TOKEN or OPERATOR_READ_TOKEN');
   });
 }
 

@@ -19,7 +19,7 @@ declare module 'fastify' {
 }
 
 export interface DispatcherPluginOptions {
-  config: Pick<ProducerConfig, 'dispatch' | 'shutdownGraceMs'>;
+  config: Pick<ProducerConfig, 'dispatch' | 'shutdownGraceMs' | 'operator'>;
   /** Crash-point seams for tests. */
   hooks?: DispatcherHooks;
   /** Overrides the default number of overlapping batches (benchmarks). */
@@ -32,7 +32,12 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
   const repository = createDispatchRepository(app.dispatchSql, {
     statementDeadlineMs: statementDeadlineMs(config.dispatch),
   });
-  const gauges = startTaskGauges({ repository, metrics: app.metrics, logger });
+  const gauges = startTaskGauges({
+    repository,
+    metrics: app.metrics,
+    logger,
+    staleSentAfterS: config.operator.staleSentAfterS,
+  });
 
   const dispatcher = config.dispatch.enabled
     ? createDispatcher({

@@ -8,6 +8,7 @@ import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-pro
 
 export const DOCS_PREFIX = '/docs';
 export const BEARER_SCHEME = 'statusToken';
+export const READ_BEARER_SCHEME = 'operatorReadToken';
 
 /** Every `#/components/schemas/…` reference inside `value`. */
 function schemaRefs(value: unknown, into: Set<string> = new Set()): Set<string> {
@@ -63,11 +64,21 @@ async function swaggerPlugin(app: FastifyInstance): Promise<void> {
       tags: [
         { name: 'tasks', description: 'Task creation and lookup' },
         { name: 'status', description: 'Result reports and redrive (bearer token)' },
+        {
+          name: 'operator',
+          description:
+            'List, search, detail, stats and bulk redrive (bearer token; OPERATOR_READ_TOKEN reads only)',
+        },
         { name: 'health', description: 'Liveness, readiness and metrics' },
       ],
       components: {
         securitySchemes: {
           [BEARER_SCHEME]: { type: 'http', scheme: 'bearer', description: 'STATUS_API_TOKEN' },
+          [READ_BEARER_SCHEME]: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'OPERATOR_READ_TOKEN: the operator routes that only read',
+          },
         },
       },
     },

@@ -44,8 +44,18 @@ export const BODY_PROBLEMS = {
   415: problemResponse('Content type is not application/json'),
 } as const;
 
+/** The operator's read routes: the status token or OPERATOR_READ_TOKEN. */
+export const READ_AUTH_PROBLEMS = {
+  401: problemResponse(
+    'Missing or wrong `Authorization: Bearer <STATUS_API_TOKEN or OPERATOR_READ_TOKEN>`; checked before anything else',
+  ),
+} as const;
+
 export const AUTH_PROBLEMS = {
   401: problemResponse(
     'Missing or wrong `Authorization: Bearer <STATUS_API_TOKEN>`; checked before anything else',
+  ),
+  403: problemResponse(
+    'OPERATOR_READ_TOKEN may read but not change anything: this route needs STATUS_API_TOKEN',
   ),
 } as const;

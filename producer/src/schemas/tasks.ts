@@ -99,7 +99,11 @@ export const CreateTaskHeadersSchema = z.object({
     .string()
     .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1..255 visible ASCII characters')
     .optional()
-    .describe('Same key and body → the same task (200); same key, other body → 422'),
+    .describe(
+      'Same key and body → the same task (200); same key, other body → 422. A key is remembered as ' +
+        'long as its task: retention (TASK_RETENTION, 7 days by default) deletes finished tasks, and ' +
+        'their keys are forgotten with them, so a key reused after that creates a new task.',
+    ),
 });
 
 export const TaskIdQuerySchema = z.strictObject({ taskId: TaskIdSchema });

@@ -7,18 +7,18 @@ import { type CancellableQuery, isDatabaseTimeout, withDeadline } from '../db/de
 import type { InsertClaim } from '../dispatch/types.js';
 import type { Sql } from '../plugins/db.js';
 import type { StatusUpdate, Task } from '../schemas/tasks.js';
+import { REDRIVE_SELECTION_COLUMNS, redriveStatement } from './redrive.js';
 import {
   decideRedrive,
   decideReport,
   RECOVERABLE_ERROR,
-  REDRIVABLE_FROM,
   REPORTABLE_FROM,
   type ReportDecision,
   type TaskState,
   type TaskStatus,
 } from './status-transitions.js';
 
-interface TaskRow {
+export interface TaskRow {
   id: string;
   text: string;
   priority: Priority;
@@ -31,7 +31,7 @@ interface TaskRow {
   finished_at: Date | null;
 }
 
-const COLUMNS = [
+export const COLUMNS = [
   'id',
   'text',
   'priority',
@@ -71,7 +71,7 @@ export interface TaskRepositoryOptions {
   claimOnInsert?: (count: number) => InsertClaim | undefined;
 }
 
-function toTask(row: TaskRow): Task {
+export function toTask(row: TaskRow): Task {
   return {
     taskId: row.id,
     text: row.text,
@@ -213,28 +213,31 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
 
   async function create(input: NewTask): Promise<CreateResult> {
     if (input.idempotencyKey === undefined) return { outcome: 'created', ...(await insertCoalesced(input)) };
-    const id = randomUUID();
     const hash = requestHash(input);
     // A concurrent insert under the same key makes this wait for it, then do nothing: the lookup
-    // below sees the committed winner. Tasks are never deleted, so the lookup always finds it.
-    const [inserted] = await deadline(
-      'keyed task insert',
-      sql<TaskRow[]>`
-      insert into tasks (id, text, priority, idempotency_key, request_hash)
-      values (${id}, ${input.text}, ${input.priority}, ${input.idempotencyKey}, ${hash})
-      on conflict (idempotency_key) where idempotency_key is not null do nothing
-      returning ${columns}`,
-    );
-    if (inserted) return { outcome: 'created', task: toTask(inserted), claimed: false };
-    const [existing] = await deadline(
-      'idempotency key lookup',
-      sql<(TaskRow & { request_hash: Buffer })[]>`
-      select ${columns}, request_hash from tasks where idempotency_key = ${input.idempotencyKey}`,
-    );
-    if (!existing) throw new ConcurrentUpdateError('idempotency key vanished between insert and lookup');
-    return existing.request_hash.equals(hash)
-      ? { outcome: 'replayed', task: toTask(existing) }
-      : { outcome: 'key_reused' };
+    // below sees the committed winner. Retention may delete that winner (a finished task past
+    // TASK_RETENTION) between the two statements: the key is free again, so insert once more.
+    for (let round = 0; round < MAX_CAS_ROUNDS; round += 1) {
+      const [inserted] = await deadline(
+        'keyed task insert',
+        sql<TaskRow[]>`
+        insert into tasks (id, text, priority, idempotency_key, request_hash)
+        values (${randomUUID()}, ${input.text}, ${input.priority}, ${input.idempotencyKey}, ${hash})
+        on conflict (idempotency_key) where idempotency_key is not null do nothing
+        returning ${columns}`,
+      );
+      if (inserted) return { outcome: 'created', task: toTask(inserted), claimed: false };
+      const [existing] = await deadline(
+        'idempotency key lookup',
+        sql<(TaskRow & { request_hash: Buffer })[]>`
+        select ${columns}, request_hash from tasks where idempotency_key = ${input.idempotencyKey}`,
+      );
+      if (!existing) continue;
+      return existing.request_hash.equals(hash)
+        ? { outcome: 'replayed', task: toTask(existing) }
+        : { outcome: 'key_reused' };
+    }
+    throw new ConcurrentUpdateError('idempotency key kept vanishing between insert and lookup');
   }
 
   /**
@@ -350,12 +353,11 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
     for (let round = 0; round < MAX_CAS_ROUNDS; round += 1) {
       const [applied] = await deadline(
         'redrive',
-        sql<TaskRow[]>`
-        update tasks
-           set status = 'waiting', attempts = attempts + 1, error = null, claimed_until = null,
-               sent_at = null, finished_at = null, updated_at = now()
-         where id = ${taskId} and status in ${sql(REDRIVABLE_FROM as TaskStatus[])}
-        returning ${columns}`,
+        redriveStatement(
+          sql,
+          sql`select ${sql(REDRIVE_SELECTION_COLUMNS)} from tasks where id = ${taskId}`,
+          COLUMNS,
+        ) as unknown as CancellableQuery<TaskRow[]>,
       );
       if (applied) return { outcome: 'applied', task: toTask(applied) };
       const [current] = await deadline(

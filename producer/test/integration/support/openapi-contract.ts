@@ -62,11 +62,27 @@ export function createContractChecker(document: OpenApiDocument) {
     return [...violations, ...bodyViolations(exchange, PROBLEM_POINTER, 'application/problem+json')];
   }
 
+  // Templated paths (`/api/v1/tasks/{taskId}`) match any one segment in place of each parameter.
+  const templates = Object.keys(document.paths).map((template) => ({
+    template,
+    pattern: new RegExp(
+      `^${template
+        .split(/\{[^}]+\}/)
+        .map((part) => part.replace(/[.*+?^$()|[\]\\]/g, '\\$&'))
+        .join('[^/]+')}$`,
+    ),
+  }));
+  function templateOf(path: string): string | undefined {
+    if (document.paths[path]) return path;
+    return templates.find((t) => t.pattern.test(path))?.template;
+  }
+
   /** What a validating proxy would report about this response; empty when it is described. */
   function violations(exchange: Exchange): string[] {
     const found: string[] = [];
     if (!header(exchange.headers, 'x-request-id')) found.push('no x-request-id');
-    const item = document.paths[exchange.path];
+    const template = templateOf(exchange.path);
+    const item = template === undefined ? undefined : document.paths[template];
     if (!item) {
       // The HTTP parser's refusals come before routing; anything else is the not-found handler.
       if ([400, 408, 431].includes(exchange.status))
@@ -92,7 +108,7 @@ export function createContractChecker(document: OpenApiDocument) {
       (header(exchange.headers, 'content-type') ?? '').split(';', 1)[0]?.trim().toLowerCase() ?? '';
     if (!response.content?.[mediaType])
       return [...found, `${mediaType || 'no content type'} is not documented`];
-    const pointer = `/paths/${segment(exchange.path)}/${method}/responses/${key}/content/${segment(mediaType)}/schema`;
+    const pointer = `/paths/${segment(template as string)}/${method}/responses/${key}/content/${segment(mediaType)}/schema`;
     return [...found, ...bodyViolations(exchange, pointer, mediaType)];
   }
 

@@ -25,6 +25,18 @@ function readers(name: string): string {
   return by.length === 2 ? 'both' : (by[0] ?? 'compose');
 }
 
+/** Optional without a default (OPERATOR_READ_TOKEN): unset means "off", documented empty. */
+function isUnsetByDefault(name: string): boolean {
+  const services = (['producer', 'consumer'] as const).filter((service) => name in shapes[service]);
+  return (
+    services.length > 0 &&
+    services.every((service) => {
+      const unset = (shapes[service][name] as z.ZodType).safeParse(undefined);
+      return unset.success && unset.data === undefined;
+    })
+  );
+}
+
 /** A documented value means the default when it parses to what an unset variable parses to. */
 function isDefault(name: string, value: string): boolean {
   return (['producer', 'consumer'] as const)
@@ -54,7 +66,7 @@ describe('.env.example', () => {
   test('every value is the schema default; the token is required and left empty', () => {
     for (const name of serviceVariables) {
       const value = documented.get(name) as string;
-      if (name === 'STATUS_API_TOKEN') expect(value).toBe('');
+      if (name === 'STATUS_API_TOKEN' || isUnsetByDefault(name)) expect(value, name).toBe('');
       else expect(isDefault(name, value), `${name}=${value}`).toBe(true);
     }
   });
@@ -87,6 +99,11 @@ describe('README configuration table', () => {
       expect(meaning, name).not.toBe('');
       if (name === 'STATUS_API_TOKEN') {
         expect(defaultCell).toBe('_(required)_');
+        continue;
+      }
+      if (isUnsetByDefault(name)) {
+        expect(defaultCell, name).toBe('_(unset)_');
+        expect(example.get(name), name).toBe('');
         continue;
       }
       const value = /^`(.*)`$/.exec(defaultCell ?? '')?.[1];
