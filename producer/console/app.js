@@ -315,7 +315,21 @@ async function loadList() {
     table.tBodies[0].replaceChildren(
       ...(rows.length > 0
         ? rows
-        : [h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No task matches.'))]),
+        : [
+            h(
+              'tr',
+              {},
+              h(
+                'td',
+                { colspan: 7, class: 'muted' },
+                // A page examines a bounded number of tasks: a selective search may find none on one
+                // page and still have more to look through.
+                state.nextCursor
+                  ? 'None among the tasks this page looked at; Next searches on.'
+                  : 'No task matches.',
+              ),
+            ),
+          ]),
     );
     setText(
       'list-summary',

@@ -168,6 +168,11 @@ describe('the operator console', { timeout: 180_000 }, () => {
   });
 
   test('filters the list by text, pages it with the cursor, newest first', async () => {
+    // A search the API refuses shows its problem instead of an empty list.
+    await search(page, { text: 'x'.repeat(201) });
+    await waitForText(page, '#list-problem', /^400 Invalid request: query\/text/);
+    await listedIds(page, 0);
+
     await search(page, { text: 'INVOICE' });
     const found = await listedIds(page, 4);
     expect(found).toEqual(invoices.map((t) => t.taskId).reverse());
@@ -230,6 +235,17 @@ describe('the operator console', { timeout: 180_000 }, () => {
     await waitForText(page, '#count-waiting-low', '4');
     await listedIds(page, 0);
     await shot(page, '6-redrive-done');
+
+    // The detail of a redriven task keeps what the redrive reset.
+    await search(page, { text: 'send invoice 1' });
+    await listedIds(page, 1);
+    await page.click(`#task-list button[data-task-id="${failed[0]}"]`);
+    await waitForText(page, '#detail-status', 'waiting');
+    const history = await page.locator('#detail-history tbody tr').allInnerTexts();
+    expect(
+      history.some((row) => /redriven\s+from error, attempt 0; error was “smtp timeout”/.test(row)),
+    ).toBe(true);
+    await page.keyboard.press('Escape');
   });
 
   test('the read-only toggle hides the redrive', async () => {
