@@ -66,14 +66,25 @@ async function timedDrain(
   return { completed, rate, resources, cpuItems: rate.count - (total - leftAtStart) };
 }
 
+export interface OursDrainOptions {
+  /** The producer's environment on top of the defaults (TASK_RETENTION, say). */
+  producerEnv?: Record<string, string>;
+  /** Rows to put in the table before the backlog is seeded (finished history, say). */
+  prepare?: (sandbox: Sandbox) => Promise<void>;
+  /** Reads what it needs from the database once the drain is over, before the sandbox goes. */
+  after?: (sandbox: Sandbox) => Promise<void>;
+}
+
 /** Producer + 2 consumers draining `tasks` waiting rows; `windowMs` bounds the run. */
 export async function oursDrain(
   tasks: number,
   windowMs: number,
   ctx: MeasureContext,
   label = 'task-pipeline drain',
+  options: OursDrainOptions = {},
 ): Promise<DrainRow> {
   return withSandbox('drain_ours', async (sandbox) => {
+    await options.prepare?.(sandbox);
     await seedWithBar(sandbox, tasks, ctx.progress, label);
     const servers = ['postgresql', 'rabbitmq'] as const;
     const services: Service[] = [];
@@ -87,7 +98,10 @@ export async function oursDrain(
         for (let i = 1; i <= WORKER_PROCESSES; i++) {
           services.push(await startConsumer(sandbox, ctx.runtime, `http://127.0.0.1:${port}`, i));
         }
-        const producer = await startProducer(sandbox, ctx.runtime, { port });
+        const producer = await startProducer(sandbox, ctx.runtime, {
+          port,
+          ...(options.producerEnv ? { env: options.producerEnv } : {}),
+        });
         services.unshift(producer.service);
         const readyAt = Date.now();
         // The dispatcher may start before /health/ready answers: count from its first claim if so.
@@ -111,6 +125,7 @@ export async function oursDrain(
         await stopAll(services.slice(1));
       },
     );
+    await options.after?.(sandbox);
     return {
       system: 'task-pipeline' as const,
       tasks,
