@@ -20,6 +20,7 @@ declare const document: {
   ): { textContent: string | null; getAttribute(name: string): string | null } | null;
   querySelectorAll(selector: string): { length: number };
   documentElement: { scrollWidth: number };
+  activeElement: { id: string } | null;
 };
 declare const sessionStorage: { length: number };
 
@@ -107,11 +108,12 @@ async function listedIds(p: Page, count: number): Promise<string[]> {
 
 async function search(p: Page, fields: { text?: string; status?: string[]; limit?: string }) {
   await p.locator('#filters button[type="reset"]').click();
-  if (fields.text !== undefined) await p.fill('#filter-text', fields.text);
+  // Fields are found by their labels, as a screen reader announces them.
+  if (fields.text !== undefined) await p.getByLabel('Text contains').fill(fields.text);
   for (const status of fields.status ?? []) await p.check(`#filter-status-${status}`);
-  if (fields.limit !== undefined) await p.selectOption('#filter-limit', fields.limit);
+  if (fields.limit !== undefined) await p.getByLabel('Per page').selectOption(fields.limit);
   // Enter in the search box submits the form: the keyboard path.
-  await p.locator('#filter-text').press('Enter');
+  await p.getByLabel('Text contains').press('Enter');
 }
 
 const shot = (p: Page, name: string) => p.screenshot({ path: `${SHOTS}${name}.png`, fullPage: true });
@@ -141,8 +143,8 @@ describe('the operator console', { timeout: 180_000 }, () => {
 
   test('a wrong token is refused with the problem the API answered', async () => {
     await page.goto(`${producer.baseUrl}/console`);
-    await page.fill('#token', 'not-the-token-at-all-000');
-    await page.locator('#token').press('Enter');
+    await page.getByLabel('Bearer token').fill('not-the-token-at-all-000');
+    await page.getByLabel('Bearer token').press('Enter');
     await waitForText(page, '#sign-in-problem', /^401 Unauthorized/);
     expect(await page.locator('#console').isVisible()).toBe(false);
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
@@ -150,8 +152,8 @@ describe('the operator console', { timeout: 180_000 }, () => {
   });
 
   test('signs in and the counts move as tasks are created', async () => {
-    await page.fill('#token', TOKEN);
-    await page.locator('#token').press('Enter');
+    await page.getByLabel('Bearer token').fill(TOKEN);
+    await page.getByLabel('Bearer token').press('Enter');
     await page.locator('#console').waitFor({ state: 'visible', timeout: WAIT_MS });
     await waitForText(page, '#count-waiting-all', '0');
     expect(await page.locator('#redrive').isVisible()).toBe(true);
@@ -217,7 +219,9 @@ describe('the operator console', { timeout: 180_000 }, () => {
 
     await search(page, { status: ['error'] });
     expect((await listedIds(page, 4)).sort()).toEqual([...failed].sort());
-    await page.click('#redrive-count');
+    // From the keyboard: Enter on the dry run, which hands the focus to the confirmation.
+    await page.getByLabel('At most').fill('100');
+    await page.getByLabel('At most').press('Enter');
     await waitForText(page, '#redrive-matched', 'Dry run: 4 tasks match.');
     await waitForText(page, '#redrive-go', 'Redrive 4 tasks');
     await shot(page, '5-redrive-confirm');
@@ -226,7 +230,8 @@ describe('the operator console', { timeout: 180_000 }, () => {
       select status from tasks where id = any(${failed}::uuid[])`;
     expect(before.map((r) => r.status)).toEqual(['error', 'error', 'error', 'error']);
 
-    await page.click('#redrive-go');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('redrive-go');
+    await page.keyboard.press('Enter');
     await waitForText(page, '#redrive-result', 'Redriven: 4 tasks back to waiting.');
     const after = await producer.sql<{ status: string; attempts: number }[]>`
       select status, attempts from tasks where id = any(${failed}::uuid[])`;
@@ -261,8 +266,8 @@ describe('the operator console', { timeout: 180_000 }, () => {
     watch(readOnly);
     try {
       await readOnly.goto(`${producer.baseUrl}/console`);
-      await readOnly.fill('#token', READ_TOKEN);
-      await readOnly.locator('#token').press('Enter');
+      await readOnly.getByLabel('Bearer token').fill(READ_TOKEN);
+      await readOnly.getByLabel('Bearer token').press('Enter');
       await readOnly.locator('#console').waitFor({ state: 'visible', timeout: WAIT_MS });
       await waitForText(readOnly, '#count-waiting-all', '16');
       expect(await listedIds(readOnly, 16)).toHaveLength(16);
