@@ -9,8 +9,6 @@ import { PRIORITIES, STATUSES } from './names.js';
 /** The stats poll: often enough to watch a backlog move, rare enough to cost the database nothing. */
 const STATS_EVERY_MS = 3000;
 const READ_ONLY_KEY = 'task-pipeline.console.read-only';
-/** Only these can go back to `waiting` (PROTOCOL §3): the selection summary says so. */
-const REDRIVABLE = ['error', 'sent'];
 
 const state = {
   /** The token itself may not redrive (the redrive route answered 403). */
@@ -240,8 +238,7 @@ function readFilters(form) {
 
 function describeFilters(filters) {
   const parts = [];
-  if (filters.status) parts.push(`status ${filters.status.join(' or ')}`);
-  else parts.push(`status ${REDRIVABLE.join(' or ')} (any status)`);
+  parts.push(filters.status ? `status ${filters.status.join(' or ')}` : 'any status');
   if (filters.priority) parts.push(`priority ${filters.priority.join(' or ')}`);
   if (filters.text) parts.push(`text contains “${filters.text}”`);
   if (filters.error) parts.push(`error contains “${filters.error}”`);
