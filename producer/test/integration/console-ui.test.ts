@@ -22,7 +22,7 @@ declare const document: {
   documentElement: { scrollWidth: number };
   activeElement: { id: string } | null;
 };
-declare const sessionStorage: { length: number };
+declare const sessionStorage: { length: number; getItem(key: string): string | null };
 
 const READ_TOKEN = 'test-operator-read-token-0123';
 const SHOTS = fileURLToPath(new URL('../../../.test-results/console/', import.meta.url));
@@ -276,6 +276,14 @@ describe('the operator console', { timeout: 180_000 }, () => {
       expect(await readOnly.locator('#read-only').isDisabled()).toBe(true);
       await waitForText(readOnly, '#read-only-notice', 'Read-only: this token can look but not redrive.');
       await shot(readOnly, '7-read-only');
+
+      // The tab keeps the token across a reload (asked once), and signing out forgets it.
+      await readOnly.reload();
+      await readOnly.locator('#console').waitFor({ state: 'visible', timeout: WAIT_MS });
+      expect(await readOnly.locator('#redrive').isVisible()).toBe(false);
+      await readOnly.getByRole('button', { name: 'Sign out' }).click();
+      await readOnly.locator('#sign-in').waitFor({ state: 'visible' });
+      expect(await readOnly.evaluate(() => sessionStorage.getItem('task-pipeline.console.token'))).toBeNull();
     } finally {
       await readOnly.close();
     }
