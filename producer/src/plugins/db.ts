@@ -1,7 +1,8 @@
 // The producer's PostgreSQL pools (porsager `postgres`), the only place they are created: `app.sql` for
 // the API, with the server-side statement and lock timeouts a request can afford, and
 // `app.dispatchSql` for the dispatcher, whose claims may take longer under load and which bounds every
-// statement itself (dispatch-repository.ts). Repositories receive a pool as an argument.
+// statement itself (dispatch-repository.ts), and for the gauges and retention, so that background
+// work never takes a connection a request is waiting for. Repositories receive a pool as an argument.
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import postgres from 'postgres';
@@ -23,10 +24,11 @@ export interface DbPluginOptions {
 }
 
 /**
- * The dispatcher's pool: a claim and a count at a time, plus the records and releases of up to four
- * batches in flight (DEFAULT_PIPELINE_DEPTH), plus the gauges' count.
+ * The dispatcher's pool, which the producer's other background work shares: a claim and a count at
+ * a time, plus the records and releases of up to four batches in flight (DEFAULT_PIPELINE_DEPTH), plus
+ * the gauges' count, plus a retention batch.
  */
-const DISPATCH_POOL_SIZE = 6;
+const DISPATCH_POOL_SIZE = 7;
 /** Seconds to wait for a new connection: fail quickly while the database is away. */
 const CONNECT_TIMEOUT_S = 5;
 /**

@@ -48,14 +48,16 @@ async function operatorPlugin(app: FastifyInstance, options: OperatorPluginOptio
   let retention: ReturnType<typeof startRetention> | undefined;
   app.addHook('onReady', async () => {
     retention = startRetention({
-      sql: app.sql,
+      // The background pool: retention never takes a connection a request is waiting for.
+      sql: app.dispatchSql,
       retentionSeconds: config.operator.retentionSeconds,
       onDeleted: (count) => app.metrics.retentionDeleted.inc(count),
       logger,
+      deadlineMs: config.api.statementTimeoutMs + CLIENT_DEADLINE_MARGIN_MS,
     });
   });
   app.addHook('preClose', async () => {
-    await retention?.stop();
+    retention?.stop();
   });
 }
 

@@ -114,7 +114,7 @@ export function createOperatorRepository(sql: Sql, options: OperatorRepositoryOp
     const branches = own ? statuses.map(branch) : [branch(undefined)];
     const union = branches.reduce((a, b) => sql`${a} union all ${b}`);
     const hit: Fragment[] = [];
-    if (!own) hit.push(sql`status in ${sql(statuses)}`);
+    if (!own && statuses.length < TASK_STATUSES.length) hit.push(sql`status in ${sql(statuses)}`);
     if (filter.priority) hit.push(sql`priority in ${sql(filter.priority)}`);
     if (filter.text) hit.push(sql`text ilike ${containsPattern(filter.text)}`);
     if (filter.error) hit.push(sql`error ilike ${containsPattern(filter.error)}`);

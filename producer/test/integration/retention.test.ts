@@ -57,7 +57,7 @@ const left = async () =>
 test('deletes finished tasks past retention in batches; keeps young ones and waiting/sent of any age', async () => {
   const batches: number[] = [];
   for (;;) {
-    const batch = await retentionBatch(sql, WEEK_S, 2);
+    const batch = await retentionBatch(sql, WEEK_S, { batchSize: 2 });
     if (!batch.locked) throw new Error('the lock is free in this test');
     batches.push(batch.deleted);
     if (batch.deleted < 2) break;
@@ -128,7 +128,8 @@ test('two retention loops at once: every old row deleted exactly once, never two
     }),
   );
   for (let i = 0; i < 600 && deleted < 5000 + OLD.length; i += 1) await new Promise((r) => setTimeout(r, 50));
-  await Promise.all(loops.map((l) => l.stop()));
+  for (const loop of loops) loop.stop();
+  await Promise.all(loops.map((l) => l.idle()));
   watching = false;
   await watch;
   expect(deleted).toBe(5000 + OLD.length);
