@@ -47,7 +47,7 @@ ensure_services() {
 }
 
 ensure_chromium() {
-  # The Swagger UI test drives Debian's Chromium through playwright-core.
+  # The browser tests (Swagger UI, the operator console) drive Debian's Chromium through playwright-core.
   if command -v chromium >/dev/null; then echo "chromium: $(chromium --version 2>/dev/null)"; return 0; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium"

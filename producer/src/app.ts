@@ -5,6 +5,7 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import type { ProducerConfig } from './config.js';
 import amqp from './plugins/amqp.js';
 import auth from './plugins/auth.js';
+import operatorConsole from './plugins/console.js';
 import db from './plugins/db.js';
 import dispatcher from './plugins/dispatcher.js';
 import errorHandler, {
@@ -77,6 +78,7 @@ export async function buildApp(config: ProducerConfig, options: BuildAppOptions)
   await app.register(taskRoutes);
   await app.register(operatorRoutes);
   await app.register(healthRoutes);
+  await app.register(operatorConsole);
   return app;
 }
 

@@ -1,52 +1,25 @@
 // Swagger UI at /docs, rendered by a real headless Chromium (Debian's, driven by playwright-core):
 // the page loads the generated OpenAPI document and shows every task endpoint with its codes.
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { launchChromium, type TestBrowser } from './support/chromium.js';
 import { startTestProducer, type TestProducer } from './support/producer.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
 let producer: TestProducer;
-let profile: string;
-let browser: BrowserContext | undefined;
+let browser: TestBrowser | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `${CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh does it when root)`,
-    );
-  }
   producer = await startTestProducer('docs_ui', { broker: 'unreachable' });
-  profile = await mkdtemp(join(tmpdir(), 'tp-chromium-'));
 });
 afterAll(async () => {
   await browser?.close();
   await producer?.close();
-  if (profile) await rm(profile, { recursive: true, force: true });
 });
 
 test('Swagger UI at /docs lists the task endpoints and their response codes', {
   timeout: 120_000,
 }, async () => {
-  // A persistent context on a fresh directory is Playwright's way to pass a fresh --user-data-dir.
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-    ],
-  });
-  const page = await browser.newPage();
+  browser = await launchChromium();
+  const page = await browser.context.newPage();
   const pageErrors: string[] = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));
 

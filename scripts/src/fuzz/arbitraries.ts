@@ -343,6 +343,9 @@ const strangePath = fc
       '//api//v1//get-task-data',
       '/docs',
       '/docs/static/../../package.json',
+      '/console',
+      '/console/../package.json',
+      '/console/app.js%00',
     ),
     fc.string({ unit: 'grapheme-ascii', maxLength: 30 }).map((s) => `/api/v1/${encodeURIComponent(s)}`),
   )
