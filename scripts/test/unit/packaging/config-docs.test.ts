@@ -14,7 +14,7 @@ const shapes: Record<'producer' | 'consumer', Shape> = {
   consumer: ConsumerEnvSchema.shape,
 };
 /** Variables read by compose itself, not by a service. */
-const COMPOSE_ONLY = ['RABBITMQ_MANAGEMENT_PORT'];
+const COMPOSE_ONLY = ['RABBITMQ_MANAGEMENT_PORT', 'RABBITMQ_ERLANG_COOKIE'];
 const serviceVariables = [
   ...new Set([...Object.keys(shapes.producer), ...Object.keys(shapes.consumer)]),
 ].sort();
