@@ -2,6 +2,7 @@
 // process.env is read nowhere else. A bad value stops the boot with the variable's name.
 import {
   ALL_WORK_QUEUES,
+  brokerUrlListSchema,
   DEFAULT_RETRY_DELAYS_SECONDS,
   MAX_WORK_MESSAGE_BYTES,
   type WorkQueue,
@@ -36,7 +37,8 @@ const list = <O>(item: z.ZodType<O>) =>
 
 export const ConsumerEnvSchema = z
   .object({
-    AMQP_URL: z.url({ protocol: /^amqps?$/ }).default('amqp://guest:guest@127.0.0.1:5672'),
+    // One broker URL or a cluster's nodes, comma-separated (parseBrokerUrls says how).
+    AMQP_URL: brokerUrlListSchema.default('amqp://guest:guest@127.0.0.1:5672'),
     PRODUCER_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:3000'),
     STATUS_API_TOKEN: z.string().min(16, 'must be at least 16 characters'),
     WORKER_QUEUES: list(z.enum(ALL_WORK_QUEUES as [WorkQueue, ...WorkQueue[]]))
@@ -66,6 +68,9 @@ export const ConsumerEnvSchema = z
     HEALTH_PORT: int(0, 65_535).default(3001),
     SHUTDOWN_GRACE_MS: int(0).default(8000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // Replicas of each quorum queue this service creates; unset leaves it to the broker (every node up
+    // to 3). Queues that exist keep theirs (see assertTopology).
+    QUORUM_INITIAL_GROUP_SIZE: int(1, 99).optional(),
   })
   .superRefine((env, ctx) => {
     const queues = env.WORKER_QUEUES.length;
@@ -86,7 +91,10 @@ export const ConsumerEnvSchema = z
 export type LogLevel = z.infer<typeof ConsumerEnvSchema>['LOG_LEVEL'];
 
 export interface ConsumerConfig {
+  /** `AMQP_URL` as written: one broker or a comma-separated list (parseBrokerUrls). */
   amqpUrl: string;
+  /** Undefined leaves the quorum queues' replica count to the broker. */
+  quorumInitialGroupSize?: number | undefined;
   producerUrl: string;
   statusApiToken: string;
   /** Empty means no worker: a reporter-only replica (programmatic use; the environment needs one). */
@@ -124,6 +132,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   return {
     amqpUrl: e.AMQP_URL,
+    quorumInitialGroupSize: e.QUORUM_INITIAL_GROUP_SIZE,
     producerUrl: e.PRODUCER_URL,
     statusApiToken: e.STATUS_API_TOKEN,
     workerQueues: e.WORKER_QUEUES,

@@ -1,6 +1,6 @@
 // The producer's whole configuration: one zod schema over the environment, parsed once at start.
 // process.env is read nowhere else. A bad value stops the boot with the variable's name.
-import { QUEUE_MAX_LENGTH } from '@task-pipeline/rabbitmq';
+import { brokerUrlListSchema, QUEUE_MAX_LENGTH } from '@task-pipeline/rabbitmq';
 import { z } from 'zod';
 import { MIN_STATEMENT_DEADLINE_MS, statementDeadlineMs } from './dispatch/dispatch-repository.js';
 
@@ -16,7 +16,8 @@ export const ProducerEnvSchema = z
     DATABASE_URL: z
       .url({ protocol: /^postgres(ql)?$/ })
       .default('postgres://postgres:postgres@127.0.0.1:5432/tasks'),
-    AMQP_URL: z.url({ protocol: /^amqps?$/ }).default('amqp://guest:guest@127.0.0.1:5672'),
+    // One broker URL or a cluster's nodes, comma-separated (parseBrokerUrls says how).
+    AMQP_URL: brokerUrlListSchema.default('amqp://guest:guest@127.0.0.1:5672'),
     STATUS_API_TOKEN: z.string().min(16, 'must be at least 16 characters'),
     DISPATCHER_ENABLED: bool.default(true),
     DISPATCH_BATCH_SIZE: int(1, 10_000).default(500),
@@ -31,6 +32,9 @@ export const ProducerEnvSchema = z
     API_LOCK_TIMEOUT_MS: int(100, 600_000).default(2000),
     SHUTDOWN_GRACE_MS: int(0).default(8000),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // Replicas of each quorum queue this service creates; unset leaves it to the broker (every node up
+    // to 3). Queues that exist keep theirs (see assertTopology).
+    QUORUM_INITIAL_GROUP_SIZE: int(1, 99).optional(),
   })
   .superRefine((env, ctx) => {
     // A lease shorter than a few confirm timeouts would let a second dispatcher re-claim tasks whose
@@ -71,7 +75,10 @@ export interface ProducerConfig {
   port: number;
   host: string;
   databaseUrl: string;
+  /** `AMQP_URL` as written: one broker or a comma-separated list (parseBrokerUrls). */
   amqpUrl: string;
+  /** Undefined leaves the quorum queues' replica count to the broker. */
+  quorumInitialGroupSize?: number | undefined;
   statusApiToken: string;
   shutdownGraceMs: number;
   logLevel: z.infer<typeof ProducerEnvSchema>['LOG_LEVEL'];
@@ -109,6 +116,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     amqpUrl: e.AMQP_URL,
+    quorumInitialGroupSize: e.QUORUM_INITIAL_GROUP_SIZE,
     statusApiToken: e.STATUS_API_TOKEN,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     logLevel: e.LOG_LEVEL,

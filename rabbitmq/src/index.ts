@@ -1,3 +1,4 @@
+export * from './brokers.js';
 export * from './connection.js';
 export * from './messages.js';
 export * from './publisher.js';

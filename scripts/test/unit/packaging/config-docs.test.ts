@@ -25,14 +25,17 @@ function readers(name: string): string {
   return by.length === 2 ? 'both' : (by[0] ?? 'compose');
 }
 
-/** A documented value means the default when it parses to what an unset variable parses to. */
+/**
+ * A documented value means the default when it parses to what an unset variable parses to. An empty
+ * value is an unset variable, as the services read it (compose passes `VAR=` through).
+ */
 function isDefault(name: string, value: string): boolean {
   return (['producer', 'consumer'] as const)
     .filter((service) => name in shapes[service])
     .every((service) => {
       const field = shapes[service][name] as z.ZodType;
       const unset = field.safeParse(undefined);
-      const documented = field.safeParse(value);
+      const documented = field.safeParse(value === '' ? undefined : value);
       return (
         unset.success && documented.success && JSON.stringify(unset.data) === JSON.stringify(documented.data)
       );
@@ -89,7 +92,8 @@ describe('README configuration table', () => {
         expect(defaultCell).toBe('_(required)_');
         continue;
       }
-      const value = /^`(.*)`$/.exec(defaultCell ?? '')?.[1];
+      // _(unset)_: no default value; .env.example leaves it empty.
+      const value = defaultCell === '_(unset)_' ? '' : /^`(.*)`$/.exec(defaultCell ?? '')?.[1];
       expect(value, name).toBe(example.get(name));
       if (!COMPOSE_ONLY.includes(name))
         expect(isDefault(name, value as string), `${name}: ${value}`).toBe(true);
