@@ -17,7 +17,7 @@ import {
 import { peerProbe, prefillPeer } from '../baselines/peers.js';
 import type { ServerGroup } from '../cpu.js';
 import { assertRunning, REPO_ROOT, type Service, stopAll } from '../processes.js';
-import { betweenIdleSamples, sampleResources } from '../resources.js';
+import { betweenIdleSamples, type SampledProcess, sampleResources } from '../resources.js';
 import type { DrainRow } from '../results.js';
 import { countUnfinished, lastFinishedAt, type Sandbox, type Sql, withSandbox } from '../sandbox.js';
 import { startBaseline, startConsumer, startProducer } from '../services.js';
@@ -53,8 +53,10 @@ async function timedDrain(
   probe: DrainProbe,
   processes: readonly Service[],
   servers: readonly ServerGroup[],
+  /** Sampled beside `processes` but not watched for exits (private broker nodes). */
+  others: readonly SampledProcess[] = [],
 ): Promise<DrainRun> {
-  const sampler = sampleResources(processes, { servers, database: sandbox.database });
+  const sampler = sampleResources([...processes, ...others], { servers, database: sandbox.database });
   const leftAtStart = await probe.remaining();
   const startedAt = begin();
   const bar = ctx.progress.bar(`${label} ${formatNumber(total)}`, total);
@@ -66,16 +68,27 @@ async function timedDrain(
   return { completed, rate, resources, cpuItems: rate.count - (total - leftAtStart) };
 }
 
+/**
+ * A broker of the measure's own instead of the shared node: its AMQP_URL (one node or a cluster's
+ * list) and its nodes' processes, whose CPU and memory are counted as rows of their own.
+ */
+export interface PrivateBroker {
+  amqpUrl: string;
+  nodes: readonly SampledProcess[];
+}
+
 /** Producer + 2 consumers draining `tasks` waiting rows; `windowMs` bounds the run. */
 export async function oursDrain(
   tasks: number,
   windowMs: number,
   ctx: MeasureContext,
   label = 'task-pipeline drain',
+  broker?: PrivateBroker,
 ): Promise<DrainRow> {
-  return withSandbox('drain_ours', async (sandbox) => {
+  return withSandbox('drain_ours', async (shared) => {
+    const sandbox = broker ? { ...shared, amqpUrl: broker.amqpUrl } : shared;
     await seedWithBar(sandbox, tasks, ctx.progress, label);
-    const servers = ['postgresql', 'rabbitmq'] as const;
+    const servers: readonly ServerGroup[] = broker ? ['postgresql'] : ['postgresql', 'rabbitmq'];
     const services: Service[] = [];
     const run = await betweenIdleSamples(
       { servers, database: sandbox.database },
@@ -104,6 +117,7 @@ export async function oursDrain(
           oursProbe(sandbox.sql),
           services,
           servers,
+          broker?.nodes,
         );
       },
       async () => {
