@@ -169,9 +169,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
       model.on('error', (err: Error) => logger.warn({ err, node }, 'RabbitMQ connection error'));
       // The topology exists before any channel of ours publishes or consumes.
       const opened = model;
-      const channel = await opened.createChannel();
+      const topologyChannel = async () => {
+        const ch = await opened.createChannel();
+        // The refusal also rejects the declare that caused it; without a listener amqplib would take
+        // the channel's error for the connection's and close the connection.
+        ch.on('error', () => undefined);
+        return ch;
+      };
+      const channel = await topologyChannel();
       try {
-        await assertTopology(channel, this.#options.topology, () => opened.createChannel());
+        await assertTopology(channel, this.#options.topology, topologyChannel);
       } finally {
         await channel.close().catch(() => undefined);
       }

@@ -155,12 +155,13 @@ const GROUP_SIZE_MISMATCH = new RegExp(
 );
 
 /**
- * Declares the topology; idempotent on every node of a cluster. A queue with a group size is declared
- * with it, which creates a missing queue with that many replicas. The broker compares the group size
- * on a redeclare like any other argument (PRECONDITION_FAILED closes the channel), yet it only placed
- * the replicas when the queue was created: a queue that exists from before the setting, or from
- * another value of it, is declared again without it (every other argument is still compared), and
- * when even that names the group size (another value), it is only checked to exist.
+ * Declares the topology; idempotent on every node of a cluster and whatever group size the queues
+ * were created with. A queue with a group size is declared with it, which creates a missing queue
+ * with that many replicas. The broker compares the group size on a redeclare like any other argument
+ * (PRECONDITION_FAILED, which closes the channel), yet it only placed the replicas when the queue was
+ * created: a queue that exists from before the setting is declared again without it (every other
+ * argument is still compared), and one created with another value (or with one while this service
+ * has none) is only checked to exist. Any other refusal is thrown, as before.
  * `reopen` gives a fresh channel after such a refusal; channels it opened are closed before returning.
  */
 export async function assertTopology(
@@ -181,16 +182,13 @@ export async function assertTopology(
       await current.assertExchange(exchange.name, exchange.type, { durable: true });
     }
     for (const queue of topology.queues) {
-      if (queue.initialGroupSize === undefined) {
-        await current.assertQueue(queue.name, { durable: true, arguments: queue.arguments });
-        continue;
-      }
+      const withGroupSize = (ch: TopologyChannel) =>
+        ch.assertQueue(queue.name, {
+          durable: true,
+          arguments: { ...queue.arguments, [INITIAL_GROUP_SIZE_ARGUMENT]: queue.initialGroupSize },
+        });
       const attempts: ((ch: TopologyChannel) => Promise<unknown>)[] = [
-        (ch) =>
-          ch.assertQueue(queue.name, {
-            durable: true,
-            arguments: { ...queue.arguments, [INITIAL_GROUP_SIZE_ARGUMENT]: queue.initialGroupSize },
-          }),
+        ...(queue.initialGroupSize === undefined ? [] : [withGroupSize]),
         (ch) => ch.assertQueue(queue.name, { durable: true, arguments: queue.arguments }),
         (ch) => ch.checkQueue(queue.name),
       ];
