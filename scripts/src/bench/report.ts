@@ -161,6 +161,15 @@ function summary(r: BenchResults): string {
       formatRatio(x),
       'reported (the cost of replication)',
     ]);
+    // On a shared machine the rates swing with other work; CPU per task is the steadier cost.
+    const [single, three] = [accountOf(cluster.single), accountOf(cluster.cluster)];
+    rows.push([
+      'CPU per task on a 3-node cluster, all processes',
+      microsCell(three),
+      `single node ${microsCell(single)}`,
+      single && three ? formatRatio(ratio(three.totalMicrosPerItem, single.totalMicrosPerItem)) : '–',
+      'reported',
+    ]);
   }
   if (rows.length === 0) return '';
   return `## Summary\n\n${table(['Measure', 'task-pipeline', 'Baseline', 'Ratio', 'Target'], rows)}\n`;

@@ -236,6 +236,9 @@ describe('bench report', () => {
     expect(markdown).toContain(
       '| Drain 100,000 on a 3-node cluster | 4,000 tasks/s | single node 10,000 tasks/s | 0.4× | reported (the cost of replication) |',
     );
+    expect(markdown).toContain(
+      '| CPU per task on a 3-node cluster, all processes | 150 µs | single node 80 µs | 1.88× | reported |',
+    );
     expect(markdown).toContain('## 7. Cluster: the cost of replication');
     expect(markdown).toContain('| 3-node cluster | 4,000/s | 25 s | 0.4× | 150 µs |');
     expect(markdown).toContain('| single node | 10,000/s | 10 s | – | 80 µs |');
