@@ -92,13 +92,13 @@ async function partition(
 }
 
 /**
- * SIGKILLs a broker node of the cluster: the one leading most quorum queues, or one that was not killed
- * last (the leader first, to move the queues' leadership; then another, which the services may be
- * connected to). The node stays down `downMs`, then starts and rejoins the cluster by itself.
+ * SIGKILLs a broker node of the cluster: the one leading most quorum queues (their leadership must
+ * move), or the one holding most of the services' connections (they must fail over), other than the
+ * node killed last. The node stays down `downMs`, then starts and rejoins the cluster by itself.
  */
 async function killNode(
   ctx: FaultContext,
-  which: 'leader' | 'other',
+  which: 'leader' | 'connected',
   downMs: number,
   runStartedAt: number,
 ): Promise<Pick<FaultRecord, 'happened' | 'evidence' | 'nodeDown'>> {
@@ -107,12 +107,19 @@ async function killNode(
   const leaders = await brokers.leaders('/');
   const led = new Map<string, number>();
   for (const node of leaders.values()) led.set(node, (led.get(node) ?? 0) + 1);
-  const running = brokers.nodes.filter((n) => n.pid() !== undefined);
+  const connections = new Map<string, number>();
+  const { stdout } = await brokers.ctl('list_connections', '--quiet', '--no-table-headers', 'node');
+  for (const node of stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)) {
+    connections.set(node, (connections.get(node) ?? 0) + 1);
+  }
+  const score = which === 'leader' ? led : connections;
   const last = ctx.killedNodes.at(-1);
-  const target =
-    which === 'leader'
-      ? [...running].sort((a, b) => (led.get(b.nodeName) ?? 0) - (led.get(a.nodeName) ?? 0))[0]
-      : running.find((n) => n.nodeName !== last);
+  const target = brokers.nodes
+    .filter((n) => n.pid() !== undefined && n.nodeName !== last)
+    .sort((a, b) => (score.get(b.nodeName) ?? 0) - (score.get(a.nodeName) ?? 0))[0];
   if (!target) return { happened: false, evidence: 'no running node to kill' };
   const pid = target.pid();
   const fromMs = Date.now() - runStartedAt;
@@ -123,10 +130,12 @@ async function killNode(
   await target.start();
   const toMs = Date.now() - runStartedAt;
   const queuesLed = led.get(target.nodeName) ?? 0;
+  const held = connections.get(target.nodeName) ?? 0;
+  const total = [...connections.values()].reduce((a, b) => a + b, 0);
   return {
     happened: pid !== undefined && target.pid() !== undefined && target.pid() !== pid,
     evidence:
-      `${target.nodeName} (:${target.port}, led ${queuesLed}/${leaders.size} queues) pid ${pid} SIGKILL; ` +
+      `${target.nodeName} (:${target.port}, led ${queuesLed}/${leaders.size} queues, held ${held}/${total} connections) pid ${pid} SIGKILL; ` +
       `down ${downMs} ms, started again in ${Date.now() - started} ms (pid ${target.pid()})`,
     nodeDown: { node: target.nodeName, fromMs, toMs, queuesLed },
   };
@@ -297,7 +306,7 @@ export async function injectFault(
         outcome = await killNode(ctx, 'leader', fault.downMs, runStartedAt);
         break;
       case 'kill-rabbitmq-node':
-        outcome = await killNode(ctx, 'other', fault.downMs, runStartedAt);
+        outcome = await killNode(ctx, 'connected', fault.downMs, runStartedAt);
         break;
     }
     return { ...base, ...outcome, durationMs: Date.now() - t0 };

@@ -35,7 +35,9 @@ async function main(): Promise<number> {
   console.log(`  status samples         ${f.samples.ok} ok, ${f.samples.failed} failed (PostgreSQL down)`);
   for (const g of f.nodeDownGaps) {
     console.log(
-      `  node down              ${g.fault} ${g.node}: down ${(g.downMs / 1000).toFixed(1)} s; longest stall of dispatch ${(g.dispatchGapMs / 1000).toFixed(1)} s, of processing ${(g.processingGapMs / 1000).toFixed(1)} s (1 s samples)`,
+      `  node down              ${g.fault} ${g.node}: down ${(g.downMs / 1000).toFixed(1)} s (kill to started again); ` +
+        `meanwhile ${g.dispatchedWhileDown} dispatched, ${g.finishedWhileDown} finished; longest stall of dispatch ` +
+        `${(g.dispatchGapMs / 1000).toFixed(1)} s, of processing ${(g.processingGapMs / 1000).toFixed(1)} s (1 s samples)`,
     );
   }
   console.log(

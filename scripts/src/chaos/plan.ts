@@ -38,7 +38,8 @@ export const FAULT_DESCRIPTIONS: Record<FaultKind, string> = {
   'partition-producer': 'producer unreachable to the consumers (TCP blackhole)',
   'redrive-errors': 'redrive error tasks while stale copies of their messages are queued',
   'kill-rabbitmq-leader': 'SIGKILL the broker node that leads most queues, start it again',
-  'kill-rabbitmq-node': 'SIGKILL another broker node than the one killed before, start it again',
+  'kill-rabbitmq-node':
+    'SIGKILL the broker node holding most service connections (not the one killed last), start it again',
 };
 
 export interface PlannedFault {
@@ -73,7 +74,7 @@ export function planFaults({
   const random = seededRandom(seed);
   const unique = [...new Set(kinds)];
   const others = random.shuffle(unique.filter((k) => k !== 'redrive-errors'));
-  // The node that leads most queues goes first; "another node" is then one that was not just killed.
+  // The node that leads most queues goes first; the connected node is then another one.
   const leader = others.indexOf('kill-rabbitmq-leader');
   const node = others.indexOf('kill-rabbitmq-node');
   if (leader > node && node >= 0)

@@ -46,7 +46,13 @@ export function startPoller(databaseUrl: string, intervalMs = 1_000): Poller {
       dispatched += row.attempts;
     }
     counts = next;
-    progress.push({ atMs: Date.now(), dispatched, finished: next.success + next.error });
+    progress.push({
+      atMs: Date.now(),
+      dispatched,
+      finished: next.success + next.error,
+      waiting: next.waiting,
+      sent: next.sent,
+    });
   };
 
   const loop = (async () => {

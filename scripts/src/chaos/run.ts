@@ -7,7 +7,7 @@ import { type Cluster, startCluster } from './cluster.js';
 import { counterSum, startScraper } from './counters.js';
 import { startCreator } from './creator.js';
 import { type FaultRecord, injectFault } from './faults.js';
-import { longestStall } from './gaps.js';
+import { growth, longestStall } from './gaps.js';
 import { type FaultKind, type PlannedFault, planFaults, SINGLE_NODE_FAULTS } from './plan.js';
 import { startPoller } from './poller.js';
 import { type FinalRow, judge, type Verdict } from './verdict.js';
@@ -78,6 +78,9 @@ export interface ChaosFigures {
     downMs: number;
     dispatchGapMs: number;
     processingGapMs: number;
+    /** Dispatches and finished tasks while the node was down. */
+    dispatchedWhileDown: number;
+    finishedWhileDown: number;
   }[];
   creationMs: number;
   quietAfterMs: number;
@@ -336,29 +339,22 @@ export async function runChaos(
         [...consumerScraper.accumulator.totals()].filter(([series]) => !/^(process|nodejs)_/.test(series)),
       );
       const progress = poller.progress();
-      const nodeDownGaps = faults.flatMap((f) =>
-        f.nodeDown
-          ? [
-              {
-                fault: f.kind,
-                node: f.nodeDown.node,
-                downMs: f.nodeDown.toMs - f.nodeDown.fromMs,
-                dispatchGapMs: longestStall(
-                  progress,
-                  'dispatched',
-                  runStartedAt + f.nodeDown.fromMs,
-                  runStartedAt + f.nodeDown.toMs,
-                ),
-                processingGapMs: longestStall(
-                  progress,
-                  'finished',
-                  runStartedAt + f.nodeDown.fromMs,
-                  runStartedAt + f.nodeDown.toMs,
-                ),
-              },
-            ]
-          : [],
-      );
+      const nodeDownGaps = faults.flatMap((f) => {
+        if (!f.nodeDown) return [];
+        const from = runStartedAt + f.nodeDown.fromMs;
+        const to = runStartedAt + f.nodeDown.toMs;
+        return [
+          {
+            fault: f.kind,
+            node: f.nodeDown.node,
+            downMs: f.nodeDown.toMs - f.nodeDown.fromMs,
+            dispatchGapMs: longestStall(progress, 'dispatched', from, to),
+            processingGapMs: longestStall(progress, 'finished', from, to),
+            dispatchedWhileDown: growth(progress, 'dispatched', from, to),
+            finishedWhileDown: growth(progress, 'finished', from, to),
+          },
+        ];
+      });
       const finalByStatus: Record<string, number> = {};
       for (const r of finalRows) finalByStatus[r.status] = (finalByStatus[r.status] ?? 0) + 1;
       return {
