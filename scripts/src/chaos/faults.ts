@@ -108,12 +108,11 @@ async function killNode(
   const led = new Map<string, number>();
   for (const node of leaders.values()) led.set(node, (led.get(node) ?? 0) + 1);
   const connections = new Map<string, number>();
-  const { stdout } = await brokers.ctl('list_connections', '--quiet', '--no-table-headers', 'node');
-  for (const node of stdout
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)) {
-    connections.set(node, (connections.get(node) ?? 0) + 1);
+  // A connection's pid names its node: <tpc-…-1@localhost.1796580274.25939.1>.
+  const { stdout } = await brokers.ctl('list_connections', '--quiet', '--no-table-headers', 'pid');
+  for (const line of stdout.split('\n')) {
+    const node = /^<(.+@[^.]+)\.[\d.]+>$/.exec(line.trim())?.[1];
+    if (node) connections.set(node, (connections.get(node) ?? 0) + 1);
   }
   const score = which === 'leader' ? led : connections;
   const last = ctx.killedNodes.at(-1);
