@@ -165,6 +165,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
         timeout: this.#options.connectTimeoutMs,
       });
       this.#pending = model;
+      // Known before the setup, so a close that finds the broker silent can drop this socket too.
+      this.#stream = (model as ChannelModel & { connection: { stream: Writable } }).connection.stream;
       // Without an 'error' listener a connection error would crash the process; 'close' follows it.
       model.on('error', (err: Error) => logger.warn({ err, node }, 'RabbitMQ connection error'));
       // The topology exists before any channel of ours publishes or consumes.
@@ -203,8 +205,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const { logger, connectionName } = this.#options;
     this.#model = model;
     this.#failures = 0;
-    this.#stream = (model as ChannelModel & { connection: { stream: Writable } }).connection.stream;
-    coalesceWrites(this.#stream);
+    coalesceWrites((model as ChannelModel & { connection: { stream: Writable } }).connection.stream);
     model.on('close', (err?: Error) => {
       if (this.#model !== model) return;
       this.#model = undefined;
