@@ -215,7 +215,7 @@ describe.skipIf(skipReason)('container deployment, profile cluster', () => {
         await sleep(1000);
       }
     })();
-    const creator = startCreator({ producerUrl: baseUrl, total: TASKS, ratePerSecond: RATE_PER_S });
+    const creator = startCreator({ producerUrls: [baseUrl], total: TASKS, ratePerSecond: RATE_PER_S });
 
     // A third of the way in, with messages in flight everywhere.
     while (creator.stats().accepted < TASKS / 3) await sleep(200);
