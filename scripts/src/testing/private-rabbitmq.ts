@@ -5,7 +5,7 @@
 // joined into one cluster (startPrivateRabbitCluster) are what the failover tests kill nodes of: the
 // shared cookie is what lets them join, each keeps its own ports, name and data folder.
 import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   freePort,
@@ -178,10 +178,12 @@ export interface PrivateRabbitCluster {
  * target queues did not confirm only after this timeout (3 min by default in 3.10). When a node dies,
  * the confirms of dead letters in flight to queues it led never come: a chaos run saw 1,803 retry
  * messages held for about 3 min after a node kill. 5 s keeps that short; a re-sent copy is one more
- * duplicate delivery, which the attempt fencing absorbs.
+ * duplicate delivery, which the attempt fencing absorbs. The compose profile's nodes mount the same file.
  */
-export const CLUSTER_ADVANCED_CONFIG =
-  '[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 5000}]}].\n';
+export const CLUSTER_ADVANCED_CONFIG = readFileSync(
+  new URL('../../../rabbitmq/cluster-advanced.config', import.meta.url),
+  'utf8',
+);
 
 /**
  * `size` private nodes joined into one cluster: the first starts alone, each other one starts, stops

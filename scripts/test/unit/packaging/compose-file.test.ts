@@ -213,6 +213,8 @@ describe('docker-compose.yml, profile cluster', () => {
       expect(node.volumes, name).toEqual([
         `rabbitmq-${i + 1}-data:/var/lib/rabbitmq`,
         './rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/90-cluster.conf:ro',
+        // Dead letters re-sent after 5 s when a node died with their confirms (the file says why).
+        './rabbitmq/cluster-advanced.config:/etc/rabbitmq/advanced.config:ro',
       ]);
       // One cookie for every node: the Erlang distribution authenticates peers with it.
       expect(node.environment?.RABBITMQ_ERLANG_COOKIE, name).toMatch(
@@ -224,6 +226,9 @@ describe('docker-compose.yml, profile cluster', () => {
       (m) => m[1],
     );
     expect(listed).toEqual(CLUSTER_NODES);
+    expect(read('rabbitmq/cluster-advanced.config')).toMatch(
+      /^\[\{rabbit, \[\{dead_letter_worker_publisher_confirm_timeout, 5000\}\]\}\]\.$/m,
+    );
   });
 
   test('the second and third node join the first once it is up (RabbitMQ 3.10 cannot form a cluster from a simultaneous start)', () => {
