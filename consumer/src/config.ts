@@ -3,6 +3,7 @@
 import { envBoolean as bool, envLogLevel, envInt as int, parseEnv } from '@task-pipeline/common';
 import {
   ALL_WORK_QUEUES,
+  brokerUrlListSchema,
   DEFAULT_RETRY_DELAYS_SECONDS,
   MAX_WORK_MESSAGE_BYTES,
   type WorkQueue,
@@ -32,7 +33,8 @@ const list = <O>(item: z.ZodType<O>) =>
 
 export const ConsumerEnvSchema = z
   .object({
-    AMQP_URL: z.url({ protocol: /^amqps?$/ }).default('amqp://guest:guest@127.0.0.1:5672'),
+    // One broker URL or a cluster's nodes, comma-separated (parseBrokerUrls says how).
+    AMQP_URL: brokerUrlListSchema.default('amqp://guest:guest@127.0.0.1:5672'),
     PRODUCER_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:3000'),
     STATUS_API_TOKEN: z.string().min(16, 'must be at least 16 characters'),
     WORKER_QUEUES: list(z.enum(ALL_WORK_QUEUES as [WorkQueue, ...WorkQueue[]]))
@@ -62,6 +64,9 @@ export const ConsumerEnvSchema = z
     HEALTH_PORT: int(0, 65_535).default(3001),
     SHUTDOWN_GRACE_MS: int(0).default(8000),
     LOG_LEVEL: envLogLevel.default('info'),
+    // Replicas of each quorum queue this service creates; unset leaves it to the broker (every node up
+    // to 3). Queues that exist keep theirs (see assertTopology).
+    QUORUM_INITIAL_GROUP_SIZE: int(1, 99).optional(),
   })
   .superRefine((env, ctx) => {
     const queues = env.WORKER_QUEUES.length;
@@ -83,6 +88,7 @@ export const ConsumerEnvSchema = z
 function toConfig(e: z.output<typeof ConsumerEnvSchema>) {
   return {
     amqpUrl: e.AMQP_URL,
+    quorumInitialGroupSize: e.QUORUM_INITIAL_GROUP_SIZE,
     producerUrl: e.PRODUCER_URL,
     statusApiToken: e.STATUS_API_TOKEN,
     /** Empty means no worker: a reporter-only replica (programmatic use; the environment needs one). */

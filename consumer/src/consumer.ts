@@ -63,7 +63,11 @@ export async function startConsumer(config: ConsumerConfig, deps: ConsumerDepend
   };
   const logger = deps.logger;
   const metrics = createConsumerMetrics();
-  const topology = buildTopology({ role: 'consumer', retryDelaysSeconds: config.retryDelaysSeconds });
+  const topology = buildTopology({
+    role: 'consumer',
+    retryDelaysSeconds: config.retryDelaysSeconds,
+    quorumInitialGroupSize: config.quorumInitialGroupSize,
+  });
   const connect = (role: 'consume' | 'publish') =>
     new Broker({
       url: config.amqpUrl,

@@ -1,7 +1,7 @@
 // The producer's whole configuration: one zod schema over the environment, parsed once at start.
 // process.env is read nowhere else. A bad value stops the boot with the variable's name.
 import { envBoolean as bool, envLogLevel, envInt as int, parseEnv } from '@task-pipeline/common';
-import { QUEUE_MAX_LENGTH } from '@task-pipeline/rabbitmq/contract';
+import { brokerUrlListSchema, QUEUE_MAX_LENGTH } from '@task-pipeline/rabbitmq/contract';
 import { z } from 'zod';
 import { MIN_STATEMENT_DEADLINE_MS, statementDeadlineMs } from './dispatch/dispatch-repository.js';
 
@@ -19,7 +19,8 @@ export const ProducerEnvSchema = z
     DATABASE_URL: z
       .url({ protocol: /^postgres(ql)?$/ })
       .default('postgres://postgres:postgres@127.0.0.1:5432/tasks'),
-    AMQP_URL: z.url({ protocol: /^amqps?$/ }).default('amqp://guest:guest@127.0.0.1:5672'),
+    // One broker URL or a cluster's nodes, comma-separated (parseBrokerUrls says how).
+    AMQP_URL: brokerUrlListSchema.default('amqp://guest:guest@127.0.0.1:5672'),
     STATUS_API_TOKEN: z.string().min(16, 'must be at least 16 characters'),
     // May read the operator routes (list, detail, stats) but not redrive: the console's read-only mode.
     OPERATOR_READ_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -40,6 +41,9 @@ export const ProducerEnvSchema = z
     API_LOCK_TIMEOUT_MS: int(100, 600_000).default(2000),
     SHUTDOWN_GRACE_MS: int(0).default(8000),
     LOG_LEVEL: envLogLevel.default('info'),
+    // Replicas of each quorum queue this service creates; unset leaves it to the broker (every node up
+    // to 3). Queues that exist keep theirs (see assertTopology).
+    QUORUM_INITIAL_GROUP_SIZE: int(1, 99).optional(),
   })
   .superRefine((env, ctx) => {
     // A lease shorter than a few confirm timeouts would let a second dispatcher re-claim tasks whose
@@ -91,6 +95,7 @@ function toConfig(e: z.output<typeof ProducerEnvSchema>) {
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     amqpUrl: e.AMQP_URL,
+    quorumInitialGroupSize: e.QUORUM_INITIAL_GROUP_SIZE,
     statusApiToken: e.STATUS_API_TOKEN,
     /** Reads the operator routes, never changes anything. */
     operatorReadToken: e.OPERATOR_READ_TOKEN,

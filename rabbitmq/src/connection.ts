@@ -1,11 +1,14 @@
-// The broker connection lifecycle in one place. amqplib's recovery reconnects a lost *connection*
-// and re-asserts the topology before anything else runs on it; this module adds what amqplib does
-// not: channels that are reopened (with their consumers) when the *channel* alone closes (a 406, a
-// 404, the broker's consumer timeout) while the connection lives, and readiness that reflects them.
+// The broker connection lifecycle in one place: connect to one node of the broker list, assert the
+// topology before anything else runs on the connection, and when the connection is lost try the next
+// node in rotation with backoff (amqplib's own recovery only ever retries the one URL it was given).
+// Channels are reopened (with their consumers) on every new connection, and also when the *channel*
+// alone closes (a 406, a 404, the broker's consumer timeout) while the connection lives; readiness
+// reflects them.
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import { backoffMs } from '@task-pipeline/common';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { brokerLabel, firstBrokerIndex, nextBroker, parseBrokerUrls } from './brokers.js';
 import { RECONNECT_BACKOFF } from './contract.js';
 import { assertTopology, type Topology } from './topology.js';
 
@@ -17,6 +20,7 @@ export interface BrokerLogger {
 }
 
 export interface BrokerOptions {
+  /** One broker URL, or the comma-separated list of a cluster's nodes (`AMQP_URL`, see parseBrokerUrls). */
   url: string;
   /** Shown by `rabbitmqctl list_connections name client_properties` and in the management UI. */
   connectionName: string;
@@ -29,6 +33,10 @@ export interface BrokerOptions {
    * partition never answers, and a shutdown must end within its grace period all the same.
    */
   closeTimeoutMs?: number;
+  /** A node that neither accepts nor refuses (a partition) is given up after this long. */
+  connectTimeoutMs?: number;
+  /** Picks the first node and the jitter (tests). */
+  random?: () => number;
 }
 
 export interface ChannelOptions<C> {
@@ -71,13 +79,22 @@ export class BrokerClosedError extends Error {
 
 export class Broker extends EventEmitter<BrokerEvents> {
   readonly #options: Required<BrokerOptions>;
+  readonly #urls: string[];
   readonly #slots: Slot[] = [];
-  #connection: Awaited<ReturnType<typeof connectWithRecovery>> | undefined;
+  #started = false;
+  /** The node connected to, or tried next. */
+  #index: number;
+  /** Consecutive failures since the last connection (a loss counts as the first). */
+  #failures = 0;
+  #reconnectTimer: NodeJS.Timeout | undefined;
   #model: ChannelModel | undefined;
+  /** A connection being opened or set up, closed with the broker. */
+  #pending: ChannelModel | undefined;
   /** The connection's socket, dropped when the broker does not answer a close. */
   #stream: Writable | undefined;
   #closing = false;
   #blocked = false;
+  #firstConnect: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void };
 
   constructor(options: BrokerOptions) {
     super();
@@ -85,12 +102,30 @@ export class Broker extends EventEmitter<BrokerEvents> {
       reconnectInitialDelayMs: RECONNECT_BACKOFF.initialMs,
       reconnectMaxDelayMs: RECONNECT_BACKOFF.maxMs,
       closeTimeoutMs: 2_000,
+      connectTimeoutMs: 10_000,
+      random: Math.random,
       ...options,
     };
+    this.#urls = parseBrokerUrls(options.url);
+    this.#index = firstBrokerIndex(this.#urls.length, this.#options.random);
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // Only tests and scripts wait for it; a close before the first connect must not go unhandled.
+    promise.catch(() => undefined);
+    this.#firstConnect = { promise, resolve, reject };
   }
 
   get connected(): boolean {
     return this.#model !== undefined;
+  }
+
+  /** `host:port` of the node connected to, undefined while disconnected. */
+  get node(): string | undefined {
+    return this.#model ? brokerLabel(this.#urls[this.#index] as string) : undefined;
   }
 
   /** True while the broker has sent `connection.blocked` (a resource alarm): publishes would stall. */
@@ -109,21 +144,71 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** Starts connecting in the background: a broker that is down delays nothing else. */
   async start(): Promise<void> {
-    const { logger } = this.#options;
-    const connection = await connectWithRecovery(this.#options);
-    this.#connection = connection;
-    connection.on('connect', (model: ChannelModel) => {
-      this.#model = model;
+    if (this.#started) return;
+    this.#started = true;
+    // Deferred so that listeners attached right after start() see the first 'connected'.
+    setImmediate(() => void this.#connect());
+  }
+
+  async #connect(): Promise<void> {
+    if (this.#closing) return;
+    const { logger, connectionName } = this.#options;
+    const url = this.#urls[this.#index] as string;
+    const node = brokerLabel(url);
+    let model: ChannelModel | undefined;
+    try {
+      model = await amqp.connect(url, {
+        clientProperties: { connection_name: connectionName },
+        // amqplib leaves Nagle's algorithm on: a small frame written while an earlier one is
+        // unacknowledged would wait for the broker's (possibly delayed) ACK. Frames are already
+        // coalesced per tick.
+        noDelay: true,
+        timeout: this.#options.connectTimeoutMs,
+      });
+      this.#pending = model;
+      // Known before the setup, so a close that finds the broker silent can drop this socket too.
       this.#stream = (model as ChannelModel & { connection: { stream: Writable } }).connection.stream;
-      coalesceWrites(this.#stream);
-      logger.info({ connection: this.#options.connectionName }, 'connected to RabbitMQ');
-      this.emit('connected');
-      for (const slot of this.#slots) {
-        slot.failures = 0;
-        void this.#open(slot);
+      // Without an 'error' listener a connection error would crash the process; 'close' follows it.
+      model.on('error', (err: Error) => logger.warn({ err, node }, 'RabbitMQ connection error'));
+      // The topology exists before any channel of ours publishes or consumes.
+      const opened = model;
+      const topologyChannel = async () => {
+        const ch = await opened.createChannel();
+        // The refusal also rejects the declare that caused it; without a listener amqplib would take
+        // the channel's error for the connection's and close the connection.
+        ch.on('error', () => undefined);
+        return ch;
+      };
+      const channel = await topologyChannel();
+      try {
+        await assertTopology(channel, this.#options.topology, topologyChannel);
+      } finally {
+        await channel.close().catch(() => undefined);
       }
-    });
-    connection.on('disconnect', (err: Error) => {
+    } catch (err) {
+      this.#pending = undefined;
+      await model?.close().catch(() => undefined);
+      if (this.#closing) return;
+      logger.warn({ err, node, connection: connectionName }, 'RabbitMQ connection attempt failed');
+      this.#failures += 1;
+      this.#scheduleReconnect();
+      return;
+    }
+    this.#pending = undefined;
+    if (this.#closing) {
+      await model.close().catch(() => undefined);
+      return;
+    }
+    this.#attach(model, node);
+  }
+
+  #attach(model: ChannelModel, node: string): void {
+    const { logger, connectionName } = this.#options;
+    this.#model = model;
+    this.#failures = 0;
+    coalesceWrites((model as ChannelModel & { connection: { stream: Writable } }).connection.stream);
+    model.on('close', (err?: Error) => {
+      if (this.#model !== model) return;
       this.#model = undefined;
       // A new connection starts unblocked; whoever paused for the block may resume (and meet it again).
       if (this.#blocked) {
@@ -131,32 +216,60 @@ export class Broker extends EventEmitter<BrokerEvents> {
         this.emit('unblocked');
       }
       for (const slot of this.#slots) this.#lose(slot);
-      logger.warn({ err }, 'lost the RabbitMQ connection; reconnecting');
-      this.emit('disconnected', err);
+      if (this.#closing) return;
+      const error = err ?? new Error('connection closed by the broker');
+      logger.warn(
+        { err: error, node, connection: connectionName },
+        'lost the RabbitMQ connection; reconnecting',
+      );
+      this.emit('disconnected', error);
+      this.#failures = 1;
+      this.#scheduleReconnect();
     });
-    connection.on('connect-failed', (err: Error) =>
-      logger.warn({ err }, 'RabbitMQ connection attempt failed'),
-    );
-    connection.on('reconnect-scheduled', ({ attempt, delay }: { attempt: number; delay: number }) =>
-      logger.debug({ attempt, delay }, 'RabbitMQ reconnect scheduled'),
-    );
-    connection.on('error', (err: Error) => logger.warn({ err }, 'RabbitMQ connection error'));
-    connection.on('blocked', (reason: string) => {
+    model.on('blocked', (reason: string) => {
       this.#blocked = true;
-      logger.warn({ reason }, 'RabbitMQ blocked publishing');
+      logger.warn({ reason, node }, 'RabbitMQ blocked publishing');
       this.emit('blocked', reason);
     });
-    connection.on('unblocked', () => {
+    model.on('unblocked', () => {
       this.#blocked = false;
-      logger.info({}, 'RabbitMQ unblocked publishing');
+      logger.info({ node }, 'RabbitMQ unblocked publishing');
       this.emit('unblocked');
     });
+    logger.info({ connection: connectionName, node }, 'connected to RabbitMQ');
+    this.#firstConnect.resolve();
+    this.emit('connected');
+    for (const slot of this.#slots) {
+      slot.failures = 0;
+      void this.#open(slot);
+    }
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closing || this.#reconnectTimer) return;
+    const { reconnectInitialDelayMs, reconnectMaxDelayMs, random } = this.#options;
+    const step = nextBroker(
+      this.#index,
+      this.#failures,
+      this.#urls.length,
+      { initialMs: reconnectInitialDelayMs, maxMs: reconnectMaxDelayMs },
+      random,
+    );
+    this.#index = step.index;
+    this.#options.logger.debug(
+      { node: brokerLabel(this.#urls[step.index] as string), delay: step.delayMs, failures: this.#failures },
+      'RabbitMQ reconnect scheduled',
+    );
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      void this.#connect();
+    }, step.delayMs);
   }
 
   /** Resolves once connected for the first time (tests and scripts; services do not wait). */
   async waitForConnect(): Promise<void> {
-    if (!this.#connection) throw new Error('Broker.start() was not called');
-    await this.#connection.waitForConnect();
+    if (!this.#started) throw new Error('Broker.start() was not called');
+    await this.#firstConnect.promise;
   }
 
   confirmChannel(options: ChannelOptions<ConfirmChannel>): ManagedChannel<ConfirmChannel> {
@@ -174,6 +287,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.#closing) return;
     this.#closing = true;
     const closed = new BrokerClosedError('broker connection closed');
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = undefined;
+    this.#firstConnect.reject(closed);
+    const model = this.#model ?? this.#pending;
     const graceful = (async () => {
       for (const slot of this.#slots) {
         clearTimeout(slot.timer);
@@ -182,7 +299,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         slot.channel = undefined;
         await channel?.close().catch(() => undefined);
       }
-      await this.#connection?.close().catch(() => undefined);
+      await model?.close().catch(() => undefined);
     })();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
@@ -193,10 +310,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
         { closeTimeoutMs: this.#options.closeTimeoutMs },
         'RabbitMQ did not answer the close; dropping the connection',
       );
-      // Recovery first, or the dropped socket would be reconnected; then the socket, with an error:
+      // #closing keeps the dropped socket from being reconnected. It is destroyed with an error:
       // amqplib watches its 'error' and 'end', not 'close'. A close still waiting for its answer may
       // never settle, so it is left behind.
-      void this.#connection?.close().catch(() => undefined);
       this.#stream?.destroy(new Error(`no answer to the close within ${this.#options.closeTimeoutMs} ms`));
     }
     clearTimeout(timer);
@@ -329,31 +445,6 @@ export function coalesceWrites(stream: Writable): void {
     }
     return write.apply(this, args);
   } as Writable['write'];
-}
-
-function connectWithRecovery(options: Required<BrokerOptions>) {
-  return amqp.connect(options.url, {
-    clientProperties: { connection_name: options.connectionName },
-    // amqplib leaves Nagle's algorithm on: a small frame written while an earlier one is unacknowledged
-    // would wait for the broker's (possibly delayed) ACK. Frames are already coalesced per tick.
-    noDelay: true,
-    recovery: {
-      waitForConnect: false,
-      initialDelay: options.reconnectInitialDelayMs,
-      maxDelay: options.reconnectMaxDelayMs,
-      maxRetries: Number.POSITIVE_INFINITY,
-      // Runs on every new connection before it is handed out: the topology exists before any
-      // channel of ours publishes or consumes.
-      setup: async (model: ChannelModel) => {
-        const channel = await model.createChannel();
-        try {
-          await assertTopology(channel, options.topology);
-        } finally {
-          await channel.close().catch(() => undefined);
-        }
-      },
-    },
-  });
 }
 
 export function createBroker(options: BrokerOptions): Broker {

@@ -1,6 +1,8 @@
 // The broker topology as data (PROTOCOL §5). Both services assert it on every (re)connect;
 // definitions.json for operators is generated from the same objects. Arguments are not configurable:
-// a queue declared with other arguments fails with PRECONDITION_FAILED on the next assert.
+// a queue declared with other arguments fails with PRECONDITION_FAILED on the next assert. The one
+// exception is the quorum group size (QUORUM_INITIAL_GROUP_SIZE), which only places a new queue's
+// replicas: see assertTopology.
 
 export const PRIORITIES = ['high', 'medium', 'low'] as const;
 export type Priority = (typeof PRIORITIES)[number];
@@ -45,6 +47,11 @@ export interface ExchangeSpec {
 export interface QueueSpec {
   name: string;
   arguments: Record<string, string | number>;
+  /**
+   * `x-quorum-initial-group-size` when the queue is created: how many nodes hold a replica. Undefined
+   * leaves it to the broker (`quorum_cluster_size`, 3 in RabbitMQ 3.10 and 4.x: every node up to 3).
+   */
+  initialGroupSize?: number;
 }
 export interface BindingSpec {
   exchange: string;
@@ -78,9 +85,15 @@ export interface TopologyOptions {
   role: 'producer' | 'consumer';
   /** One retry exchange/queue per distinct delay (consumer only). */
   retryDelaysSeconds?: readonly number[];
+  /** QUORUM_INITIAL_GROUP_SIZE: replicas of each queue created; undefined leaves it to the broker. */
+  quorumInitialGroupSize?: number;
 }
 
-export function buildTopology({ role, retryDelaysSeconds = [] }: TopologyOptions): Topology {
+export function buildTopology({
+  role,
+  retryDelaysSeconds = [],
+  quorumInitialGroupSize,
+}: TopologyOptions): Topology {
   const exchanges: ExchangeSpec[] = [
     { name: EXCHANGES.tasks, type: 'direct' },
     { name: EXCHANGES.deadLetter, type: 'fanout' },
@@ -116,8 +129,13 @@ export function buildTopology({ role, retryDelaysSeconds = [] }: TopologyOptions
       bindings.push({ exchange: name, queue: retryQueueName(delay), routingKey: '' });
     }
   }
+  if (quorumInitialGroupSize !== undefined) {
+    for (const queue of queues) queue.initialGroupSize = quorumInitialGroupSize;
+  }
   return { exchanges, queues, bindings };
 }
+
+export const INITIAL_GROUP_SIZE_ARGUMENT = 'x-quorum-initial-group-size';
 
 /** The part of an amqplib channel that asserting a topology needs. */
 export interface TopologyChannel {
@@ -126,17 +144,69 @@ export interface TopologyChannel {
     name: string,
     options: { durable: boolean; arguments: Record<string, unknown> },
   ): Promise<unknown>;
+  checkQueue(name: string): Promise<unknown>;
   bindQueue(queue: string, exchange: string, routingKey: string): Promise<unknown>;
+  close(): Promise<void>;
 }
 
-export async function assertTopology(channel: TopologyChannel, topology: Topology): Promise<void> {
-  for (const exchange of topology.exchanges) {
-    await channel.assertExchange(exchange.name, exchange.type, { durable: true });
-  }
-  for (const queue of topology.queues) {
-    await channel.assertQueue(queue.name, { durable: true, arguments: queue.arguments });
-  }
-  for (const binding of topology.bindings) {
-    await channel.bindQueue(binding.queue, binding.exchange, binding.routingKey);
+/** The broker's answer to a redeclare whose group size differs from the queue's. */
+const GROUP_SIZE_MISMATCH = new RegExp(
+  `PRECONDITION.FAILED.*inequivalent arg '${INITIAL_GROUP_SIZE_ARGUMENT}'`,
+);
+
+/**
+ * Declares the topology; idempotent on every node of a cluster and whatever group size the queues
+ * were created with. A queue with a group size is declared with it, which creates a missing queue
+ * with that many replicas. The broker compares the group size on a redeclare like any other argument
+ * (PRECONDITION_FAILED, which closes the channel), yet it only placed the replicas when the queue was
+ * created: a queue that exists from before the setting is declared again without it (every other
+ * argument is still compared), and one created with another value (or with one while this service
+ * has none) is only checked to exist. Any other refusal is thrown, as before.
+ * `reopen` gives a fresh channel after such a refusal; channels it opened are closed before returning.
+ */
+export async function assertTopology(
+  channel: TopologyChannel,
+  topology: Topology,
+  reopen?: () => Promise<TopologyChannel>,
+): Promise<void> {
+  let current = channel;
+  const opened: TopologyChannel[] = [];
+  const fresh = async () => {
+    if (!reopen) throw new Error('asserting a queue with a group size needs a way to reopen the channel');
+    current = await reopen();
+    opened.push(current);
+    return current;
+  };
+  try {
+    for (const exchange of topology.exchanges) {
+      await current.assertExchange(exchange.name, exchange.type, { durable: true });
+    }
+    for (const queue of topology.queues) {
+      const withGroupSize = (ch: TopologyChannel) =>
+        ch.assertQueue(queue.name, {
+          durable: true,
+          arguments: { ...queue.arguments, [INITIAL_GROUP_SIZE_ARGUMENT]: queue.initialGroupSize },
+        });
+      const attempts: ((ch: TopologyChannel) => Promise<unknown>)[] = [
+        ...(queue.initialGroupSize === undefined ? [] : [withGroupSize]),
+        (ch) => ch.assertQueue(queue.name, { durable: true, arguments: queue.arguments }),
+        (ch) => ch.checkQueue(queue.name),
+      ];
+      for (const [i, attempt] of attempts.entries()) {
+        try {
+          await attempt(current);
+          break;
+        } catch (error) {
+          const last = i === attempts.length - 1;
+          if (last || !GROUP_SIZE_MISMATCH.test(String((error as Error).message))) throw error;
+          await fresh();
+        }
+      }
+    }
+    for (const binding of topology.bindings) {
+      await current.bindQueue(binding.queue, binding.exchange, binding.routingKey);
+    }
+  } finally {
+    for (const ch of opened) await ch.close().catch(() => undefined);
   }
 }

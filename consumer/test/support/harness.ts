@@ -23,6 +23,7 @@ export function testConfig(
   overrides: Partial<ConsumerConfig> & Pick<ConsumerConfig, 'amqpUrl'>,
 ): ConsumerConfig {
   return {
+    quorumInitialGroupSize: undefined,
     producerUrl: 'http://127.0.0.1:9',
     statusApiToken: TEST_TOKEN,
     workerQueues: ['tasks.high', 'tasks.medium', 'tasks.low'],

@@ -14,7 +14,7 @@ declare module 'fastify' {
 }
 
 export interface AmqpPluginOptions {
-  config: Pick<ProducerConfig, 'amqpUrl'>;
+  config: Pick<ProducerConfig, 'amqpUrl' | 'quorumInitialGroupSize'>;
   /** Shown in `rabbitmqctl list_connections`; defaults to producer@<hostname>:<pid>. */
   connectionName?: string;
 }
@@ -23,11 +23,14 @@ async function amqpPlugin(app: FastifyInstance, options: AmqpPluginOptions): Pro
   const broker = new Broker({
     url: options.config.amqpUrl,
     connectionName: options.connectionName ?? `producer@${hostname()}:${process.pid}`,
-    topology: buildTopology({ role: 'producer' }),
+    topology: buildTopology({
+      role: 'producer',
+      quorumInitialGroupSize: options.config.quorumInitialGroupSize,
+    }),
     logger: app.log.child({ component: 'amqp' }),
   });
   app.decorate('broker', broker);
-  // start() only arms amqplib's recovery (waitForConnect: false): it returns before the broker answers.
+  // start() returns before any broker answers: connecting goes on in the background.
   await broker.start();
   app.addHook('onClose', async () => {
     await broker.close();

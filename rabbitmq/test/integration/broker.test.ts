@@ -88,6 +88,52 @@ describe('Broker', () => {
   });
 });
 
+describe('Broker over a list of brokers', () => {
+  test('skips a node that refuses, connects to the next, and after a loss comes round to it again', async () => {
+    // Port 1 refuses at once: a node that is down.
+    const dead = 'amqp://guest:guest@127.0.0.1:1';
+    const live = new URL(vhost.url);
+    // What the Broker logs, in order: which node it connected to, which one failed.
+    const events: string[] = [];
+    const record = (obj: object, msg: string) => {
+      const { node } = obj as { node?: string };
+      if (msg === 'connected to RabbitMQ') events.push(`connected ${node}`);
+      if (msg === 'RabbitMQ connection attempt failed') events.push(`failed ${node}`);
+    };
+    const broker = new Broker({
+      url: `${dead},${vhost.url}`,
+      connectionName: 'test-failover',
+      topology: buildTopology({ role: 'producer' }),
+      logger: { debug: record, info: record, warn: record, error: record },
+      reconnectInitialDelayMs: 50,
+      random: () => 0, // start with the dead node
+    });
+    await broker.start();
+    await broker.waitForConnect();
+    expect(broker.node).toBe(`127.0.0.1:${live.port}`);
+
+    const disconnected = new Promise((r) => broker.once('disconnected', r));
+    const out = await rabbitmqctl('list_connections', '-p', vhost.name, 'pid', 'client_properties');
+    const pid = out
+      .split('\n')
+      .find((l) => l.includes('test-failover'))
+      ?.split('\t')[0];
+    await rabbitmqctl('close_connection', pid as string, 'test');
+    await disconnected;
+    // Next in rotation is the dead node; then round again to the live one.
+    await new Promise<void>((r) => broker.once('connected', () => r()));
+    const livePort = `127.0.0.1:${live.port}`;
+    expect(events).toEqual([
+      'failed 127.0.0.1:1',
+      `connected ${livePort}`,
+      'failed 127.0.0.1:1',
+      `connected ${livePort}`,
+    ]);
+    await broker.confirmChannel({ name: 'publish' }).wait();
+    await broker.close();
+  });
+});
+
 describe('Broker, a connection replaced while a channel is being set up', () => {
   test('opens that channel on the new connection', async () => {
     const broker = new Broker({

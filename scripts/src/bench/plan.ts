@@ -5,8 +5,14 @@
 /** The text every seeded task and peer job carries: the size of a short real task. */
 export const BENCH_TEXT = 'benchmark task: resize the image at /uploads/2024/05/photo.jpg to 640x480';
 
-export const MEASURES = ['dispatch', 'drain', 'api', 'latency', 'scale'] as const;
+export const MEASURES = ['dispatch', 'drain', 'api', 'latency', 'scale', 'cluster'] as const;
 export type MeasureName = (typeof MEASURES)[number];
+/**
+ * What a run measures unless `--only` says otherwise. The cluster measure starts four private
+ * RabbitMQ nodes (about a minute on this machine before anything is measured): `--full` and
+ * `--only=cluster` only.
+ */
+export const DEFAULT_MEASURES: readonly MeasureName[] = MEASURES.filter((m) => m !== 'cluster');
 
 export const PROFILES = ['smoke', 'quick', 'default', 'full'] as const;
 export type Profile = (typeof PROFILES)[number];
@@ -27,6 +33,8 @@ export interface BenchPlan {
   latency: { ratePerS: number; warmUpMs: number; durationMs: number; settleTimeoutMs: number };
   /** Measure 6: dispatch and drain at small and (with --full) large backlogs. */
   scale: { backlogs: readonly number[]; windowMs: number };
+  /** Measure 7: the same drain on a private single node and on a private 3-node cluster. */
+  cluster: { tasks: number; timeoutMs: number };
   /** How long the shared servers are sampled idle before each run whose CPU is counted. */
   idleSampleMs: number;
 }
@@ -47,11 +55,16 @@ const DEFAULT_PLAN: BenchPlan = {
   api: { connections: 64, durationS: 10, sentRows: 200_000 },
   latency: { ratePerS: 1_000, warmUpMs: 5_000, durationMs: 30_000, settleTimeoutMs: 60_000 },
   scale: { backlogs: [10_000], windowMs: 15_000 },
+  cluster: { tasks: 100_000, timeoutMs: 300_000 },
   idleSampleMs: 3_000,
 };
 
-export function planFor(profile: Profile, measures: readonly MeasureName[] = MEASURES): BenchPlan {
-  const base = { ...DEFAULT_PLAN, profile, measures };
+export function planFor(profile: Profile, measures?: readonly MeasureName[]): BenchPlan {
+  const base = {
+    ...DEFAULT_PLAN,
+    profile,
+    measures: measures ?? (profile === 'full' ? MEASURES : DEFAULT_MEASURES),
+  };
   switch (profile) {
     case 'default':
       return base;
@@ -65,6 +78,7 @@ export function planFor(profile: Profile, measures: readonly MeasureName[] = MEA
         api: { connections: 64, durationS: 2, sentRows: 40_000 },
         latency: { ratePerS: 1_000, warmUpMs: 2_000, durationMs: 5_000, settleTimeoutMs: 30_000 },
         scale: { backlogs: [10_000], windowMs: 5_000 },
+        cluster: { tasks: 10_000, timeoutMs: 120_000 },
         idleSampleMs: 1_000,
       };
     case 'smoke':
@@ -78,6 +92,7 @@ export function planFor(profile: Profile, measures: readonly MeasureName[] = MEA
         api: { connections: 4, durationS: 1, sentRows: 200 },
         latency: { ratePerS: 100, warmUpMs: 500, durationMs: 1_000, settleTimeoutMs: 30_000 },
         scale: { backlogs: [200], windowMs: 60_000 },
+        cluster: { tasks: 200, timeoutMs: 60_000 },
         idleSampleMs: 300,
       };
   }
@@ -93,16 +108,17 @@ export class UsageError extends Error {
   readonly code = 'BENCH_USAGE';
 }
 
-export const USAGE = `usage: npm run bench -- [--quick | --full] [--only=dispatch,drain,api,latency,scale] [--out=DIR]
-  (default)  every measure at the issue's sizes, about 6-11 minutes
-  --quick    every measure, smaller windows and backlogs, about 2-3 minutes (7 at load average 10)
-  --full     the default plus the 1M-row scale run (about 2 minutes more)
+export const USAGE = `usage: npm run bench -- [--quick | --full] [--only=dispatch,drain,api,latency,scale,cluster] [--out=DIR]
+  (default)  every measure but cluster at the issue's sizes, about 6-11 minutes
+  --quick    the same, smaller windows and backlogs, about 2-3 minutes (7 at load average 10)
+  --full     the default plus the 1M-row scale run and the cluster measure (a 3-node private
+             RabbitMQ cluster against a single private node: about 4 minutes more)
   --only     a comma-separated subset of the measures
   --out      write BENCHMARKS.md and docs/bench/ under DIR instead of the repository root`;
 
 export function parseArgs(argv: readonly string[]): CliOptions {
   let profile: Profile = 'default';
-  let measures: readonly MeasureName[] = MEASURES;
+  let measures: readonly MeasureName[] | undefined;
   let outDir: string | undefined;
   for (const arg of argv) {
     if (arg === '--quick' || arg === '--full') {

@@ -3,7 +3,7 @@
 // findings, before/after) is carried over from the existing file.
 import { accountOf, type CpuAccount } from './cpu.js';
 import { type ProcessUsage, SERVER_LABELS } from './resources.js';
-import type { BenchResults, DrainRow, HttpStats, Measured, Rate } from './results.js';
+import type { BenchResults, ClusterResult, DrainRow, HttpStats, Measured, Rate } from './results.js';
 import { formatBytes, formatNumber, formatRatio, ratio } from './stats.js';
 import {
   type BarChart,
@@ -151,6 +151,26 @@ function summary(r: BenchResults): string {
     );
   }
   rows.push(...flatRows(r));
+  const cluster = r.cluster;
+  if (cluster) {
+    const x = replicationRatio(cluster);
+    rows.push([
+      `Drain ${formatNumber(cluster.cluster?.tasks ?? cluster.single?.tasks ?? 0)} on a 3-node cluster`,
+      rateCell(cluster.cluster?.rate),
+      `single node ${rateCell(cluster.single?.rate)}`,
+      formatRatio(x),
+      'reported (the cost of replication)',
+    ]);
+    // On a shared machine the rates swing with other work; CPU per task is the steadier cost.
+    const [single, three] = [accountOf(cluster.single), accountOf(cluster.cluster)];
+    rows.push([
+      'CPU per task on a 3-node cluster, all processes',
+      microsCell(three),
+      `single node ${microsCell(single)}`,
+      single && three ? formatRatio(ratio(three.totalMicrosPerItem, single.totalMicrosPerItem)) : '–',
+      'reported',
+    ]);
+  }
   if (rows.length === 0) return '';
   return `## Summary\n\n${table(['Measure', 'task-pipeline', 'Baseline', 'Ratio', 'Target'], rows)}\n`;
 }
@@ -460,6 +480,41 @@ ${explains.join('\n\n')}
 `;
 }
 
+/** Cluster rate ÷ single-node rate: below 1 is what replicating every queue over three nodes costs. */
+function replicationRatio(c: ClusterResult): number | undefined {
+  return ratio(c.cluster?.rate.perSecond ?? Number.NaN, c.single?.rate.perSecond ?? 0);
+}
+
+function clusterSection(r: BenchResults): string {
+  const c = r.cluster;
+  if (!c) return '';
+  const sides = [
+    ['single node', c.single],
+    ['3-node cluster', c.cluster],
+  ] as const;
+  const rows = sides.map(([label, d]) => [
+    label,
+    d ? `${formatNumber(d.rate.perSecond)}/s` : 'failed',
+    d ? `${formatNumber(d.rate.elapsedMs / 1000)} s${d.completed ? '' : ' (timed out)'}` : '–',
+    label === 'single node' ? '–' : formatRatio(replicationRatio(c)),
+    microsCell(accountOf(d)),
+  ]);
+  const usage = sides.flatMap(([label, d]) => usageRows(label, d, 'task'));
+  return `## 7. Cluster: the cost of replication
+
+The drain of section 2 (${formatNumber(c.single?.tasks ?? c.cluster?.tasks ?? 0)} waiting tasks, producer + 2 consumers, no simulated work
+or failures) through a private single ${c.broker} node, then through a private cluster of three
+such nodes (\`AMQP_URL\` lists all three; every quorum queue has a replica on each node, and a message
+is confirmed once two of them wrote it), in the same run, on the same machine: the three nodes share
+its cores with everything else. The database is the shared server, as in section 2. Node rows are
+each node's Erlang VM (beam.smp), started for the measure and stopped after it.
+
+${table(['Broker', 'Rate', 'Time', '÷ single node', 'CPU per task'], rows)}
+
+${table(['Run', 'Process', 'Peak RSS', 'CPU avg', 'CPU peak', 'idle before / after', 'CPU s per 1,000', 'CPU µs per item'], usage)}
+`;
+}
+
 function failuresSection(r: BenchResults): string {
   if (r.failures.length === 0) return '';
   const items = r.failures.map(
@@ -616,6 +671,7 @@ the same machine; absolute numbers here swing by ±25% between runs, so read the
     latencySection(results),
     resourcesSection(results),
     scaleSection(results),
+    clusterSection(results),
     failuresSection(results),
   ].filter(Boolean);
   const plots = Object.fromEntries(

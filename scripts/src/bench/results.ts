@@ -103,6 +103,14 @@ export interface ScaleRow {
   explain: string | undefined;
 }
 
+/** Measure 7: the same backlog drained through one private node and through a private 3-node cluster. */
+export interface ClusterResult {
+  /** The broker's version, as the nodes report it. */
+  broker: string;
+  single: DrainRow | undefined;
+  cluster: DrainRow | undefined;
+}
+
 export interface MeasureFailure {
   measure: string;
   error: string;
@@ -123,5 +131,6 @@ export interface BenchResults {
   api?: ApiRow[];
   latency?: LatencyResult;
   scale?: ScaleRow[];
+  cluster?: ClusterResult;
   failures: MeasureFailure[];
 }

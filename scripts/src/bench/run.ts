@@ -6,6 +6,7 @@ import postgres from 'postgres';
 import { TEST_POSTGRES_URL } from '../testing/isolation.js';
 import { machineFacts } from './machine.js';
 import { measureApi } from './measures/api.js';
+import { measureCluster } from './measures/cluster.js';
 import { attempt, type MeasureContext } from './measures/common.js';
 import { measureDispatch } from './measures/dispatch.js';
 import { measureDrain } from './measures/drain.js';
@@ -76,6 +77,9 @@ export async function runBench(plan: BenchPlan, options: RunOptions): Promise<Ru
         break;
       case 'scale':
         results.scale = await measureScale(plan.scale, ctx);
+        break;
+      case 'cluster':
+        results.cluster = await measureCluster(plan.cluster, ctx);
         break;
     }
   }

@@ -1,12 +1,19 @@
 // The system under chaos: private PostgreSQL and RabbitMQ (never the shared servers), the producer
 // and two consumer replicas as local processes from source, and a pausable proxy on the consumers'
 // path to the producer. Every process can be killed, stopped and started again on the same ports.
+// With `brokerCluster`, RabbitMQ is a private 3-node cluster whose nodes every service is given
+// (AMQP_URL lists all three) and a second producer runs beside the first.
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { type Service, startService, waitForHttp } from '../bench/processes.js';
 import { type PrivatePostgres, startPrivatePostgres } from '../testing/private-postgres.js';
-import { freePort } from '../testing/private-process.js';
-import { type PrivateRabbit, startPrivateRabbit } from '../testing/private-rabbitmq.js';
+import { freePort, type RunResult } from '../testing/private-process.js';
+import {
+  type PrivateRabbit,
+  type PrivateRabbitCluster,
+  startPrivateRabbit,
+  startPrivateRabbitCluster,
+} from '../testing/private-rabbitmq.js';
 import { type PausableProxy, startPausableProxy } from './proxy.js';
 
 export interface ClusterOptions {
@@ -21,11 +28,14 @@ export interface ClusterOptions {
   leaseSeconds: number;
   confirmTimeoutMs: number;
   logLevel: string;
+  /** Three broker nodes in one cluster and two producers. */
+  brokerCluster?: boolean;
 }
 
 /** One service slot: the process in it can die and be replaced, on the same ports and settings. */
 export interface ManagedService {
   readonly name: string;
+  readonly readyUrl: string;
   current(): Service | undefined;
   /** Starts a process and waits until it is ready. */
   start(): Promise<Service>;
@@ -48,12 +58,25 @@ export interface ManagedService {
 
 export interface Cluster {
   pg: PrivatePostgres;
+  /** The single node, or the first node of the broker cluster. */
   rabbit: PrivateRabbit;
+  /** The broker cluster (`brokerCluster`). */
+  brokers: PrivateRabbitCluster | undefined;
+  /** What the services are given as AMQP_URL: one node, or every node of the cluster. */
+  amqpUrl: string;
+  /** `rabbitmqctl` on a node that runs. */
+  rabbitCtl(...args: string[]): Promise<RunResult>;
   proxy: PausableProxy;
   databaseUrl: string;
+  /** Producer A's URL: the consumers report to it (through the proxy). */
   producerUrl: string;
+  /** Every producer's URL; clients spread creates over them. */
+  producerUrls: readonly string[];
   token: string;
+  /** Producer A: the one the faults kill. */
   producer: ManagedService;
+  /** Every producer: A, and B with `brokerCluster`. */
+  producers: readonly ManagedService[];
   consumers: readonly [ManagedService, ManagedService];
   consumerHealthUrls: readonly [string, string];
   /** Stops every process; `keep` leaves the private instances' folders for inspection. */
@@ -76,6 +99,7 @@ function managed(name: string, entry: string, env: Record<string, string>, ready
   };
   return {
     name,
+    readyUrl,
     current: () => service,
     async start() {
       held = true;
@@ -111,10 +135,17 @@ function managed(name: string, entry: string, env: Record<string, string>, ready
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const pg = await startPrivatePostgres();
   let rabbit: PrivateRabbit | undefined;
+  let brokers: PrivateRabbitCluster | undefined;
   let proxy: PausableProxy | undefined;
   const slots: ManagedService[] = [];
   try {
-    rabbit = await startPrivateRabbit();
+    if (options.brokerCluster) {
+      brokers = await startPrivateRabbitCluster(3);
+      rabbit = brokers.nodes[0] as PrivateRabbit;
+    } else {
+      rabbit = await startPrivateRabbit();
+    }
+    const amqpUrl = brokers?.url ?? rabbit.url;
     const admin = postgres(pg.url, { max: 1, onnotice: () => undefined });
     await admin`create database tasks`;
     await admin.end();
@@ -124,23 +155,28 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const producerUrl = `http://127.0.0.1:${producerPort}`;
     proxy = await startPausableProxy('127.0.0.1', producerPort);
 
-    const producer = managed(
-      'producer',
-      'producer/src/server.ts',
-      {
-        PORT: String(producerPort),
-        HOST: '127.0.0.1',
-        DATABASE_URL: databaseUrl,
-        AMQP_URL: rabbit.url,
-        STATUS_API_TOKEN: token,
-        DISPATCH_LEASE_S: String(options.leaseSeconds),
-        DISPATCH_CONFIRM_TIMEOUT_MS: String(options.confirmTimeoutMs),
-        LOG_LEVEL: options.logLevel,
-      },
-      `${producerUrl}/health/ready`,
-    );
+    const producerAt = (name: string, port: number) =>
+      managed(
+        name,
+        'producer/src/server.ts',
+        {
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          DATABASE_URL: databaseUrl,
+          AMQP_URL: amqpUrl,
+          STATUS_API_TOKEN: token,
+          DISPATCH_LEASE_S: String(options.leaseSeconds),
+          DISPATCH_CONFIRM_TIMEOUT_MS: String(options.confirmTimeoutMs),
+          LOG_LEVEL: options.logLevel,
+        },
+        `http://127.0.0.1:${port}/health/ready`,
+      );
+    const producer = producerAt('producer', producerPort);
+    const producers = [producer];
+    if (options.brokerCluster) producers.push(producerAt('producer-b', await freePort()));
+    const producerUrls = producers.map((p) => new URL(p.readyUrl).origin);
     const consumerEnv = {
-      AMQP_URL: rabbit.url,
+      AMQP_URL: amqpUrl,
       PRODUCER_URL: proxy.url,
       STATUS_API_TOKEN: token,
       PROCESSING_TIME_MS: String(options.processingTimeMs),
@@ -168,32 +204,40 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         `${consumerHealthUrls[1]}/health/ready`,
       ),
     ] as const;
-    slots.push(producer, ...consumers);
+    slots.push(...producers, ...consumers);
+    // The first producer migrates the schema alone; the others start once it is ready.
     await producer.start();
-    await Promise.all(consumers.map((c) => c.start()));
+    await Promise.all([...producers.slice(1), ...consumers].map((c) => c.start()));
 
-    const [startedRabbit, startedProxy] = [rabbit, proxy];
+    const [startedRabbit, startedProxy, startedBrokers] = [rabbit, proxy, brokers];
     return {
       pg,
       rabbit: startedRabbit,
+      brokers: startedBrokers,
+      amqpUrl,
+      rabbitCtl: (...args) => (startedBrokers ? startedBrokers.ctl(...args) : startedRabbit.ctl(...args)),
       proxy: startedProxy,
       databaseUrl,
       producerUrl,
+      producerUrls,
       token,
       producer,
+      producers,
       consumers,
       consumerHealthUrls,
       async close({ keep = false } = {}) {
-        await Promise.all([producer.stop(), ...consumers.map((c) => c.stop())]);
+        await Promise.all([...producers, ...consumers].map((s) => s.stop()));
         await startedProxy.close();
-        if (keep) await Promise.all([pg.stop(), startedRabbit.stop()]);
-        else await Promise.all([pg.destroy(), startedRabbit.destroy()]);
+        const nodes = startedBrokers?.nodes ?? [startedRabbit];
+        if (keep) await Promise.all([pg.stop(), ...nodes.map((n) => n.stop())]);
+        else await Promise.all([pg.destroy(), ...nodes.map((n) => n.destroy())]);
       },
     };
   } catch (error) {
     await Promise.all(slots.map((s) => s.stop()));
     await proxy?.close();
-    await rabbit?.destroy();
+    if (brokers) await brokers.destroy();
+    else await rabbit?.destroy();
     await pg.destroy();
     throw error;
   }

@@ -11,7 +11,8 @@ const PRIORITIES = ['high', 'medium', 'medium', 'low', 'low'] as const;
 const RETRY_BACKOFF: BackoffPolicy = { initialMs: 200, maxMs: 5_000 };
 
 export interface CreatorOptions {
-  producerUrl: string;
+  /** One producer, or several: creates take turns over them, and a retry goes to the next one. */
+  producerUrls: readonly string[];
   total: number;
   ratePerSecond: number;
   /** Requests in flight at most; beyond it the schedule waits (the achieved rate is reported). */
@@ -69,9 +70,10 @@ export function startCreator(options: CreatorOptions): Creator {
   let aborted = false;
 
   const attempt = async (key: string, body: string): Promise<'accepted' | 'rejected' | 'unknown'> => {
+    const producerUrl = options.producerUrls[stats.sent % options.producerUrls.length];
     stats.sent += 1;
     try {
-      const res = await request(`${options.producerUrl}/api/v1/create-task`, {
+      const res = await request(`${producerUrl}/api/v1/create-task`, {
         method: 'POST',
         dispatcher: agent,
         headers: { 'content-type': 'application/json', 'idempotency-key': key },

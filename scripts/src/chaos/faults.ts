@@ -6,6 +6,7 @@ import {
   HEADERS,
   JSON_CONTENT_TYPE,
   type Priority,
+  parseBrokerUrls,
   retryExchangeName,
   type WorkMessage,
 } from '@task-pipeline/rabbitmq';
@@ -28,6 +29,8 @@ export interface FaultRecord {
   graceful?: boolean;
   /** redrive only: the tasks redriven and the attempt their stale copies carry. */
   redriven?: ReadonlyMap<string, number>;
+  /** broker node kills: which node, and from when until it ran again (ms since the run started). */
+  nodeDown?: { node: string; fromMs: number; toMs: number; queuesLed: number };
 }
 
 export interface FaultContext {
@@ -37,6 +40,8 @@ export interface FaultContext {
   /** Consumers' grace period: a SIGTERM gets this plus slack before it counts as not graceful. */
   shutdownGraceMs: number;
   redriveBatch: number;
+  /** Node names killed so far, latest last: "another node" is one that was not killed last. */
+  killedNodes: string[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -86,6 +91,68 @@ async function partition(
   };
 }
 
+/**
+ * SIGKILLs a broker node of the cluster: the one leading most quorum queues (their leadership must
+ * move), or the one holding most of the services' connections (they must fail over), other than the
+ * node killed last. The node stays down `downMs`, then starts and rejoins the cluster by itself.
+ */
+async function killNode(
+  ctx: FaultContext,
+  which: 'leader' | 'connected',
+  downMs: number,
+  runStartedAt: number,
+): Promise<Pick<FaultRecord, 'happened' | 'evidence' | 'nodeDown'>> {
+  const brokers = ctx.cluster.brokers;
+  if (!brokers) return { happened: false, evidence: 'no broker cluster (run with --cluster)' };
+  const leaders = await brokers.leaders('/');
+  const led = new Map<string, number>();
+  for (const node of leaders.values()) led.set(node, (led.get(node) ?? 0) + 1);
+  const connections = new Map<string, number>();
+  // A connection's pid names its node: <tpc-…-1@localhost.1796580274.25939.1>.
+  const { stdout } = await brokers.ctl('list_connections', '--quiet', '--no-table-headers', 'pid');
+  for (const line of stdout.split('\n')) {
+    const node = /^<(.+@[^.]+)\.[\d.]+>$/.exec(line.trim())?.[1];
+    if (node) connections.set(node, (connections.get(node) ?? 0) + 1);
+  }
+  const score = which === 'leader' ? led : connections;
+  const last = ctx.killedNodes.at(-1);
+  const target = brokers.nodes
+    .filter((n) => n.pid() !== undefined && n.nodeName !== last)
+    .sort((a, b) => (score.get(b.nodeName) ?? 0) - (score.get(a.nodeName) ?? 0))[0];
+  if (!target) return { happened: false, evidence: 'no running node to kill' };
+  const pid = target.pid();
+  const fromMs = Date.now() - runStartedAt;
+  await target.kill();
+  ctx.killedNodes.push(target.nodeName);
+  await sleep(downMs);
+  const started = Date.now();
+  await target.start();
+  const toMs = Date.now() - runStartedAt;
+  const queuesLed = led.get(target.nodeName) ?? 0;
+  const held = connections.get(target.nodeName) ?? 0;
+  const total = [...connections.values()].reduce((a, b) => a + b, 0);
+  return {
+    happened: pid !== undefined && target.pid() !== undefined && target.pid() !== pid,
+    evidence:
+      `${target.nodeName} (:${target.port}, led ${queuesLed}/${leaders.size} queues, held ${held}/${total} connections) pid ${pid} SIGKILL; ` +
+      `down ${downMs} ms, started again in ${Date.now() - started} ms (pid ${target.pid()})`,
+    nodeDown: { node: target.nodeName, fromMs, toMs, queuesLed },
+  };
+}
+
+/** Connects to the first broker of the list that answers (a node of the cluster may be down). */
+async function connectAny(amqpUrl: string) {
+  let failure: unknown;
+  for (const url of parseBrokerUrls(amqpUrl)) {
+    try {
+      return await amqp.connect(url);
+    } catch (error) {
+      failure = error;
+    }
+  }
+  throw failure;
+}
+
 interface ErrorTask {
   id: string;
   text: string;
@@ -118,7 +185,7 @@ async function redriveErrors(
   if (tasks.length === 0) return { happened: false, evidence: 'no error task appeared within 120 s' };
 
   const delay = Math.max(...ctx.retryDelaysSeconds);
-  const connection = await amqp.connect(ctx.cluster.rabbit.url);
+  const connection = await connectAny(ctx.cluster.amqpUrl);
   const published = Date.now();
   try {
     const channel = await connection.createConfirmChannel();
@@ -233,6 +300,12 @@ export async function injectFault(
         break;
       case 'redrive-errors':
         outcome = await redriveErrors(ctx);
+        break;
+      case 'kill-rabbitmq-leader':
+        outcome = await killNode(ctx, 'leader', fault.downMs, runStartedAt);
+        break;
+      case 'kill-rabbitmq-node':
+        outcome = await killNode(ctx, 'connected', fault.downMs, runStartedAt);
         break;
     }
     return { ...base, ...outcome, durationMs: Date.now() - t0 };

@@ -33,12 +33,19 @@ async function main(): Promise<number> {
   console.log(`  duplicate reports      ${f.duplicateReports} (stale + duplicate) for ${f.accepted} tasks`);
   console.log(`  consumer counters      ${JSON.stringify(f.consumerCounters)}`);
   console.log(`  status samples         ${f.samples.ok} ok, ${f.samples.failed} failed (PostgreSQL down)`);
+  for (const g of f.nodeDownGaps) {
+    console.log(
+      `  node down              ${g.fault} ${g.node}: down ${(g.downMs / 1000).toFixed(1)} s (kill to started again); ` +
+        `meanwhile ${g.dispatchedWhileDown} dispatched, ${g.finishedWhileDown} finished; longest stall of dispatch ` +
+        `${(g.dispatchGapMs / 1000).toFixed(1)} s, of processing ${(g.processingGapMs / 1000).toFixed(1)} s (1 s samples)`,
+    );
+  }
   console.log(
     `  time                   creation ${(f.creationMs / 1000).toFixed(1)} s, quiet after ${(f.quietAfterMs / 1000).toFixed(1)} s more, total ${(f.totalMs / 1000).toFixed(1)} s`,
   );
   console.log(`  seed                   ${report.options.seed} (repeat: --seed ${report.options.seed})`);
   if (report.options.keep)
-    console.log(`  kept                   ${report.dataDirs.postgres} ${report.dataDirs.rabbitmq}`);
+    console.log(`  kept                   ${report.dataDirs.postgres} ${report.dataDirs.rabbitmq.join(' ')}`);
   console.log(`  service logs           ${Object.values(report.logs).flat().join(' ')}`);
   for (const crash of report.crashes) {
     console.log(

@@ -1,13 +1,23 @@
 // Command-line options of `npm run chaos`: pure, so a typo fails before anything starts.
 import { parseArgs } from 'node:util';
-import { FAULT_KINDS, type FaultKind } from './plan.js';
+import {
+  CLUSTER_FAULTS,
+  CLUSTER_ONLY_FAULTS,
+  FAULT_KINDS,
+  type FaultKind,
+  SINGLE_NODE_ONLY_FAULTS,
+} from './plan.js';
 import { type ChaosOptions, DEFAULT_CHAOS_OPTIONS } from './run.js';
 
 export const CHAOS_USAGE = `npm run chaos -- [options]
   --tasks N            tasks to create (default ${DEFAULT_CHAOS_OPTIONS.tasks})
   --rate R             creates per second (default ${DEFAULT_CHAOS_OPTIONS.ratePerSecond})
   --seed S             integer; repeats the fault order and timing (default: random, printed)
-  --faults a,b         subset of: ${FAULT_KINDS.join(', ')} (default: all)
+  --cluster            a 3-node RabbitMQ cluster (every service given all three nodes) and two
+                       producers; faults default to ${CLUSTER_FAULTS.join(', ')}
+  --faults a,b         subset of: ${FAULT_KINDS.join(', ')}
+                       (default: every one that fits the broker setup)
+  --node-down-ms MS    how long a killed broker node stays down (default ${DEFAULT_CHAOS_OPTIONS.nodeDownMs})
   --processing-ms MS   PROCESSING_TIME_MS of the consumers (default ${DEFAULT_CHAOS_OPTIONS.processingTimeMs})
   --partition-ms MS    how long the producer is unreachable (default ${DEFAULT_CHAOS_OPTIONS.partitionMs})
   --quiet-timeout-s S  wait at most this long for every task to finish (default ${DEFAULT_CHAOS_OPTIONS.quietTimeoutMs / 1000})
@@ -42,6 +52,8 @@ export function parseChaosArgs(
         'processing-ms': { type: 'string' },
         'partition-ms': { type: 'string' },
         'quiet-timeout-s': { type: 'string' },
+        cluster: { type: 'boolean' },
+        'node-down-ms': { type: 'string' },
         keep: { type: 'boolean' },
         json: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -56,7 +68,8 @@ export function parseChaosArgs(
   const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
   const d = DEFAULT_CHAOS_OPTIONS;
 
-  let faults: readonly FaultKind[] = d.faults;
+  const cluster = v.cluster === true;
+  let faults: readonly FaultKind[] = cluster ? CLUSTER_FAULTS : d.faults;
   const faultList = str('faults');
   if (faultList !== undefined) {
     const names = faultList
@@ -68,6 +81,11 @@ export function parseChaosArgs(
       throw new UsageError(`unknown fault ${unknown.join(', ')}; known: ${FAULT_KINDS.join(', ')}`);
     faults = names as FaultKind[];
   }
+  const misfit = faults.filter((f) => (cluster ? SINGLE_NODE_ONLY_FAULTS : CLUSTER_ONLY_FAULTS).includes(f));
+  if (misfit.length > 0)
+    throw new UsageError(
+      `${misfit.join(', ')} ${cluster ? 'needs a single broker node' : 'needs --cluster'}`,
+    );
   const seedText = str('seed');
   let seed: number;
   if (seedText === undefined) seed = randomSeed();
@@ -90,6 +108,8 @@ export function parseChaosArgs(
       partitionMs: positiveInt('partition-ms', str('partition-ms'), d.partitionMs),
       quietTimeoutMs: positiveInt('quiet-timeout-s', str('quiet-timeout-s'), d.quietTimeoutMs / 1000) * 1000,
       keep: v.keep === true,
+      cluster,
+      nodeDownMs: positiveInt('node-down-ms', str('node-down-ms'), d.nodeDownMs),
     },
   };
 }

@@ -2,6 +2,7 @@
 // the flip detector. Samples that fail (PostgreSQL is being restarted) are counted and skipped.
 import postgres from 'postgres';
 import { createFlipDetector, type FlipDetector, TERMINAL_STATUSES } from './flip-detector.js';
+import type { ProgressSample } from './gaps.js';
 
 export interface StatusCounts {
   waiting: number;
@@ -15,6 +16,8 @@ export interface Poller {
   /** The latest successful sample's counts. */
   counts(): StatusCounts;
   samples(): { ok: number; failed: number };
+  /** Dispatch and finish counts of every successful sample (atMs: Date.now() when it was read). */
+  progress(): readonly ProgressSample[];
   stop(): Promise<void>;
 }
 
@@ -28,6 +31,7 @@ export function startPoller(databaseUrl: string, intervalMs = 1_000): Poller {
   const detector = createFlipDetector();
   let counts: StatusCounts = { waiting: 0, sent: 0, success: 0, error: 0 };
   const samples = { ok: 0, failed: 0 };
+  const progress: ProgressSample[] = [];
   let stopped = false;
   let stopping: Promise<void> | undefined;
 
@@ -35,11 +39,20 @@ export function startPoller(databaseUrl: string, intervalMs = 1_000): Poller {
     const rows = await sql<{ id: string; status: string; attempts: number; error: string | null }[]>`
       select id, status, attempts, error from tasks`;
     const next: StatusCounts = { waiting: 0, sent: 0, success: 0, error: 0 };
+    let dispatched = 0;
     for (const row of rows) {
       detector.observe({ taskId: row.id, status: row.status, attempts: row.attempts, error: row.error });
       if (row.status in next) next[row.status as keyof StatusCounts] += 1;
+      dispatched += row.attempts;
     }
     counts = next;
+    progress.push({
+      atMs: Date.now(),
+      dispatched,
+      finished: next.success + next.error,
+      waiting: next.waiting,
+      sent: next.sent,
+    });
   };
 
   const loop = (async () => {
@@ -59,6 +72,7 @@ export function startPoller(databaseUrl: string, intervalMs = 1_000): Poller {
     detector,
     counts: () => counts,
     samples: () => ({ ...samples }),
+    progress: () => progress,
     stop() {
       stopped = true;
       // One last sample after everything settled, so a flip right at the end is not missed.

@@ -7,7 +7,8 @@ import { type Cluster, startCluster } from './cluster.js';
 import { counterSum, startScraper } from './counters.js';
 import { startCreator } from './creator.js';
 import { type FaultRecord, injectFault } from './faults.js';
-import { FAULT_KINDS, type FaultKind, type PlannedFault, planFaults } from './plan.js';
+import { growth, longestStall } from './gaps.js';
+import { type FaultKind, type PlannedFault, planFaults, SINGLE_NODE_FAULTS } from './plan.js';
 import { startPoller } from './poller.js';
 import { type FinalRow, judge, type Verdict } from './verdict.js';
 
@@ -27,13 +28,17 @@ export interface ChaosOptions {
   /** Leave the private instances' folders (data, logs) for inspection. */
   keep: boolean;
   logLevel: string;
+  /** A 3-node RabbitMQ cluster and two producers instead of one node and one producer. */
+  cluster: boolean;
+  /** How long a killed broker node stays down (cluster faults). */
+  nodeDownMs: number;
 }
 
 export const DEFAULT_CHAOS_OPTIONS: ChaosOptions = {
   tasks: 50_000,
   seed: 1,
   ratePerSecond: 250,
-  faults: FAULT_KINDS,
+  faults: SINGLE_NODE_FAULTS,
   processingTimeMs: 10,
   failureRate: 0.2,
   // Two short retries: a task ends in `error` with probability 0.2³ ≈ 0.8 %, enough for the redrive
@@ -45,6 +50,8 @@ export const DEFAULT_CHAOS_OPTIONS: ChaosOptions = {
   quietTimeoutMs: 180_000,
   keep: false,
   logLevel: 'warn',
+  cluster: false,
+  nodeDownMs: 10_000,
 };
 
 export interface ChaosFigures {
@@ -61,6 +68,20 @@ export interface ChaosFigures {
   /** Consumer counters, summed over replicas and restarts. */
   consumerCounters: Record<string, number>;
   samples: { ok: number; failed: number };
+  /**
+   * Per broker node kill: the longest time dispatch (claims published) and processing (tasks
+   * finished) stood still while the node was down, at the poller's 1 s resolution.
+   */
+  nodeDownGaps: {
+    fault: string;
+    node: string;
+    downMs: number;
+    dispatchGapMs: number;
+    processingGapMs: number;
+    /** Dispatches and finished tasks while the node was down. */
+    dispatchedWhileDown: number;
+    finishedWhileDown: number;
+  }[];
   creationMs: number;
   quietAfterMs: number;
   totalMs: number;
@@ -83,7 +104,7 @@ export interface ChaosReport {
   verdict: Verdict;
   figures: ChaosFigures;
   logs: Record<string, readonly string[]>;
-  dataDirs: { postgres: string; rabbitmq: string };
+  dataDirs: { postgres: string; rabbitmq: readonly string[] };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -96,7 +117,7 @@ function superviseCrashes(cluster: Cluster, crashes: Crash[], log: (line: string
   let stopped = false;
   let restarting: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {
-    for (const slot of [cluster.producer, ...cluster.consumers]) {
+    for (const slot of [...cluster.producers, ...cluster.consumers]) {
       const dead = slot.crashed();
       if (!dead || stopped) continue;
       const tail = dead.tail(12);
@@ -125,7 +146,7 @@ function superviseCrashes(cluster: Cluster, crashes: Crash[], log: (line: string
 }
 
 async function queueDepths(cluster: Cluster): Promise<Map<string, number>> {
-  const { stdout } = await cluster.rabbit.ctl('-q', 'list_queues', '--no-table-headers', 'name', 'messages');
+  const { stdout } = await cluster.rabbitCtl('-q', 'list_queues', '--no-table-headers', 'name', 'messages');
   const depths = new Map<string, number>();
   for (const line of stdout.split('\n')) {
     const [name, count] = line.trim().split(/\s+/);
@@ -152,13 +173,18 @@ export async function runChaos(
     seed: options.seed,
     windowMs,
     partitionMs: options.partitionMs,
+    nodeDownMs: options.nodeDownMs,
   });
   log(
     `chaos: ${options.tasks} tasks at ${options.ratePerSecond}/s (≈${Math.round(windowMs / 1000)} s), seed ${options.seed}, ` +
       `FAILURE_RATE=${options.failureRate}, MAX_RETRIES=${options.maxRetries}, RETRY_DELAYS_SECONDS=${options.retryDelaysSeconds.join(',')}`,
   );
   for (const f of plan) log(`  plan: ${f.kind} at ${(f.atMs / 1000).toFixed(1)} s (down ${f.downMs} ms)`);
-  log(`${seconds()} starting private PostgreSQL, RabbitMQ, producer and 2 consumers`);
+  log(
+    options.cluster
+      ? `${seconds()} starting private PostgreSQL, a 3-node RabbitMQ cluster, 2 producers and 2 consumers`
+      : `${seconds()} starting private PostgreSQL, RabbitMQ, producer and 2 consumers`,
+  );
   const cluster = await startCluster({
     processingTimeMs: options.processingTimeMs,
     failureRate: options.failureRate,
@@ -167,9 +193,11 @@ export async function runChaos(
     leaseSeconds: 11,
     confirmTimeoutMs: 3_000,
     logLevel: options.logLevel,
+    brokerCluster: options.cluster,
   });
+  const nodes = cluster.brokers?.nodes ?? [cluster.rabbit];
   log(
-    `${seconds()} cluster up: PostgreSQL :${cluster.pg.port}, RabbitMQ ${cluster.rabbit.nodeName} :${cluster.rabbit.port}`,
+    `${seconds()} cluster up: PostgreSQL :${cluster.pg.port}, RabbitMQ ${nodes.map((n) => `${n.nodeName} :${n.port}`).join(', ')}`,
   );
 
   // Ctrl-C must not leave a PostgreSQL, an Erlang node and three services behind.
@@ -181,8 +209,12 @@ export async function runChaos(
   process.once('SIGTERM', onSignal);
   const poller = startPoller(cluster.databaseUrl);
   const producerScraper = startScraper(() => {
-    const producer = cluster.producer.current();
-    return producer ? { [`producer:${producer.pid}`]: `${cluster.producerUrl}/metrics` } : {};
+    const targets: Record<string, string> = {};
+    cluster.producers.forEach((p, i) => {
+      const s = p.current();
+      if (s) targets[`${p.name}:${s.pid}`] = `${cluster.producerUrls[i]}/metrics`;
+    });
+    return targets;
   });
   const consumerScraper = startScraper(() => {
     const targets: Record<string, string> = {};
@@ -194,6 +226,7 @@ export async function runChaos(
   });
   const sql = postgres(cluster.databaseUrl, { max: 1, connect_timeout: 3, onnotice: () => undefined });
   const faults: FaultRecord[] = [];
+  const killedNodes: string[] = [];
   const crashes: Crash[] = [];
   const supervisor = superviseCrashes(cluster, crashes, (line) => log(`${seconds()} ${line}`));
   let creationMs = 0;
@@ -203,7 +236,7 @@ export async function runChaos(
   try {
     const runStartedAt = Date.now();
     const creator = startCreator({
-      producerUrl: cluster.producerUrl,
+      producerUrls: cluster.producerUrls,
       total: options.tasks,
       ratePerSecond: options.ratePerSecond,
       giveUpAfterMs: Math.max(120_000, options.quietTimeoutMs),
@@ -230,6 +263,7 @@ export async function runChaos(
               retryDelaysSeconds: options.retryDelaysSeconds,
               shutdownGraceMs: 8_000,
               redriveBatch: options.redriveBatch,
+              killedNodes,
             },
             runStartedAt,
           );
@@ -304,6 +338,23 @@ export async function runChaos(
       const consumerCounters = Object.fromEntries(
         [...consumerScraper.accumulator.totals()].filter(([series]) => !/^(process|nodejs)_/.test(series)),
       );
+      const progress = poller.progress();
+      const nodeDownGaps = faults.flatMap((f) => {
+        if (!f.nodeDown) return [];
+        const from = runStartedAt + f.nodeDown.fromMs;
+        const to = runStartedAt + f.nodeDown.toMs;
+        return [
+          {
+            fault: f.kind,
+            node: f.nodeDown.node,
+            downMs: f.nodeDown.toMs - f.nodeDown.fromMs,
+            dispatchGapMs: longestStall(progress, 'dispatched', from, to),
+            processingGapMs: longestStall(progress, 'finished', from, to),
+            dispatchedWhileDown: growth(progress, 'dispatched', from, to),
+            finishedWhileDown: growth(progress, 'finished', from, to),
+          },
+        ];
+      });
       const finalByStatus: Record<string, number> = {};
       for (const r of finalRows) finalByStatus[r.status] = (finalByStatus[r.status] ?? 0) + 1;
       return {
@@ -323,12 +374,13 @@ export async function runChaos(
           duplicateReports: (reports.stale ?? 0) + (reports.duplicate ?? 0),
           consumerCounters,
           samples: poller.samples(),
+          nodeDownGaps,
           creationMs,
           quietAfterMs,
           totalMs: Date.now() - t0,
         },
-        logs: Object.fromEntries([cluster.producer, ...cluster.consumers].map((s) => [s.name, s.logs()])),
-        dataDirs: { postgres: cluster.pg.dir, rabbitmq: cluster.rabbit.dir },
+        logs: Object.fromEntries([...cluster.producers, ...cluster.consumers].map((s) => [s.name, s.logs()])),
+        dataDirs: { postgres: cluster.pg.dir, rabbitmq: nodes.map((n) => n.dir) },
       };
     } finally {
       clearInterval(ticker);

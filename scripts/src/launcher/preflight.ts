@@ -2,6 +2,7 @@
 // database exists (created when missing), and every port of the run is free. Each failure is one
 // LaunchError whose message says how to fix it.
 import { createServer } from 'node:net';
+import { parseBrokerUrls } from '@task-pipeline/rabbitmq';
 import amqp from 'amqplib';
 import postgres from 'postgres';
 
@@ -21,8 +22,9 @@ const START_RABBITMQ =
   'start it (`rabbitmq-server -detached`, macOS: `brew services start rabbitmq`), ' +
   'point AMQP_URL at yours, or use ./run.sh --docker';
 
-/** The URL without its password, for messages. */
+/** The URL without its password, for messages; each URL of a broker list. */
 export function redact(url: string): string {
+  if (url.includes(',')) return parseBrokerUrls(url).map(redact).join(',');
   const parsed = new URL(url);
   if (parsed.password) parsed.password = '***';
   return parsed.toString();
@@ -59,17 +61,23 @@ export async function ensureDatabase(databaseUrl: string): Promise<'created' | '
   }
 }
 
+/** One node of the broker list answering is enough: the services fail over to the others. */
 export async function checkRabbitmq(amqpUrl: string): Promise<void> {
-  try {
-    const connection = await amqp.connect(amqpUrl, { timeout: 5000 });
-    await connection.close();
-  } catch (error) {
-    throw new LaunchError(
-      'RABBITMQ_UNAVAILABLE',
-      `RabbitMQ at ${redact(amqpUrl)} does not answer (${reason(error)}): ${START_RABBITMQ}`,
-      { cause: error },
-    );
+  let failure: unknown;
+  for (const url of parseBrokerUrls(amqpUrl)) {
+    try {
+      const connection = await amqp.connect(url, { timeout: 5000 });
+      await connection.close();
+      return;
+    } catch (error) {
+      failure = error;
+    }
   }
+  throw new LaunchError(
+    'RABBITMQ_UNAVAILABLE',
+    `RabbitMQ at ${redact(amqpUrl)} does not answer (${reason(failure)}): ${START_RABBITMQ}`,
+    { cause: failure },
+  );
 }
 
 function portIsFree(port: number): Promise<boolean> {

@@ -54,8 +54,14 @@ export class ComposeStack {
   private readonly envFile = join(this.dir, 'stack.env');
   private readonly command: string[];
 
-  /** `env` becomes the stack's .env: the repository's own .env is not read. */
-  constructor(readonly env: Record<string, string>) {
+  /**
+   * `env` becomes the stack's .env: the repository's own .env is not read. `profiles` are enabled
+   * for every command, so `down` also removes their containers.
+   */
+  constructor(
+    readonly env: Record<string, string>,
+    private readonly profiles: readonly string[] = [],
+  ) {
     const command = composeCommand();
     if (!command) throw new Error('no compose command');
     this.command = command;
@@ -77,6 +83,7 @@ export class ComposeStack {
       this.envFile,
       '-f',
       'docker-compose.yml',
+      ...this.profiles.flatMap((profile) => ['--profile', profile]),
       ...args,
     ];
     try {

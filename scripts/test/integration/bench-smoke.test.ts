@@ -105,3 +105,48 @@ test('every measure runs on 200 tasks and writes BENCHMARKS.md with its plots', 
     expect(await readFile(path, 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/);
   }
 });
+
+test('the cluster measure drains 200 tasks through a private single node and a private 3-node cluster', {
+  timeout: 600_000,
+}, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-smoke-cluster-'));
+  try {
+    const { results } = await runBench(planFor('smoke', ['cluster']), {
+      outDir: dir,
+      progress: silentProgress,
+      command: 'bench smoke cluster',
+    });
+    expect(results.failures).toEqual([]);
+    const { single, cluster, broker } = results.cluster ?? {};
+    expect(broker).toMatch(/^RabbitMQ \d+\.\d+/);
+    for (const drain of [single, cluster]) {
+      expect(drain?.completed).toBe(true);
+      expect(drain?.rate.count).toBe(200);
+    }
+    // The shared node is not part of these runs: each private node is a row of its own.
+    const names = (d: typeof single) => d?.resources.map((u) => u.name);
+    expect(names(single)).toEqual([
+      'producer',
+      'consumer-1',
+      'consumer-2',
+      'rabbitmq node (beam.smp)',
+      'postgresql',
+    ]);
+    expect(names(cluster)).toEqual([
+      'producer',
+      'consumer-1',
+      'consumer-2',
+      'rabbitmq node 1 (beam.smp)',
+      'rabbitmq node 2 (beam.smp)',
+      'rabbitmq node 3 (beam.smp)',
+      'postgresql',
+    ]);
+    for (const node of cluster?.resources.filter((u) => u.name.startsWith('rabbitmq node')) ?? [])
+      expect(node.cpuSeconds, node.name).toBeGreaterThan(0);
+    const markdown = await readFile(join(dir, 'BENCHMARKS.md'), 'utf8');
+    expect(markdown).toContain('## 7. Cluster: the cost of replication');
+    expect(markdown).toMatch(/^\| Drain 200 on a 3-node cluster \| [\d,.]+ tasks\/s \| single node /m);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -17,7 +17,7 @@ import {
 import { peerProbe, prefillPeer } from '../baselines/peers.js';
 import type { ServerGroup } from '../cpu.js';
 import { assertRunning, REPO_ROOT, type Service, stopAll } from '../processes.js';
-import { betweenIdleSamples, sampleResources } from '../resources.js';
+import { betweenIdleSamples, type SampledProcess, sampleResources } from '../resources.js';
 import type { DrainRow } from '../results.js';
 import { countUnfinished, lastFinishedAt, type Sandbox, type Sql, withSandbox } from '../sandbox.js';
 import { startBaseline, startConsumer, startProducer } from '../services.js';
@@ -53,8 +53,10 @@ async function timedDrain(
   probe: DrainProbe,
   processes: readonly Service[],
   servers: readonly ServerGroup[],
+  /** Sampled beside `processes` but not watched for exits (private broker nodes). */
+  others: readonly SampledProcess[] = [],
 ): Promise<DrainRun> {
-  const sampler = sampleResources(processes, { servers, database: sandbox.database });
+  const sampler = sampleResources([...processes, ...others], { servers, database: sandbox.database });
   const leftAtStart = await probe.remaining();
   const startedAt = begin();
   const bar = ctx.progress.bar(`${label} ${formatNumber(total)}`, total);
@@ -66,6 +68,15 @@ async function timedDrain(
   return { completed, rate, resources, cpuItems: rate.count - (total - leftAtStart) };
 }
 
+/**
+ * A broker of the measure's own instead of the shared node: its AMQP_URL (one node or a cluster's
+ * list) and its nodes' processes, whose CPU and memory are counted as rows of their own.
+ */
+export interface PrivateBroker {
+  amqpUrl: string;
+  nodes: readonly SampledProcess[];
+}
+
 export interface OursDrainOptions {
   /** The producer's environment on top of the defaults (TASK_RETENTION, say). */
   producerEnv?: Record<string, string>;
@@ -73,6 +84,8 @@ export interface OursDrainOptions {
   prepare?: (sandbox: Sandbox) => Promise<void>;
   /** Reads what it needs from the database once the drain is over, before the sandbox goes. */
   after?: (sandbox: Sandbox) => Promise<void>;
+  /** A broker of the measure's own (a private node or cluster) instead of the shared node. */
+  broker?: PrivateBroker;
 }
 
 /** Producer + 2 consumers draining `tasks` waiting rows; `windowMs` bounds the run. */
@@ -83,10 +96,12 @@ export async function oursDrain(
   label = 'task-pipeline drain',
   options: OursDrainOptions = {},
 ): Promise<DrainRow> {
-  return withSandbox('drain_ours', async (sandbox) => {
+  const { broker } = options;
+  return withSandbox('drain_ours', async (shared) => {
+    const sandbox = broker ? { ...shared, amqpUrl: broker.amqpUrl } : shared;
     await options.prepare?.(sandbox);
     await seedWithBar(sandbox, tasks, ctx.progress, label);
-    const servers = ['postgresql', 'rabbitmq'] as const;
+    const servers: readonly ServerGroup[] = broker ? ['postgresql'] : ['postgresql', 'rabbitmq'];
     const services: Service[] = [];
     const run = await betweenIdleSamples(
       { servers, database: sandbox.database },
@@ -118,6 +133,7 @@ export async function oursDrain(
           oursProbe(sandbox.sql),
           services,
           servers,
+          broker?.nodes,
         );
       },
       async () => {

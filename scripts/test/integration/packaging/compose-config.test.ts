@@ -46,15 +46,21 @@ describe.runIf(compose)(`${compose?.join(' ')} config`, () => {
     };
     expect(Object.keys(resolved.services).sort()).toEqual([
       'consumer',
+      'consumer-cluster',
       'consumer-high',
       'haproxy',
+      'haproxy-cluster',
       'postgres',
       'producer',
+      'producer-cluster',
       'rabbitmq',
+      'rabbitmq-1',
+      'rabbitmq-2',
+      'rabbitmq-3',
       'tasks',
     ]);
     expect(resolved.services.consumer?.deploy?.replicas).toBe(2);
-    for (const name of ['producer', 'consumer', 'consumer-high']) {
+    for (const name of ['producer', 'consumer', 'consumer-high', 'producer-cluster', 'consumer-cluster']) {
       expect(resolved.services[name]?.environment.STATUS_API_TOKEN, name).toBe(token);
     }
     expect(stdout).toMatch(/published: "?8080"?/);

@@ -19,15 +19,22 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { REPO_ROOT } from '../../../src/testing/compose-stack.js';
 
 // The stand-in answers `docker info`, `docker compose ...` and `docker inspect`; HEALTH sets what
-// every container reports.
+// every container reports, RUNNING_SERVICES which services `ps --services` lists as running.
 const FAKE_DOCKER = `#!/usr/bin/env bash
 echo "docker $*" >>"$FAKE_LOG"
 case "$1" in
   info) exit "\${FAKE_INFO_STATUS:-0}" ;;
   compose)
-    case "$2" in
+    shift
+    [ "$2" = cluster ] && [ "$1" = --profile ] && shift 2
+    case "$1" in
       version) exit 0 ;;
-      ps) printf 'c1\\nc2\\n' ;;
+      ps)
+        if [ "$2" = --services ]; then
+          for s in \${FAKE_RUNNING_SERVICES:-}; do echo "$s"; done
+        else
+          printf 'c1\\nc2\\n'
+        fi ;;
     esac ;;
   inspect) echo "/stack_\${4}_1 \${FAKE_HEALTH:-healthy}" ;;
 esac
@@ -65,7 +72,7 @@ describe('run.sh', () => {
   test('--help explains the modes; an unknown option is refused with exit 2', () => {
     const help = run(['--help']);
     expect(help.status).toBe(0);
-    for (const word of ['--docker', '--local', '.env', 'STATUS_API_TOKEN', 'Ctrl-C'])
+    for (const word of ['--docker', '--local', '--cluster', '.env', 'STATUS_API_TOKEN', 'Ctrl-C'])
       expect(help.out).toContain(word);
     const bad = run(['--fast']);
     expect(bad.status).toBe(2);
@@ -116,6 +123,55 @@ describe('run.sh', () => {
     expect(out).toContain('stack_c1_1 unhealthy');
     expect(out).toContain('the stack did not become healthy');
     expect(calls()).toContain('docker compose logs --tail 30');
+  });
+
+  test('--cluster: the cluster profile by its service names, a random Erlang cookie, cluster commands printed', () => {
+    const { status, out } = run(['--cluster']);
+    expect(status, out).toBe(0);
+    expect(dotEnv()).toMatch(/^STATUS_API_TOKEN=[0-9a-f]{48}$/m);
+    expect(dotEnv()).toMatch(/^RABBITMQ_ERLANG_COOKIE=[0-9a-f]{48}$/m);
+    expect(calls()).toContain(
+      'docker compose --profile cluster up -d --build haproxy-cluster consumer-cluster',
+    );
+    expect(calls()).toContain('docker compose --profile cluster ps -q');
+    expect(out).toContain('Task pipeline is up (profile cluster, docker compose,');
+    expect(out).toContain('Try it        docker compose run --rm tasks 100');
+    expect(out).toContain(
+      'Cluster       docker compose --profile cluster exec rabbitmq-1 rabbitmqctl cluster_status',
+    );
+    expect(out).toContain('Stop          docker compose --profile cluster down');
+
+    // A cookie already set is kept: the nodes of an existing cluster must keep agreeing.
+    const cookie = /RABBITMQ_ERLANG_COOKIE=(\w+)/.exec(dotEnv())?.[1];
+    run(['--cluster']);
+    expect(/RABBITMQ_ERLANG_COOKIE=(\w+)/.exec(dotEnv())?.[1]).toBe(cookie);
+    // The single-node stack needs no cookie.
+    rmSync(join(dir, '.env'));
+    run(['--docker']);
+    expect(dotEnv()).not.toContain('RABBITMQ_ERLANG_COOKIE');
+  });
+
+  test('refuses to start one stack while the other runs (both publish the same ports), saying how to stop it', () => {
+    const cluster = run(['--cluster'], { FAKE_RUNNING_SERVICES: 'postgres rabbitmq producer' });
+    expect(cluster.status).toBe(1);
+    expect(cluster.out).toContain(
+      'the single-node stack is running (rabbitmq producer): stop it first with docker compose down',
+    );
+    const single = run(['--docker'], { FAKE_RUNNING_SERVICES: 'postgres rabbitmq-1 consumer-cluster' });
+    expect(single.status).toBe(1);
+    expect(single.out).toContain(
+      'the cluster profile is running (rabbitmq-1 consumer-cluster): stop it first with docker compose --profile cluster down',
+    );
+    expect(calls().filter((c) => c.includes(' up '))).toEqual([]);
+    // The same stack running again is no obstacle: up brings it to the current configuration.
+    expect(run(['--cluster'], { FAKE_RUNNING_SERVICES: 'postgres rabbitmq-1' }).status).toBe(0);
+  });
+
+  test('--cluster with --local is refused', () => {
+    const { status, out } = run(['--cluster', '--local']);
+    expect(status).toBe(2);
+    expect(out).toContain('--cluster runs containers: it does not go with --local');
+    expect(calls()).toEqual([]);
   });
 
   test('--docker without an engine fails with what to do', () => {

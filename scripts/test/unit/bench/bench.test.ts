@@ -15,7 +15,11 @@ describe('bench arguments', () => {
     expect(planFor('default').scale.backlogs).not.toContain(1_000_000);
     expect(parseArgs(['--only=api,dispatch']).plan.measures).toEqual(['dispatch', 'api']);
     expect(parseArgs(['--out=/tmp/x']).outDir).toBe('/tmp/x');
-    expect(planFor('default').measures).toEqual(MEASURES);
+    expect(planFor('default').measures).toEqual(MEASURES.filter((m) => m !== 'cluster'));
+    // The cluster measure comes with --full, or alone.
+    expect(parseArgs(['--full']).plan.measures).toEqual(MEASURES);
+    expect(parseArgs(['--quick']).plan.measures).not.toContain('cluster');
+    expect(parseArgs(['--only=cluster']).plan.measures).toEqual(['cluster']);
   });
 
   test('bad arguments are usage errors', () => {
@@ -194,6 +198,52 @@ describe('bench report', () => {
     );
     expect(Object.keys(plots).sort()).toEqual(['cpu.svg', 'dispatch.svg', 'drain.svg', 'latency.svg']);
     expect(plots['cpu.svg']).toContain('drain target 120 µs');
+  });
+
+  test('the cluster measure: its ratio to the single node in the summary, every node a row of its own', () => {
+    const node = (name: string, cpuSeconds: number): ProcessUsage => ({
+      name,
+      peakRssBytes: 200 * 1024 * 1024,
+      avgCpuPercent: 50,
+      peakCpuPercent: 90,
+      cpuSeconds,
+      windowS: 10,
+    });
+    const drain = (perSecond: number, nodes: ProcessUsage[]) => ({
+      system: 'task-pipeline' as const,
+      tasks: 100_000,
+      completed: true,
+      rate: { count: 100_000, elapsedMs: (100_000 / perSecond) * 1000, perSecond },
+      settings: '',
+      resources: [node('producer', 3), ...nodes],
+      cpuItems: 100_000,
+    });
+    const { markdown } = renderReport(
+      {
+        ...results,
+        failures: [],
+        cluster: {
+          broker: 'RabbitMQ 3.10.8',
+          single: drain(10_000, [node('rabbitmq node (beam.smp)', 5)]),
+          cluster: drain(
+            4_000,
+            [1, 2, 3].map((i) => node(`rabbitmq node ${i} (beam.smp)`, 4)),
+          ),
+        },
+      },
+      undefined,
+    );
+    expect(markdown).toContain(
+      '| Drain 100,000 on a 3-node cluster | 4,000 tasks/s | single node 10,000 tasks/s | 0.4× | reported (the cost of replication) |',
+    );
+    expect(markdown).toContain(
+      '| CPU per task on a 3-node cluster, all processes | 150 µs | single node 80 µs | 1.88× | reported |',
+    );
+    expect(markdown).toContain('## 7. Cluster: the cost of replication');
+    expect(markdown).toContain('| 3-node cluster | 4,000/s | 25 s | 0.4× | 150 µs |');
+    expect(markdown).toContain('| single node | 10,000/s | 10 s | – | 80 µs |');
+    for (const i of [1, 2, 3])
+      expect(markdown).toContain(`| 3-node cluster | rabbitmq node ${i} (beam.smp) |`);
   });
 
   test('SVG text is escaped and a failed bar is labelled, not drawn', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FAULT_KINDS, planFaults } from '../../../src/chaos/plan.js';
+import { CLUSTER_FAULTS, SINGLE_NODE_FAULTS as FAULT_KINDS, planFaults } from '../../../src/chaos/plan.js';
 
 const input = { kinds: FAULT_KINDS, seed: 42, windowMs: 100_000, partitionMs: 10_000 };
 
@@ -33,6 +33,15 @@ describe('planFaults', () => {
     for (const f of planFaults(input)) {
       if (f.kind === 'partition-producer') expect(f.downMs).toBe(10_000);
       else expect(f.downMs).toBeLessThanOrEqual(3_000);
+    }
+  });
+
+  it('cluster faults: the leader node before another node, both down for nodeDownMs', () => {
+    for (let seed = 0; seed < 50; seed++) {
+      const plan = planFaults({ ...input, kinds: CLUSTER_FAULTS, seed, nodeDownMs: 12_000 });
+      const kinds = plan.map((f) => f.kind);
+      expect(kinds.indexOf('kill-rabbitmq-leader')).toBeLessThan(kinds.indexOf('kill-rabbitmq-node'));
+      for (const f of plan) if (f.kind.startsWith('kill-rabbitmq')) expect(f.downMs).toBe(12_000);
     }
   });
 

@@ -24,12 +24,14 @@ interface ComposeService {
   deploy?: { replicas?: number };
   profiles?: string[];
   entrypoint?: string[];
+  networks?: Record<string, { aliases?: string[] } | null>;
 }
 
 const compose = parse(read('docker-compose.yml'), { merge: true }) as {
   services: Record<string, ComposeService>;
   volumes: Record<string, unknown>;
 };
+const CLUSTER_NODES = ['rabbitmq-1', 'rabbitmq-2', 'rabbitmq-3'];
 const services = compose.services;
 
 function dockerfileOf(service: ComposeService): string | undefined {
@@ -49,17 +51,25 @@ const schemaOf: Record<string, Shape> = {
   producer: ProducerEnvSchema.shape,
   consumer: ConsumerEnvSchema.shape,
   'consumer-high': ConsumerEnvSchema.shape,
+  'producer-cluster': ProducerEnvSchema.shape,
+  'consumer-cluster': ConsumerEnvSchema.shape,
 };
 
 describe('docker-compose.yml', () => {
   test('runs PostgreSQL, RabbitMQ, the producer behind HAProxy and two consumer replicas; the rest is opt-in', () => {
     expect(Object.keys(services).sort()).toEqual([
       'consumer',
+      'consumer-cluster',
       'consumer-high',
       'haproxy',
+      'haproxy-cluster',
       'postgres',
       'producer',
+      'producer-cluster',
       'rabbitmq',
+      'rabbitmq-1',
+      'rabbitmq-2',
+      'rabbitmq-3',
       'tasks',
     ]);
     expect(services.consumer?.deploy?.replicas).toBe(2);
@@ -106,11 +116,19 @@ describe('docker-compose.yml', () => {
 
   test('only the API (through HAProxy) and the management UI (on 127.0.0.1) reach the host', () => {
     const published = Object.entries(services).filter(([, s]) => s.ports !== undefined);
-    expect(published.map(([name]) => name).sort()).toEqual(['haproxy', 'rabbitmq']);
+    // The cluster profile's HAProxy and first node publish the same ports: one stack runs at a time.
+    expect(published.map(([name]) => name).sort()).toEqual([
+      'haproxy',
+      'haproxy-cluster',
+      'rabbitmq',
+      'rabbitmq-1',
+    ]);
     // biome-ignore lint/suspicious/noTemplateCurlyInString: compose interpolation, not a JS template
-    expect(services.haproxy?.ports).toEqual(['${PORT:-3000}:3000']);
+    const api = '${PORT:-3000}:3000';
     // biome-ignore lint/suspicious/noTemplateCurlyInString: compose interpolation, not a JS template
-    expect(services.rabbitmq?.ports).toEqual(['127.0.0.1:${RABBITMQ_MANAGEMENT_PORT:-15673}:15672']);
+    const ui = '127.0.0.1:${RABBITMQ_MANAGEMENT_PORT:-15673}:15672';
+    for (const name of ['haproxy', 'haproxy-cluster']) expect(services[name]?.ports, name).toEqual([api]);
+    for (const name of ['rabbitmq', 'rabbitmq-1']) expect(services[name]?.ports, name).toEqual([ui]);
   });
 
   test('RabbitMQ keeps its node name and data across re-creation; PostgreSQL keeps its data', () => {
@@ -118,11 +136,26 @@ describe('docker-compose.yml', () => {
     expect(services.rabbitmq?.hostname).toBe('rabbitmq');
     expect(services.rabbitmq?.volumes).toEqual(['rabbitmq-data:/var/lib/rabbitmq']);
     expect(services.postgres?.volumes).toEqual(['postgres-data:/var/lib/postgresql/data']);
-    expect(Object.keys(compose.volumes).sort()).toEqual(['postgres-data', 'rabbitmq-data']);
+    expect(Object.keys(compose.volumes).sort()).toEqual([
+      'postgres-data',
+      'rabbitmq-1-data',
+      'rabbitmq-2-data',
+      'rabbitmq-3-data',
+      'rabbitmq-data',
+    ]);
   });
 
   test('app services run under an init that forwards SIGTERM', () => {
-    for (const name of ['producer', 'haproxy', 'consumer', 'consumer-high', 'tasks'])
+    for (const name of [
+      'producer',
+      'haproxy',
+      'consumer',
+      'consumer-high',
+      'tasks',
+      'producer-cluster',
+      'haproxy-cluster',
+      'consumer-cluster',
+    ])
       expect(services[name]?.init, name).toBe(true);
   });
 
@@ -151,6 +184,92 @@ describe('docker-compose.yml', () => {
       [...read('.env.example').matchAll(/^(?:# )?([A-Z_][A-Z0-9_]*)=/gm)].map((m) => m[1]),
     );
     expect([...used].filter((name) => !documented.has(name))).toEqual([]);
+  });
+});
+
+describe('docker-compose.yml, profile cluster', () => {
+  const clusterServices = Object.entries(services)
+    .filter(([, s]) => s.profiles?.includes('cluster'))
+    .map(([name]) => name);
+  const conf = read('rabbitmq/cluster.conf');
+
+  test('three broker nodes, two producers, HAProxy and two consumers, all in the profile only', () => {
+    expect(clusterServices.sort()).toEqual([
+      'consumer-cluster',
+      'haproxy-cluster',
+      'producer-cluster',
+      ...CLUSTER_NODES,
+    ]);
+    for (const name of clusterServices) expect(services[name]?.profiles, name).toEqual(['cluster']);
+    expect(services['producer-cluster']?.deploy?.replicas).toBe(2);
+    expect(services['consumer-cluster']?.deploy?.replicas).toBe(2);
+  });
+
+  test('the nodes: the project image, fixed hostnames, a volume each, peer discovery from one mounted file', () => {
+    for (const [i, name] of CLUSTER_NODES.entries()) {
+      const node = services[name] as ComposeService;
+      expect(node.build, name).toBe('rabbitmq');
+      expect(node.hostname, name).toBe(name);
+      expect(node.volumes, name).toEqual([
+        `rabbitmq-${i + 1}-data:/var/lib/rabbitmq`,
+        './rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/90-cluster.conf:ro',
+        // Dead letters re-sent after 5 s when a node died with their confirms (the file says why).
+        './rabbitmq/cluster-advanced.config:/etc/rabbitmq/advanced.config:ro',
+      ]);
+      // One cookie for every node: the Erlang distribution authenticates peers with it.
+      expect(node.environment?.RABBITMQ_ERLANG_COOKIE, name).toMatch(
+        /^\$\{RABBITMQ_ERLANG_COOKIE:-.{20,}\}$/,
+      );
+    }
+    expect(conf).toMatch(/^cluster_formation\.peer_discovery_backend = classic_config$/m);
+    const listed = [...conf.matchAll(/^cluster_formation\.classic_config\.nodes\.\d+ = rabbit@(\S+)$/gm)].map(
+      (m) => m[1],
+    );
+    expect(listed).toEqual(CLUSTER_NODES);
+    expect(read('rabbitmq/cluster-advanced.config')).toMatch(
+      /^\[\{rabbit, \[\{dead_letter_worker_publisher_confirm_timeout, 5000\}\]\}\]\.$/m,
+    );
+  });
+
+  test('the second and third node join the first once it is up (RabbitMQ 3.10 cannot form a cluster from a simultaneous start)', () => {
+    const healthy = { condition: 'service_healthy' };
+    expect(services['rabbitmq-1']?.depends_on).toBeUndefined();
+    expect(services['rabbitmq-2']?.depends_on).toEqual({ 'rabbitmq-1': healthy });
+    expect(services['rabbitmq-3']?.depends_on).toEqual({ 'rabbitmq-1': healthy });
+  });
+
+  test('producers and consumers get every node in AMQP_URL and start once all three are healthy', () => {
+    const healthy = { condition: 'service_healthy' };
+    const nodes = Object.fromEntries(CLUSTER_NODES.map((n) => [n, healthy]));
+    const url = CLUSTER_NODES.map((n) => `amqp://guest:guest@${n}:5672`).join(',');
+    for (const name of ['producer-cluster', 'consumer-cluster']) {
+      expect(services[name]?.environment?.AMQP_URL, name).toBe(url);
+    }
+    expect(services['producer-cluster']?.depends_on).toEqual({ postgres: healthy, ...nodes });
+    expect(services['consumer-cluster']?.depends_on).toEqual({
+      postgres: healthy,
+      ...nodes,
+      'producer-cluster': healthy,
+    });
+    expect(services['haproxy-cluster']?.depends_on).toEqual({ 'producer-cluster': healthy });
+  });
+
+  test('the same images and settings as the single-node stack, apart from AMQP_URL', () => {
+    const { AMQP_URL: _p, ...producerEnv } = services['producer-cluster']?.environment ?? {};
+    const { AMQP_URL: _c, ...consumerEnv } = services['consumer-cluster']?.environment ?? {};
+    const { AMQP_URL: _sp, ...singleProducerEnv } = services.producer?.environment ?? {};
+    const { AMQP_URL: _sc, ...singleConsumerEnv } = services.consumer?.environment ?? {};
+    expect(producerEnv).toEqual(singleProducerEnv);
+    expect(consumerEnv).toEqual(singleConsumerEnv);
+    expect(services['producer-cluster']?.build).toEqual(services.producer?.build);
+    expect(services['consumer-cluster']?.build).toEqual(services.consumer?.build);
+    expect(services['haproxy-cluster']?.build).toBe(services.haproxy?.build);
+  });
+
+  test('HAProxy and the consumers find the cluster producers by the name they use in the single-node stack', () => {
+    expect(services['producer-cluster']?.networks?.default?.aliases).toEqual(['producer']);
+    // The tasks CLI targets http://haproxy:3000.
+    expect(services['haproxy-cluster']?.networks?.default?.aliases).toEqual(['haproxy']);
   });
 });
 

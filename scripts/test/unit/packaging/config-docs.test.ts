@@ -14,7 +14,7 @@ const shapes: Record<'producer' | 'consumer', Shape> = {
   consumer: ConsumerEnvSchema.shape,
 };
 /** Variables read by compose itself, not by a service. */
-const COMPOSE_ONLY = ['RABBITMQ_MANAGEMENT_PORT'];
+const COMPOSE_ONLY = ['RABBITMQ_MANAGEMENT_PORT', 'RABBITMQ_ERLANG_COOKIE'];
 const serviceVariables = [
   ...new Set([...Object.keys(shapes.producer), ...Object.keys(shapes.consumer)]),
 ].sort();
@@ -37,14 +37,17 @@ function isUnsetByDefault(name: string): boolean {
   );
 }
 
-/** A documented value means the default when it parses to what an unset variable parses to. */
+/**
+ * A documented value means the default when it parses to what an unset variable parses to. An empty
+ * value is an unset variable, as the services read it (compose passes `VAR=` through).
+ */
 function isDefault(name: string, value: string): boolean {
   return (['producer', 'consumer'] as const)
     .filter((service) => name in shapes[service])
     .every((service) => {
       const field = shapes[service][name] as z.ZodType;
       const unset = field.safeParse(undefined);
-      const documented = field.safeParse(value);
+      const documented = field.safeParse(value === '' ? undefined : value);
       return (
         unset.success && documented.success && JSON.stringify(unset.data) === JSON.stringify(documented.data)
       );
