@@ -1,7 +1,8 @@
-// SLOW (resilience tier, about 2.5 min): the producer, a second producer and two consumers on a
-// private 3-node RabbitMQ cluster, given every node in AMQP_URL; the node holding most of their
-// connections is SIGKILLed while tasks are created, and started again. Tasks keep being dispatched
-// and finished while it is down; every accepted task ends terminal, none flips, no second result.
+// SLOW (resilience tier, 66–136 s here depending on the load): the producer, a second producer and
+// two consumers on a private 3-node RabbitMQ cluster, given every node in AMQP_URL; the node holding
+// most of their connections is SIGKILLed while tasks are created, and started again. Tasks keep
+// being dispatched and finished while it is down; every accepted task ends terminal, none flips, no
+// second result.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CHAOS_OPTIONS, runChaos } from '../../src/chaos/run.js';
 import { formatTable } from '../../src/chaos/verdict.js';

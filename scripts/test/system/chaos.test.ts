@@ -48,7 +48,7 @@ describe('chaos run (2,000 tasks, every fault)', () => {
   });
 });
 
-describe('chaos run on a 3-node RabbitMQ cluster (1,500 tasks, two producers, about 2.5 min)', () => {
+describe('chaos run on a 3-node RabbitMQ cluster (1,500 tasks, two producers, about 2 min)', () => {
   it('loses nothing through the loss of the leading node, then another node, then a producer', async () => {
     const lines: string[] = [];
     const report = await runChaos(
