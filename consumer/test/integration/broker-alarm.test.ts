@@ -6,7 +6,7 @@
 import { QUEUES } from '@task-pipeline/rabbitmq';
 import amqp, { type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type PrivateRabbit, startPrivateRabbit } from '../../../scripts/src/testing/private-rabbitmq.js';
+import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
   metricValue,

@@ -13,7 +13,7 @@ import {
   TEST_POSTGRES_URL,
   type TestDatabase,
   type TestVhost,
-} from '../../../scripts/src/testing/isolation.js';
+} from '@task-pipeline/testkit/isolation';
 import { simulateOutcome } from '../../src/simulate-processing.js';
 import { drainQueue, TEST_TOKEN, waitUntil } from '../support/harness.js';
 import {

@@ -3,7 +3,7 @@
 import { type ResultMessage, WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
+import { createTestVhost, type TestVhost } from '@task-pipeline/testkit/isolation';
 import {
   drainQueue,
   expectCountSettles,

@@ -5,8 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { QUEUES } from '@task-pipeline/rabbitmq';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, rabbitmqctl, type TestVhost } from '../../../scripts/src/testing/isolation.js';
-import { type PrivateRabbit, startPrivateRabbit } from '../../../scripts/src/testing/private-rabbitmq.js';
+import { createTestVhost, rabbitmqctl, type TestVhost } from '@task-pipeline/testkit/isolation';
+import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
   expectCountSettles,

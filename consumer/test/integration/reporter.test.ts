@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { HEADERS, QUEUES, type TaskResult, WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
+import { createTestVhost, type TestVhost } from '@task-pipeline/testkit/isolation';
 import { acceptAll, type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
   drainQueue,

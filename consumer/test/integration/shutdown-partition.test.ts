@@ -3,7 +3,7 @@
 // of waiting for it. Unacked deliveries go back to their queues once the connection dies, as always.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type PausableProxy, startPausableProxy } from '../../../scripts/src/chaos/proxy.js';
-import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
+import { createTestVhost, type TestVhost } from '@task-pipeline/testkit/isolation';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import { startTestConsumer, testConfig, waitUntil } from '../support/harness.js';
 

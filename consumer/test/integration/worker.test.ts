@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { HEADERS, QUEUES, WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
+import { createTestVhost, type TestVhost } from '@task-pipeline/testkit/isolation';
 import { simulateOutcome } from '../../src/simulate-processing.js';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {

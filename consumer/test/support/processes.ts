@@ -3,7 +3,7 @@
 // SIGTERM it and the signal reaches the service itself, not a wrapper.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../../scripts/src/testing/private-process.js';
+import { freePort } from '@task-pipeline/testkit/private-process';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 

@@ -13,8 +13,8 @@ import {
   createTestVhost,
   type TestDatabase,
   type TestVhost,
-} from '../../../scripts/src/testing/isolation.js';
-import { freePort } from '../../../scripts/src/testing/private-process.js';
+} from '@task-pipeline/testkit/isolation';
+import { freePort } from '@task-pipeline/testkit/private-process';
 import { TEST_TOKEN } from './harness.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });

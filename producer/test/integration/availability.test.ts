@@ -2,7 +2,7 @@
 // outbox) and the producer is ready; with the database away requests get 503 problem+json, not 500.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { freePort } from '../../../scripts/src/testing/private-process.js';
+import { freePort } from '@task-pipeline/testkit/private-process';
 import { buildApp, type ProducerApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import {

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../scripts/src/testing/isolation.js';
+import { createTestDatabase, type TestDatabase } from '@task-pipeline/testkit/isolation';
 import { migrate } from '../../src/db/migrate.js';
 import { createTaskRepository } from '../../src/tasks/repository.js';
 

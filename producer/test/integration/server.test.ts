@@ -14,8 +14,8 @@ import {
   createTestVhost,
   type TestDatabase,
   type TestVhost,
-} from '../../../scripts/src/testing/isolation.js';
-import { freePort } from '../../../scripts/src/testing/private-process.js';
+} from '@task-pipeline/testkit/isolation';
+import { freePort } from '@task-pipeline/testkit/private-process';
 import { startFreezingProxy } from './support/freezing-proxy.js';
 import { TOKEN } from './support/producer.js';
 

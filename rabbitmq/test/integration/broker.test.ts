@@ -8,7 +8,7 @@ import {
 } from '@task-pipeline/rabbitmq';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, rabbitmqctl, type TestVhost } from '../../../scripts/src/testing/isolation.js';
+import { createTestVhost, rabbitmqctl, type TestVhost } from '@task-pipeline/testkit/isolation';
 
 let vhost: TestVhost;
 beforeAll(async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, rabbitmqctl, type TestVhost } from '../../../scripts/src/testing/isolation.js';
+import { createTestVhost, rabbitmqctl, type TestVhost } from '@task-pipeline/testkit/isolation';
 import { renderDefinitions } from '../../scripts/generate-definitions.js';
 import { assertTopology, buildTopology, DEFAULT_RETRY_DELAYS_SECONDS } from '../../src/topology.js';
 

@@ -7,7 +7,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { startPrivatePostgres } from '../testing/private-postgres.js';
+import { startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
 
 const TOP = 15;
 

@@ -3,7 +3,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { TEST_POSTGRES_URL } from '../testing/isolation.js';
+import { TEST_POSTGRES_URL } from '@task-pipeline/testkit/isolation';
 import { machineFacts } from './machine.js';
 import { measureApi } from './measures/api.js';
 import { attempt, type MeasureContext } from './measures/common.js';

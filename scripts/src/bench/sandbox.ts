@@ -4,7 +4,7 @@
 import pino from 'pino';
 import postgres from 'postgres';
 import { migrate } from '../../../producer/src/db/migrate.js';
-import { createTestDatabase, createTestVhost } from '../testing/isolation.js';
+import { createTestDatabase, createTestVhost } from '@task-pipeline/testkit/isolation';
 import { BENCH_TEXT } from './plan.js';
 
 export type Sql = postgres.Sql;

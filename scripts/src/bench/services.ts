@@ -3,7 +3,7 @@
 // the environment names of PROTOCOL §8.
 
 import { SERVICE_NODE_ARGS } from '../launcher/plan.js';
-import { freePort } from '../testing/private-process.js';
+import { freePort } from '@task-pipeline/testkit/private-process';
 import { type Service, startService, waitForHttp } from './processes.js';
 import { type Baseline, type BenchRuntime, baselineEntry, SERVICE_ENTRIES } from './runtime.js';
 import type { Sandbox } from './sandbox.js';

@@ -4,9 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { type Service, startService, waitForHttp } from '../bench/processes.js';
-import { type PrivatePostgres, startPrivatePostgres } from '../testing/private-postgres.js';
-import { freePort } from '../testing/private-process.js';
-import { type PrivateRabbit, startPrivateRabbit } from '../testing/private-rabbitmq.js';
+import { type PrivatePostgres, startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
+import { freePort } from '@task-pipeline/testkit/private-process';
+import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
 import { type PausableProxy, startPausableProxy } from './proxy.js';
 
 export interface ClusterOptions {

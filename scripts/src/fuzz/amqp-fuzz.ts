@@ -10,7 +10,7 @@ import {
   retryExchangeName,
 } from '@task-pipeline/rabbitmq';
 import amqp from 'amqplib';
-import { rabbitmqctl } from '../testing/isolation.js';
+import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
 
 export const FUZZ_LABEL_HEADER = 'x-fuzz-label';
 

@@ -3,7 +3,7 @@
 // the tasks table unchanged by a rejected request, and the process still running afterwards.
 
 import type { Sql } from 'postgres';
-import { sendRaw } from '../testing/raw-http.js';
+import { sendRaw } from '@task-pipeline/testkit/raw-http';
 import type { HttpFinding } from './http-fuzz.js';
 import { findLeak, tableDigest } from './http-fuzz.js';
 import { type RawCase, type RawService, rawBytes } from './raw-arbitraries.js';

@@ -8,8 +8,8 @@ import { QUEUES } from '@task-pipeline/rabbitmq';
 import postgres from 'postgres';
 import { request } from 'undici';
 import { type Service, startService, waitForHttp } from '../bench/processes.js';
-import { createTestDatabase, createTestVhost } from '../testing/isolation.js';
-import { freePort } from '../testing/private-process.js';
+import { createTestDatabase, createTestVhost } from '@task-pipeline/testkit/isolation';
+import { freePort } from '@task-pipeline/testkit/private-process';
 import {
   drainParking,
   malformedMessages,

@@ -11,9 +11,9 @@ import {
   createTestVhost,
   type TestDatabase,
   type TestVhost,
-} from '../../src/testing/isolation.js';
-import { freePort } from '../../src/testing/private-process.js';
-import { sendRaw } from '../../src/testing/raw-http.js';
+} from '@task-pipeline/testkit/isolation';
+import { freePort } from '@task-pipeline/testkit/private-process';
+import { sendRaw } from '@task-pipeline/testkit/raw-http';
 
 const HOST = '127.0.0.1';
 let database: TestDatabase;

@@ -13,8 +13,8 @@ import {
   createTestVhost,
   type TestDatabase,
   type TestVhost,
-} from '../../src/testing/isolation.js';
-import { freePort } from '../../src/testing/private-process.js';
+} from '@task-pipeline/testkit/isolation';
+import { freePort } from '@task-pipeline/testkit/private-process';
 
 // scripts/test.sh sets this only when promtool is missing and cannot be installed on this machine.
 const skipReason = spawnSync('promtool', ['--version']).error ? process.env.PROMTOOL_UNAVAILABLE : undefined;

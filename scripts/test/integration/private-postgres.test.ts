@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PrivatePostgres, startPrivatePostgres } from '../../src/testing/private-postgres.js';
-import { isAlive } from '../../src/testing/private-process.js';
+import { type PrivatePostgres, startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
+import { isAlive } from '@task-pipeline/testkit/private-process';
 
 describe('private PostgreSQL', () => {
   let pg: PrivatePostgres;

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAlive } from '../../src/testing/private-process.js';
-import { type PrivateRabbit, startPrivateRabbit } from '../../src/testing/private-rabbitmq.js';
+import { isAlive } from '@task-pipeline/testkit/private-process';
+import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
 
 const QUEUE = 'private-rabbit-test';
 

@@ -16,13 +16,13 @@ import {
   containerEngineUnavailable,
   docker,
   REPO_ROOT,
-} from '../../src/testing/compose-stack.js';
+} from '@task-pipeline/testkit/compose-stack';
 import {
   type LocalRegistry,
   registryUnavailable,
   startLocalRegistry,
-} from '../../src/testing/local-registry.js';
-import { freePort } from '../../src/testing/private-process.js';
+} from '@task-pipeline/testkit/local-registry';
+import { freePort } from '@task-pipeline/testkit/private-process';
 
 const exec = promisify(execFile);
 const skipReason = containerEngineUnavailable();

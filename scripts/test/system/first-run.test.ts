@@ -13,14 +13,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { containerEngineUnavailable, REPO_ROOT } from '../../src/testing/compose-stack.js';
+import { containerEngineUnavailable, REPO_ROOT } from '@task-pipeline/testkit/compose-stack';
 import {
   createTestVhost,
   TEST_POSTGRES_URL,
   type TestVhost,
   uniqueName,
-} from '../../src/testing/isolation.js';
-import { freePort, freePortPair, isAlive, waitFor } from '../../src/testing/private-process.js';
+} from '@task-pipeline/testkit/isolation';
+import { freePort, freePortPair, isAlive, waitFor } from '@task-pipeline/testkit/private-process';
 
 const exec = promisify(execFile);
 const skipReason = containerEngineUnavailable();

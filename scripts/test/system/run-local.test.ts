@@ -8,14 +8,14 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type ApiClient, createApiClient } from '../../src/cli/api-client.js';
 import { createTasks, watchTasks } from '../../src/cli/task-runner.js';
-import { REPO_ROOT } from '../../src/testing/compose-stack.js';
+import { REPO_ROOT } from '@task-pipeline/testkit/compose-stack';
 import {
   createTestVhost,
   TEST_POSTGRES_URL,
   type TestVhost,
   uniqueName,
-} from '../../src/testing/isolation.js';
-import { freePort, freePortPair, isAlive, portIsFree, waitFor } from '../../src/testing/private-process.js';
+} from '@task-pipeline/testkit/isolation';
+import { freePort, freePortPair, isAlive, portIsFree, waitFor } from '@task-pipeline/testkit/private-process';
 
 /** Direct children of a process, from /proc/<pid>/stat ("pid (comm) state ppid ..."). */
 function childrenOf(pid: number): number[] {

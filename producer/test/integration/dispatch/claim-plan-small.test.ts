@@ -3,7 +3,7 @@
 // reached through the primary key at any size (claim-plan.test.ts covers a million rows).
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../../scripts/src/testing/isolation.js';
+import { createTestDatabase, type TestDatabase } from '@task-pipeline/testkit/isolation';
 import { migrate } from '../../../src/db/migrate.js';
 import { buildClaimPlan, randomStartIds } from '../../../src/dispatch/claim-query.js';
 import { logger } from './support.js';

@@ -4,7 +4,7 @@
 // plan and with the generic plan a prepared statement switches to; record and counts use indexes too.
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../../scripts/src/testing/isolation.js';
+import { createTestDatabase, type TestDatabase } from '@task-pipeline/testkit/isolation';
 import { migrate } from '../../../src/db/migrate.js';
 import { buildClaimPlan, type DispatchOrder, randomStartIds } from '../../../src/dispatch/claim-query.js';
 import { dispatchRepository, logger } from './support.js';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   type PrivatePostgres,
   startPrivatePostgres,
-} from '../../../../scripts/src/testing/private-postgres.js';
+} from '@task-pipeline/testkit/private-postgres';
 import { createCrossReplicaWakeup, TASKS_CREATED_CHANNEL } from '../../../src/dispatch/wakeup.js';
 import { eventually, logger } from './support.js';
 

@@ -4,12 +4,12 @@
 import type { Sql } from 'postgres';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { rabbitmqctl } from '../../../../scripts/src/testing/isolation.js';
+import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
 import {
   type PrivatePostgres,
   startPrivatePostgres,
-} from '../../../../scripts/src/testing/private-postgres.js';
-import { type PrivateRabbit, startPrivateRabbit } from '../../../../scripts/src/testing/private-rabbitmq.js';
+} from '@task-pipeline/testkit/private-postgres';
+import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
 import { migrate } from '../../../src/db/migrate.js';
 import {
   capturingLogger,

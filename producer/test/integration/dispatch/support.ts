@@ -19,7 +19,7 @@ import {
   createTestVhost,
   type TestDatabase,
   type TestVhost,
-} from '../../../../scripts/src/testing/isolation.js';
+} from '@task-pipeline/testkit/isolation';
 import type { ProducerConfig } from '../../../src/config.js';
 import { migrate } from '../../../src/db/migrate.js';
 import {

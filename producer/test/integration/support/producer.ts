@@ -9,7 +9,7 @@ import {
   createTestVhost,
   type TestDatabase,
   type TestVhost,
-} from '../../../../scripts/src/testing/isolation.js';
+} from '@task-pipeline/testkit/isolation';
 import { buildApp, type ProducerApp } from '../../../src/app.js';
 import { loadConfig, type ProducerEnv } from '../../../src/config.js';
 import { migrate } from '../../../src/db/migrate.js';

@@ -2,7 +2,7 @@
 // seconds) against our producer and against the naive route, on the same tasks table. The producer's
 // dispatcher is off: this measures the API, not the API competing with dispatch for the same cores.
 import autocannon, { type Result } from 'autocannon';
-import { freePort } from '../../testing/private-process.js';
+import { freePort } from '@task-pipeline/testkit/private-process';
 import type { Service } from '../processes.js';
 import type { Progress } from '../progress.js';
 import type { ApiRow, HttpStats } from '../results.js';

@@ -6,7 +6,7 @@
 // is counted from the same moment.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../../testing/private-process.js';
+import { freePort } from '@task-pipeline/testkit/private-process';
 import {
   defaultSettings,
   describeSettings,

@@ -16,7 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { REPO_ROOT } from '../../../src/testing/compose-stack.js';
+import { REPO_ROOT } from '@task-pipeline/testkit/compose-stack';
 
 // The stand-in answers `docker info`, `docker compose ...` and `docker inspect`; HEALTH sets what
 // every container reports.
