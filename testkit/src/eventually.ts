@@ -21,13 +21,13 @@ export interface EventuallyOptions {
   intervalMs?: number;
 }
 
-/** Not there yet: the check answers `false`, `undefined` or `null`. */
-type Pending = false | undefined | null;
+/** Not there yet: the check answers something falsy (false, undefined, null, 0, ''). */
+type Pending = false | undefined | null | 0 | '';
 
 /**
- * Runs `check` until it returns something other than false, undefined or null, and resolves with
- * that (a boolean check resolves with `true`, a read with the value read). A check that throws
- * fails at once: an error is an answer, not "not yet". Rejects with EventuallyTimeout, naming `what`.
+ * Runs `check` until it returns something truthy, and resolves with that (a boolean check resolves
+ * with `true`, a read with the value read). A check that throws fails at once: an error is an
+ * answer, not "not yet". Rejects with EventuallyTimeout, naming `what`.
  */
 export async function eventually<T>(
   what: string,
@@ -39,7 +39,7 @@ export async function eventually<T>(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value !== false && value !== undefined && value !== null) return value as Exclude<T, Pending>;
+    if (value) return value as Exclude<T, Pending>;
     if (Date.now() > deadline) throw new EventuallyTimeout(what, timeoutMs);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }

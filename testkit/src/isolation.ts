@@ -1,7 +1,10 @@
 // Per-test-file isolation on the shared servers (PROTOCOL §10): one PostgreSQL database and one
 // RabbitMQ vhost per file, named for the run, removed afterwards. Never stops a shared server.
+// A migrated database is a copy of a template migrated once (see createMigratedDatabase).
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
 
@@ -31,11 +34,12 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(prefix: string): Promise<TestDatabase> {
+/** An empty database, or with `template` a copy of that database. */
+export async function createTestDatabase(prefix: string, template?: string): Promise<TestDatabase> {
   const name = uniqueName(prefix);
   const admin = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => undefined });
   try {
-    await admin.unsafe(`create database "${name}"`);
+    await admin.unsafe(`create database "${name}"${template ? ` template "${template}"` : ''}`);
   } finally {
     await admin.end();
   }
@@ -51,6 +55,72 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
       }
     },
   };
+}
+
+export interface Migrations {
+  /** The folder of migration files: its content names the template. */
+  dir: string;
+  /** Migrates the (empty) database at `url`. */
+  migrate(url: string): Promise<unknown>;
+}
+
+/** A short hash of every file name and content in `dir`: a changed migration means a new template. */
+function hashFolder(dir: string): string {
+  const hash = createHash('sha256');
+  for (const file of readdirSync(dir).sort()) {
+    hash.update(file).update('\0').update(readFileSync(join(dir, file))).update('\0');
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+const templates = new Map<string, Promise<string>>();
+
+/**
+ * The name of a database migrated with `migrations`, made once for all test files (and kept for later
+ * runs: its name is the hash of the migrations folder). Parallel files serialize on an advisory lock;
+ * the first builds it under a temporary name and renames it when complete, so a run killed mid-way
+ * leaves no half-migrated template behind under the real name. Connections to it are then refused:
+ * CREATE DATABASE … TEMPLATE fails while anyone is connected to the template.
+ */
+export function migratedTemplate(migrations: Migrations): Promise<string> {
+  const name = `tp_template_${hashFolder(migrations.dir)}`;
+  let made = templates.get(name);
+  if (!made) {
+    made = buildTemplate(name, migrations);
+    templates.set(name, made);
+    made.catch(() => templates.delete(name));
+  }
+  return made;
+}
+
+async function buildTemplate(name: string, migrations: Migrations): Promise<string> {
+  const admin = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => undefined });
+  try {
+    // max: 1, so the session lock and its unlock are on the same connection.
+    await admin`select pg_advisory_lock(hashtext(${name}))`;
+    const [exists] = await admin`select 1 from pg_database where datname = ${name}`;
+    if (exists) return name;
+    const building = `${name}_${randomBytes(4).toString('hex')}`;
+    await admin.unsafe(`create database "${building}"`);
+    try {
+      await migrations.migrate(withPath(TEST_POSTGRES_URL, building));
+      await admin.unsafe(`alter database "${building}" with allow_connections false`);
+      await admin.unsafe(`alter database "${building}" rename to "${name}"`);
+    } catch (error) {
+      await admin.unsafe(`drop database if exists "${building}" with (force)`);
+      throw new Error(`could not build the template database ${name} from ${migrations.dir}`, {
+        cause: error,
+      });
+    }
+    return name;
+  } finally {
+    await admin.end();
+  }
+}
+
+/** A database of its own with every migration applied: a copy of the template, not a migration run. */
+export async function createMigratedDatabase(prefix: string, migrations: Migrations): Promise<TestDatabase> {
+  return createTestDatabase(prefix, await migratedTemplate(migrations));
 }
 
 export interface TestVhost {

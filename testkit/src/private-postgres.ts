@@ -11,8 +11,9 @@ import {
   readPid,
   reapOnExit,
   runAs,
-  waitFor,
+  
 } from './private-process.js';
+import { eventually } from './eventually.js';
 
 const ACCOUNT = 'postgres';
 
@@ -103,7 +104,7 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
     const p = pid();
     if (p === undefined) throw new PrivateInstanceError('NOT_RUNNING', 'private PostgreSQL is not running');
     process.kill(p, 'SIGKILL');
-    await waitFor('the killed postmaster to exit', () => !isAlive(p), 10_000);
+    await eventually('the killed postmaster to exit', () => !isAlive(p), { timeoutMs: 10_000 });
   };
 
   await runAs(ACCOUNT, join(bin, 'initdb'), [
@@ -138,7 +139,7 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
       const p = pid();
       if (p !== undefined) {
         await pgCtl('-m', 'immediate', '-w', 'stop').catch(() => process.kill(p, 'SIGKILL'));
-        await waitFor('the postmaster to exit', () => !isAlive(p), 30_000);
+        await eventually('the postmaster to exit', () => !isAlive(p), { timeoutMs: 30_000 });
       }
       unregister();
       rmSync(dir, { recursive: true, force: true });

@@ -127,19 +127,6 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-export async function waitFor(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  intervalMs = 50,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new PrivateInstanceError('TIMEOUT', `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
 // A crashed test must not leave a postmaster or an Erlang node behind: on exit, SIGKILL whatever
 // the registered pid files still name (exit handlers must be synchronous, hence kill not stop).
 const pidFilesToReap = new Set<string>();

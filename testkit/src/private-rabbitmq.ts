@@ -14,8 +14,9 @@ import {
   readPid,
   reapOnExit,
   runAs,
-  waitFor,
+  
 } from './private-process.js';
+import { eventually } from './eventually.js';
 
 const ACCOUNT = 'rabbitmq';
 const RABBITMQ_BIN = process.env.RABBITMQ_BIN_DIR ?? '/usr/lib/rabbitmq/bin';
@@ -99,14 +100,14 @@ export async function startPrivateRabbit(): Promise<PrivateRabbit> {
     const p = pid();
     if (p === undefined) return;
     await ctl('stop', pidFile);
-    await waitFor('the RabbitMQ node to exit', () => !isAlive(p), 60_000);
+    await eventually('the RabbitMQ node to exit', () => !isAlive(p), { timeoutMs: 60_000 });
   };
 
   const kill = async () => {
     const p = pid();
     if (p === undefined) throw new PrivateInstanceError('NOT_RUNNING', 'private RabbitMQ is not running');
     process.kill(p, 'SIGKILL');
-    await waitFor('the killed RabbitMQ node to exit', () => !isAlive(p), 10_000);
+    await eventually('the killed RabbitMQ node to exit', () => !isAlive(p), { timeoutMs: 10_000 });
   };
 
   try {
@@ -143,7 +144,7 @@ export async function startPrivateRabbit(): Promise<PrivateRabbit> {
       const p = pid();
       if (p !== undefined) {
         await ctl('stop', pidFile).catch(() => process.kill(p, 'SIGKILL'));
-        await waitFor('the RabbitMQ node to exit', () => !isAlive(p), 30_000).catch(() => {
+        await eventually('the RabbitMQ node to exit', () => !isAlive(p), { timeoutMs: 30_000 }).catch(() => {
           process.kill(p, 'SIGKILL');
         });
       }

@@ -14,9 +14,10 @@ import {
   type StartedConsumer,
   startTestConsumer,
   testConfig,
-  waitUntil,
+  
   workMessage,
 } from '../support/harness.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let rabbit: PrivateRabbit;
 let producer: FakeProducer;
@@ -49,18 +50,15 @@ describe('a broker memory alarm', () => {
       { publishConfirmTimeoutMs: 1_000 },
     );
     consumer = c;
-    await waitUntil('ready', () => c.readiness().ready === true, 60_000);
+    await eventually('ready', () => c.readiness().ready === true, { timeoutMs: 60_000 });
     const messages = Array.from({ length: 300 }, () => workMessage());
     for (const m of messages) await publishWork(channel, m);
-    await waitUntil(
-      'work under way',
-      async () => (await metricValue(c, 'consumer_tasks_processed_total')) >= 5,
-    );
+    await eventually('work under way', async () => (await metricValue(c, 'consumer_tasks_processed_total')) >= 5);
 
     await rabbit.ctl('set_vm_memory_high_watermark', 'absolute', '1');
     try {
       // The broker tells a connection it is blocked when it next publishes (checked on 3.10).
-      await waitUntil('publishing blocked', () => c.connections.publish.blocked, 30_000);
+      await eventually('publishing blocked', () => c.connections.publish.blocked, { timeoutMs: 30_000 });
       expect(c.connections.consume.blocked).toBe(false);
       const processedWhenBlocked = await metricValue(c, 'consumer_tasks_processed_total');
       // Several confirm timeouts pass: nothing is given up, nothing is taken.
@@ -79,15 +77,8 @@ describe('a broker memory alarm', () => {
     }
 
     const ids = messages.map((m) => m.taskId);
-    await waitUntil(
-      'every task reported',
-      () => ids.every((id) => producer.accepted.some((r) => r.taskId === id)),
-      60_000,
-    );
-    await waitUntil(
-      'consuming again',
-      async () => (await channel.checkQueue('tasks.medium')).consumerCount === 1,
-    );
+    await eventually('every task reported', () => ids.every((id) => producer.accepted.some((r) => r.taskId === id)), { timeoutMs: 60_000 });
+    await eventually('consuming again', async () => (await channel.checkQueue('tasks.medium')).consumerCount === 1);
     // Each task processed and reported once: no delivery was returned while its publish was pending.
     const reports = new Map<string, number>();
     for (const r of producer.accepted) reports.set(r.taskId, (reports.get(r.taskId) ?? 0) + 1);

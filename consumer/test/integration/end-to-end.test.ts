@@ -15,15 +15,16 @@ import {
   type TestVhost,
 } from '@task-pipeline/testkit/isolation';
 import { simulateOutcome } from '../../src/simulate-processing.js';
-import { drainQueue, TEST_TOKEN, waitUntil } from '../support/harness.js';
+import { drainQueue, TEST_TOKEN,  } from '../support/harness.js';
 import {
   type ConsumerProcess,
   counterFromText,
-  type ServiceProcess,
   scrape,
   spawnConsumer,
   spawnProducer,
 } from '../support/processes.js';
+import type { Service } from '@task-pipeline/testkit/processes';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 const TASKS = 2_000;
 const policy = { failureSeed: 'end-to-end-fixed-seed', failureRate: 0.3 };
@@ -32,7 +33,7 @@ const PRIORITIES = ['high', 'medium', 'low'] as const;
 
 let db: TestDatabase;
 let vhost: TestVhost;
-let producer: (ServiceProcess & { url: string }) | undefined;
+let producer: (Service & { url: string }) | undefined;
 let consumers: ConsumerProcess[] = [];
 let connection: ChannelModel | undefined;
 let sql: postgres.Sql;
@@ -69,7 +70,7 @@ describe('end to end', () => {
     // The tap: every dead-lettered message is copied here too (tasks.dlx is a fanout).
     connection = await amqp.connect(vhost.url);
     const channel = await connection.createChannel();
-    await waitUntil('the producer asserted its topology', async () => {
+    await eventually('the producer asserted its topology', async () => {
       const probe = await connection?.createChannel();
       probe?.on('error', () => undefined);
       const found = await probe?.checkExchange(EXCHANGES.deadLetter).then(
@@ -123,14 +124,10 @@ describe('end to end', () => {
           select status, count(*)::int as n from tasks group by status`;
       return Object.fromEntries(rows.map((r) => [r.status, r.n])) as Record<string, number>;
     };
-    await waitUntil(
-      'every task terminal',
-      async () => {
+    await eventually('every task terminal', async () => {
         const c = await counts();
         return (c.success ?? 0) + (c.error ?? 0) === TASKS;
-      },
-      150_000,
-    );
+      }, { timeoutMs: 150_000 });
 
     const tasks = await sql<{ taskId: string; status: string; attempts: number; error: string | null }[]>`
         select id::text as "taskId", status, attempts, error from tasks`;

@@ -9,10 +9,12 @@ import {
   expectCountSettles,
   publishWork,
   TEST_TOKEN,
-  waitUntil,
+  
   workMessage,
 } from '../support/harness.js';
-import { counterFromText, scrape, spawnConsumer, spawnService } from '../support/processes.js';
+import { startService } from '@task-pipeline/testkit/processes';
+import { counterFromText, scrape, spawnConsumer } from '../support/processes.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let vhost: TestVhost;
 beforeAll(async () => {
@@ -28,11 +30,11 @@ describe('consumer process', () => {
     [{ STATUS_API_TOKEN: TEST_TOKEN, FAILURE_RATE: '2' }, 'FAILURE_RATE'],
     [{ STATUS_API_TOKEN: TEST_TOKEN, WORKER_QUEUES: 'tasks.urgent' }, 'WORKER_QUEUES'],
   ])('exits 1 with one line naming the bad variable (%o)', async (env, variable) => {
-    const service = spawnService('consumer/src/main.ts', env);
+    const service = startService('consumer', 'consumer/src/main.ts', env);
     const { code } = await service.exited;
     expect(code).toBe(1);
-    expect(service.output).toHaveLength(1);
-    expect(service.output[0]).toMatch(new RegExp(`^consumer: invalid configuration: .*${variable}:`));
+    expect(service.lines()).toHaveLength(1);
+    expect(service.lines()[0]).toMatch(new RegExp(`^consumer: invalid configuration: .*${variable}:`));
   });
 
   test('SIGTERM: stops consuming, finishes or returns in-flight work, exits 0 within the grace period', async () => {
@@ -48,7 +50,7 @@ describe('consumer process', () => {
       FAILURE_RATE: '0',
       SHUTDOWN_GRACE_MS: '4000',
     });
-    await waitUntil('ready', async () => (await fetch(`${consumer.healthUrl}/health/ready`)).status === 200);
+    await eventually('ready', async () => (await fetch(`${consumer.healthUrl}/health/ready`)).status === 200);
     expect((await fetch(`${consumer.healthUrl}/health/live`)).status).toBe(200);
     const ready = await fetch(`${consumer.healthUrl}/health/ready`);
     expect(await ready.json()).toMatchObject({
@@ -82,12 +84,12 @@ describe('consumer process', () => {
       const channel = await connection.createConfirmChannel();
       const messages = Array.from({ length: 40 }, () => workMessage({ priority: 'low' }));
       for (const m of messages) await publishWork(channel, m);
-      await waitUntil('work under way', async () => {
+      await eventually('work under way', async () => {
         return counterFromText(await scrape(consumer.healthUrl), 'consumer_tasks_processed_total') >= 4;
       });
       const { code, signal } = await consumer.stop();
       expect({ code, signal }).toEqual({ code: 0, signal: null });
-      expect(consumer.output.some((l) => l.includes('consumer stopped'))).toBe(true);
+      expect(consumer.lines().some((l) => l.includes('consumer stopped'))).toBe(true);
       // Every message is either processed (its result in tasks.results, many to a message) or back
       // in its queue.
       const results = (await drainQueue(channel, 'tasks.results')).flatMap(

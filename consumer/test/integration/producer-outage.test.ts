@@ -9,9 +9,10 @@ import {
   type StartedConsumer,
   startTestConsumer,
   testConfig,
-  waitUntil,
+  
 } from '../support/harness.js';
 import { type RealProducer, startRealProducer } from '../support/real-producer.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 const TASKS = 300;
 const OUTAGE_MS = 10_000;
@@ -30,7 +31,7 @@ afterAll(async () => {
 describe('producer outage', () => {
   test('10 s without the producer: results pile up unacked-or-queued, all terminal after it returns', async () => {
     await Promise.all(Array.from({ length: TASKS }, (_, i) => producer.createTask(`outage ${i}`)));
-    await waitUntil('all dispatched', async () => (await producer.counts()).sent === TASKS);
+    await eventually('all dispatched', async () => (await producer.counts()).sent === TASKS);
     // ~30 tasks/s: the work outlasts the outage.
     consumer = await startTestConsumer(
       testConfig({
@@ -45,7 +46,7 @@ describe('producer outage', () => {
       }),
     );
     const c = consumer;
-    await waitUntil('some reported', async () => ((await producer.counts()).success ?? 0) >= 20);
+    await eventually('some reported', async () => ((await producer.counts()).success ?? 0) >= 20);
 
     await producer.stop();
     const connection = await amqp.connect(producer.vhost.url);
@@ -68,14 +69,10 @@ describe('producer outage', () => {
     expect(c.readiness().ready).toBe(true);
 
     await producer.start();
-    await waitUntil(
-      'every task terminal',
-      async () => {
+    await eventually('every task terminal', async () => {
         const counts = await producer.counts();
         return (counts.success ?? 0) + (counts.error ?? 0) === TASKS;
-      },
-      60_000,
-    );
+      }, { timeoutMs: 60_000 });
     // Nothing acked early: a result acked without the producer's answer would leave its task `sent`.
     expect((await producer.counts()).sent ?? 0).toBe(0);
     expect((countsDuringOutage.sent ?? 0) > 0).toBe(true);

@@ -17,9 +17,10 @@ import {
   type StartedConsumer,
   startTestConsumer,
   testConfig,
-  waitUntil,
+  
   workMessage,
 } from '../support/harness.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let vhost: TestVhost;
 let producer: FakeProducer;
@@ -44,7 +45,7 @@ afterAll(async () => {
 
 async function startOn(url: string, overrides: Partial<Parameters<typeof testConfig>[0]> = {}) {
   consumer = await startTestConsumer(testConfig({ amqpUrl: url, producerUrl: producer.url, ...overrides }));
-  await waitUntil('the consumer is ready', () => consumer?.readiness().ready === true);
+  await eventually('the consumer is ready', () => consumer?.readiness().ready === true);
   connection = await amqp.connect(url);
   channel = await connection.createConfirmChannel();
   return consumer;
@@ -92,24 +93,18 @@ describe('reconnect', () => {
     // handlers' acks, due on the dead channel, are dropped rather than sent on the new one.
     const work = Array.from({ length: 20 }, () => workMessage());
     for (const m of work) await publishWork(channel, m);
-    await waitUntil(
-      'all 20 delivered',
-      async () => (await channel.checkQueue('tasks.medium')).messageCount === 0,
-    );
+    await eventually('all 20 delivered', async () => (await channel.checkQueue('tasks.medium')).messageCount === 0);
     await forceChannelError(c.channels.worker as ManagedChannelLike);
-    await waitUntil('every task reported', () => work.every((m) => acceptedIds().has(m.taskId)));
-    await waitUntil(
-      'old acks dropped',
-      async () => (await metricValue(c, 'consumer_dropped_settlements_total')) === 20,
-    );
+    await eventually('every task reported', () => work.every((m) => acceptedIds().has(m.taskId)));
+    await eventually('old acks dropped', async () => (await metricValue(c, 'consumer_dropped_settlements_total')) === 20);
     expect(await metricValue(c, 'consumer_dropped_settlements_total', { queue: 'tasks.medium' })).toBe(20);
 
     // Publish channel: reopened, and the next results go through it.
     await forceChannelError(c.channels.publish as ManagedChannelLike);
-    await waitUntil('publish channel back', () => c.readiness().ready === true);
+    await eventually('publish channel back', () => c.readiness().ready === true);
     const more = Array.from({ length: 5 }, () => workMessage());
     for (const m of more) await publishWork(channel, m);
-    await waitUntil('the next tasks reported', () => more.every((m) => acceptedIds().has(m.taskId)));
+    await eventually('the next tasks reported', () => more.every((m) => acceptedIds().has(m.taskId)));
 
     // Reporter channel: a batch the producer answers after the channel died is reported again.
     let release: () => void = () => undefined;
@@ -127,18 +122,14 @@ describe('reconnect', () => {
       status: 'success' as const,
     }));
     await publishResults(channel, sent);
-    await waitUntil('the batch is held', () =>
-      producer.requests.some((r) => r.some((x) => x.taskId === sent[0]?.taskId)),
-    );
-    await waitUntil(
-      'all 10 delivered',
-      async () => (await channel.checkQueue(QUEUES.results)).messageCount === 0,
-    );
+    await eventually('the batch is held', () =>
+      producer.requests.some((r) => r.some((x) => x.taskId === sent[0]?.taskId)));
+    await eventually('all 10 delivered', async () => (await channel.checkQueue(QUEUES.results)).messageCount === 0);
     await forceChannelError(c.channels.reporter as ManagedChannelLike);
     release();
-    await waitUntil('reported twice', () => producer.accepted.length - acceptedBefore >= 20);
+    await eventually('reported twice', () => producer.accepted.length - acceptedBefore >= 20);
 
-    await waitUntil('ready again', () => c.readiness().ready === true);
+    await eventually('ready again', () => c.readiness().ready === true);
     expect(disconnects).toBe(0);
     expect(c.readinessLog).toContain(false);
     expect(await metricValue(c, 'consumer_dropped_settlements_total', { queue: QUEUES.results })).toBe(10);
@@ -175,7 +166,7 @@ describe('reconnect', () => {
       status: 'success' as const,
     }));
     await publishResults(channel, sent);
-    await waitUntil('a batch in flight', () => producer.requests.length === 1);
+    await eventually('a batch in flight', () => producer.requests.length === 1);
     const inFlight = producer.requests[0]?.length ?? 0;
     expect(inFlight).toBeGreaterThan(0);
 
@@ -187,11 +178,11 @@ describe('reconnect', () => {
     );
     await disconnected;
     release();
-    await waitUntil('every result reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
-    await waitUntil('ready again', () => c.readiness().ready === true);
+    await eventually('every result reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await eventually('ready again', () => c.readiness().ready === true);
     // The held batch was answered after its channel died: its acks were dropped and the broker
     // redelivered it, so those reports went out twice (the producer treats the second as a no-op).
-    await waitUntil('redelivered reports answered', () => producer.accepted.length >= sent.length + inFlight);
+    await eventually('redelivered reports answered', () => producer.accepted.length >= sent.length + inFlight);
     expect(await metricValue(c, 'consumer_dropped_settlements_total')).toBeGreaterThanOrEqual(inFlight);
     expect(c.readinessLog).toContain(false);
     expect(preconditionFailures(c.logs)).toEqual([]);
@@ -215,14 +206,11 @@ describe('reconnect after a full broker restart (private RabbitMQ node)', () => 
     const messages = Array.from({ length: 150 }, () => workMessage());
     for (const m of messages) await publishWork(channel, m);
     await connection.close();
-    await waitUntil(
-      'work under way',
-      async () => (await metricValue(c, 'consumer_tasks_processed_total')) >= 10,
-    );
+    await eventually('work under way', async () => (await metricValue(c, 'consumer_tasks_processed_total')) >= 10);
 
     await rabbit.restart();
-    await waitUntil('every task reported', () => messages.every((m) => acceptedIds().has(m.taskId)), 120_000);
-    await waitUntil('ready again', () => c.readiness().ready === true, 60_000);
+    await eventually('every task reported', () => messages.every((m) => acceptedIds().has(m.taskId)), { timeoutMs: 120_000 });
+    await eventually('ready again', () => c.readiness().ready === true, { timeoutMs: 60_000 });
     expect(c.readinessLog).toContain(false);
     expect(preconditionFailures(c.logs)).toEqual([]);
 

@@ -11,10 +11,11 @@ import {
   startTestConsumer,
   TEST_TOKEN,
   testConfig,
-  waitUntil,
+  
 } from '../support/harness.js';
 import { type ConsumerProcess, spawnConsumer } from '../support/processes.js';
 import { type RealProducer, startRealProducer, type TaskRow } from '../support/real-producer.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 const TASKS = 80;
 const policy = { failureSeed: 'sigkill', failureRate: 0.3 };
@@ -73,7 +74,7 @@ afterAll(async () => {
 describe('reporter SIGKILLed between the producer’s answer and its acks', () => {
   test('redelivered reports are no-ops: no task changes its result', async () => {
     await Promise.all(Array.from({ length: TASKS }, (_, i) => producer.createTask(`kill ${i}`)));
-    await waitUntil('all dispatched', async () => (await producer.counts()).sent === TASKS);
+    await eventually('all dispatched', async () => (await producer.counts()).sent === TASKS);
 
     killTarget = await spawnConsumer({
       AMQP_URL: producer.vhost.url,
@@ -108,11 +109,11 @@ describe('reporter SIGKILLed between the producer’s answer and its acks', () =
         retryDelaysSeconds: [1],
       }),
     );
-    await waitUntil('every task terminal', async () => {
+    await eventually('every task terminal', async () => {
       const counts = await producer.counts();
       return (counts.success ?? 0) + (counts.error ?? 0) === TASKS;
     });
-    await waitUntil('the killed batch reported again', () => {
+    await eventually('the killed batch reported again', () => {
       const again = new Set(exchanges.slice(before).flatMap((e) => e.reports.map((r) => r.taskId)));
       return [...killedIds].every((id) => again.has(id));
     });

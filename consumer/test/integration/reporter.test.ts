@@ -19,9 +19,10 @@ import {
   startTestConsumer,
   TEST_TOKEN,
   testConfig,
-  waitUntil,
+  
   workMessage,
 } from '../support/harness.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let vhost: TestVhost;
 let producer: FakeProducer;
@@ -57,7 +58,7 @@ async function startReporter(
     testConfig({ amqpUrl: vhost.url, producerUrl: producer.url, workerQueues: [], ...overrides }),
     tuning,
   );
-  await waitUntil('the reporter is ready', () => consumer?.readiness().ready === true);
+  await eventually('the reporter is ready', () => consumer?.readiness().ready === true);
   return consumer;
 }
 
@@ -85,10 +86,10 @@ describe('reporter', () => {
     const c = await startReporter({ reportBatchSize: 20, reportBatchMs: 50 });
     const sent = results(45);
     await publishResults(channel, sent);
-    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await eventually('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
     expect(new Set(seen)).toEqual(new Set([`Bearer ${TEST_TOKEN}`]));
     expect(Math.max(...producer.requests.map((r) => r.length))).toBeLessThanOrEqual(20);
-    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 45);
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 45);
     expect(await metricValue(c, 'consumer_reports_total', { outcome: 'applied' })).toBe(45);
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
@@ -104,13 +105,13 @@ describe('reporter', () => {
     const c = await startReporter({ reportBatchSize: 16, reportBatchMs: 200 });
     const sent = results(16);
     await publishResults(channel, [...sent, { taskId: tooLarge, attempt: 1, status: 'success' }]);
-    await waitUntil('all but one reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
-    await waitUntil('one parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1);
+    await eventually('all but one reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await eventually('one parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1);
     const parked = await drainQueue(channel, QUEUES.parking);
     expect(parked.map(parkedTaskIds)).toEqual([[tooLarge]]);
     expect(String(parked[0]?.properties.headers?.[HEADERS.parkReason])).toMatch(/413/);
     expect(await metricValue(c, 'consumer_report_requests_total', { result: 'split' })).toBeGreaterThan(0);
-    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 16);
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 16);
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
   });
@@ -138,8 +139,8 @@ describe('reporter', () => {
     }));
     const c = await startReporter();
     await publishResults(channel, sent);
-    await waitUntil('two parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 2);
-    await waitUntil('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 4);
+    await eventually('two parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 2);
+    await eventually('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 4);
     expect(c.readiness().ready).toBe(true);
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
@@ -175,7 +176,7 @@ describe('reporter', () => {
     expect(producer.accepted.filter((r) => r.taskId === message.taskId)).toEqual([
       { taskId: message.taskId, attempt: 2, taskStatus: 'error', error: 'delivery_limit' },
     ]);
-    await waitUntil('acked', async () => (await metricValue(c, 'consumer_reports_total')) === 1);
+    await eventually('acked', async () => (await metricValue(c, 'consumer_reports_total')) === 1);
   });
 
   test('503: retries with backoff and acks nothing early; all are reported once it recovers', async () => {
@@ -184,20 +185,17 @@ describe('reporter', () => {
     const c = await startReporter({ reportBatchSize: 50 });
     const sent = results(30);
     await publishResults(channel, sent);
-    await waitUntil(
-      'three refused requests',
-      async () => (await metricValue(c, 'consumer_report_requests_total', { result: 'unavailable' })) >= 3,
-    );
+    await eventually('three refused requests', async () => (await metricValue(c, 'consumer_report_requests_total', { result: 'unavailable' })) >= 3);
     expect(c.readiness().ready).toBe(true);
     // Held, not acked: closing returns every one of them to the queue.
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 30);
 
     const again = await startReporter({ reportBatchSize: 50 });
-    await waitUntil('more refused requests', () => producer.requests.length >= 5);
+    await eventually('more refused requests', () => producer.requests.length >= 5);
     healthy = true;
-    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
-    await waitUntil('all acked', async () => (await metricValue(again, 'consumer_reports_total')) === 30);
+    await eventually('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await eventually('all acked', async () => (await metricValue(again, 'consumer_reports_total')) === 30);
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
   });
@@ -208,10 +206,10 @@ describe('reporter', () => {
       const c = await startReporter();
       const sent = results(10);
       await publishResults(channel, sent);
-      await waitUntil(`stopped on ${status}`, () => c.readiness().ready === false);
+      await eventually(`stopped on ${status}`, () => c.readiness().ready === false);
       expect(c.readiness().reporter).toMatchObject({ stopped: expect.stringContaining(String(status)) });
       // Returned while the consumer still runs: nothing is held, nothing consumed any more.
-      await waitUntil('messages back in the queue', async () => (await queued(QUEUES.results)) === 10);
+      await eventually('messages back in the queue', async () => (await queued(QUEUES.results)) === 10);
       expect((await channel.checkQueue(QUEUES.results)).consumerCount).toBe(0);
       expect((await channel.checkQueue(QUEUES.parking)).messageCount).toBe(0);
       const health = await fetch(`${c.healthUrl}/health/ready`);
@@ -234,7 +232,7 @@ describe('reporter', () => {
     }));
     const c = await startReporter({ reportBatchSize: 8 });
     await publishResults(channel, sent, 30);
-    await waitUntil('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 30);
+    await eventually('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 30);
     expect(new Set(producer.accepted.map((r) => r.taskId))).toEqual(
       new Set(sent.filter((r) => r.taskId !== missing).map((r) => r.taskId)),
     );
@@ -251,8 +249,8 @@ describe('reporter', () => {
     const c = await startReporter();
     const sent = results(5, 'error');
     await publishLegacyResults(channel, sent);
-    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
-    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 5);
+    await eventually('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 5);
     expect(await metricValue(c, 'consumer_messages_parked_total')).toBe(0);
   });
 
@@ -260,7 +258,7 @@ describe('reporter', () => {
     const c = await startReporter();
     const sent = results(3).map((r) => ({ ...r, taskId: r.taskId.toUpperCase() }));
     await publishResults(channel, sent, 3);
-    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 3);
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 3);
     expect([...acceptedIds()].sort()).toEqual(sent.map((r) => r.taskId.toLowerCase()).sort());
   });
 
@@ -272,16 +270,8 @@ describe('reporter', () => {
     );
     const c = await startReporter({ reportBatchSize: 40, reportBatchMs: 50 });
     await publishResults(channel, sent, 40);
-    await waitUntil(
-      'the others reported',
-      () => sent.filter((r) => r.taskId !== poison).every((r) => acceptedIds().has(r.taskId)),
-      60_000,
-    );
-    await waitUntil(
-      'poison parked',
-      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1,
-      60_000,
-    );
+    await eventually('the others reported', () => sent.filter((r) => r.taskId !== poison).every((r) => acceptedIds().has(r.taskId)), { timeoutMs: 60_000 });
+    await eventually('poison parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1, { timeoutMs: 60_000 });
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
     const parked = await drainQueue(channel, QUEUES.parking);
@@ -298,16 +288,13 @@ describe('reporter', () => {
     producer.setHandler((reports, request) => (healthy ? acceptAll(reports, request) : { status: 503 }));
     const c = await startReporter({}, { reporter: { backoff: { initialMs: 50, maxMs: 100 }, stallMs: 500 } });
     await publishResults(channel, results(5));
-    await waitUntil('not ready', () => c.readiness().ready === false);
+    await eventually('not ready', () => c.readiness().ready === false);
     expect(c.readiness().reporter).toMatchObject({ ready: false, stalledForMs: expect.any(Number) });
-    await waitUntil(
-      'the metric shows it',
-      async () => (await metricValue(c, 'consumer_report_stalled_seconds')) > 0,
-    );
+    await eventually('the metric shows it', async () => (await metricValue(c, 'consumer_report_stalled_seconds')) > 0);
     expect((await fetch(`${c.healthUrl}/health/ready`)).status).toBe(503);
     healthy = true;
-    await waitUntil('ready again', () => c.readiness().ready === true);
-    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 5);
+    await eventually('ready again', () => c.readiness().ready === true);
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 5);
     expect(await metricValue(c, 'consumer_report_stalled_seconds')).toBe(0);
   });
 
@@ -317,13 +304,13 @@ describe('reporter', () => {
     const c = await startReporter({}, { reporter: { probe: { initialMs: 400, maxMs: 400 } } });
     const sent = results(10);
     await publishResults(channel, sent);
-    await waitUntil('stopped', () => c.readiness().ready === false);
+    await eventually('stopped', () => c.readiness().ready === false);
     const refusals = producer.requests.length;
-    await waitUntil('probed again', () => producer.requests.length > refusals, 10_000);
+    await eventually('probed again', () => producer.requests.length > refusals, { timeoutMs: 10_000 });
     expect(c.readiness().ready).toBe(false);
     status = 200;
-    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)), 15_000);
-    await waitUntil('ready again', () => c.readiness().ready === true);
+    await eventually('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)), { timeoutMs: 15_000 });
+    await eventually('ready again', () => c.readiness().ready === true);
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
   });

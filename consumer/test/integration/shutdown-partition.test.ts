@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type PausableProxy, startPausableProxy } from '../../../scripts/src/chaos/proxy.js';
 import { createTestVhost, type TestVhost } from '@task-pipeline/testkit/isolation';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
-import { startTestConsumer, testConfig, waitUntil } from '../support/harness.js';
+import { startTestConsumer, testConfig,  } from '../support/harness.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let vhost: TestVhost;
 let proxy: PausableProxy;
@@ -32,7 +33,7 @@ describe('shutdown under a partition', () => {
     const c = await startTestConsumer(
       testConfig({ amqpUrl: url.toString(), producerUrl: producer.url, shutdownGraceMs: graceMs }),
     );
-    await waitUntil('ready', () => c.readiness().ready === true);
+    await eventually('ready', () => c.readiness().ready === true);
     proxy.pause();
     const started = performance.now();
     await c.close();

@@ -13,10 +13,11 @@ import {
   type StartedConsumer,
   startTestConsumer,
   testConfig,
-  waitUntil,
+  
   workMessage,
 } from '../support/harness.js';
 import { type RealProducer, startRealProducer } from '../support/real-producer.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let producer: RealProducer;
 let connection: ChannelModel;
@@ -41,7 +42,7 @@ async function start(overrides: Partial<Parameters<typeof testConfig>[0]>) {
   consumer = await startTestConsumer(
     testConfig({ amqpUrl: producer.vhost.url, producerUrl: producer.url, ...overrides }),
   );
-  await waitUntil('the consumer is ready', () => consumer?.readiness().ready === true);
+  await eventually('the consumer is ready', () => consumer?.readiness().ready === true);
   return consumer;
 }
 
@@ -63,14 +64,14 @@ describe('consumer with the real producer', () => {
     while (ok(0) || !ok(1)) seed += 1;
 
     const c = await start({ failureSeed: `seed-${seed}`, failureRate: rate, maxRetries: 2 });
-    await waitUntil('the task is terminal', async () => (await taskOf(taskId))?.status === 'success');
+    await eventually('the task is terminal', async () => (await taskOf(taskId))?.status === 'success');
     expect(await taskOf(taskId)).toMatchObject({ status: 'success', attempts: 1, error: null });
     expect(await metricValue(c, 'consumer_tasks_failed_total')).toBe(1);
     expect(await metricValue(c, 'consumer_tasks_retried_total')).toBe(1);
     expect(await metricValue(c, 'consumer_tasks_processed_total')).toBe(1);
     // The row commits before the producer's answer reaches the reporter, which counts it then.
     const applied = () => metricValue(c, 'consumer_reports_total', { status: 'success', outcome: 'applied' });
-    await waitUntil('the applied report is counted', async () => (await applied()) >= 1);
+    await eventually('the applied report is counted', async () => (await applied()) >= 1);
     expect(await applied()).toBe(1);
   });
 
@@ -82,7 +83,7 @@ describe('consumer with the real producer', () => {
       const rows = (await producer.tasks()).filter((t) => ids.includes(t.taskId));
       return rows.every((t) => t.status === 'success' || t.status === 'error');
     };
-    await waitUntil('all terminal', terminal);
+    await eventually('all terminal', terminal);
     for (const task of (await producer.tasks()).filter((t) => ids.includes(t.taskId))) {
       const fails = (retryCount: number) =>
         !simulateOutcome(policy, { taskId: task.taskId, attempt: task.attempts, retryCount }).ok;
@@ -98,8 +99,8 @@ describe('consumer with the real producer', () => {
     const unknown = workMessage({ taskId: randomUUID(), priority: 'high' });
     await publishWork(channel, unknown);
     const known = await producer.createTask('after the unknown one', 'high');
-    await waitUntil('the known task is terminal', async () => (await taskOf(known))?.status === 'success');
-    await waitUntil('one parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1);
+    await eventually('the known task is terminal', async () => (await taskOf(known))?.status === 'success');
+    await eventually('one parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1);
     const parked = await drainQueue(channel, QUEUES.parking);
     expect(parked).toHaveLength(1);
     expect(JSON.parse(parked[0]?.content.toString() ?? '{}')).toMatchObject({

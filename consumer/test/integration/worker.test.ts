@@ -15,9 +15,10 @@ import {
   type StartedConsumer,
   startTestConsumer,
   testConfig,
-  waitUntil,
+  
   workMessage,
 } from '../support/harness.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let vhost: TestVhost;
 let producer: FakeProducer;
@@ -43,7 +44,7 @@ afterAll(async () => {
 
 async function start(overrides: Parameters<typeof testConfig>[0]) {
   consumer = await startTestConsumer(testConfig({ producerUrl: producer.url, ...overrides }));
-  await waitUntil('the consumer is ready', () => consumer?.readiness().ready === true);
+  await eventually('the consumer is ready', () => consumer?.readiness().ready === true);
   return consumer;
 }
 
@@ -58,17 +59,14 @@ describe('worker', () => {
       workMessage({ priority: 'low', attempt: 3 }),
     ];
     for (const m of messages) await publishWork(channel, m);
-    await waitUntil('all three reported', () => messages.every((m) => acceptedFor(m.taskId).length > 0));
+    await eventually('all three reported', () => messages.every((m) => acceptedFor(m.taskId).length > 0));
     for (const m of messages) {
       expect(acceptedFor(m.taskId)).toEqual([
         { taskId: m.taskId, attempt: m.attempt, taskStatus: 'success' },
       ]);
     }
     expect(await metricValue(c, 'consumer_tasks_processed_total')).toBe(3);
-    await waitUntil(
-      'results acked',
-      async () => (await channel.checkQueue(QUEUES.results)).messageCount === 0,
-    );
+    await eventually('results acked', async () => (await channel.checkQueue(QUEUES.results)).messageCount === 0);
     for (const queue of Object.values(WORK_QUEUES))
       expect((await channel.checkQueue(queue)).messageCount).toBe(0);
   });
@@ -85,7 +83,7 @@ describe('worker', () => {
     }
     const c = await start({ amqpUrl: vhost.url, ...policy, maxRetries: 3, retryDelaysSeconds: [1] });
     await publishWork(channel, message);
-    await waitUntil('the retried task is reported', () => acceptedFor(message.taskId).length > 0);
+    await eventually('the retried task is reported', () => acceptedFor(message.taskId).length > 0);
     expect(acceptedFor(message.taskId)).toEqual([
       { taskId: message.taskId, attempt: 1, taskStatus: 'success' },
     ]);
@@ -101,16 +99,13 @@ describe('worker', () => {
     const c = await start({ amqpUrl: vhost.url, failureRate: 1, maxRetries: 1, retryDelaysSeconds: [1] });
     const message = workMessage({ priority: 'low', attempt: 4 });
     await publishWork(channel, message);
-    await waitUntil('the dead-lettered task is reported', () => acceptedFor(message.taskId).length > 0);
+    await eventually('the dead-lettered task is reported', () => acceptedFor(message.taskId).length > 0);
     expect(acceptedFor(message.taskId)).toEqual([
       { taskId: message.taskId, attempt: 4, taskStatus: 'error', error: 'simulated processing failure' },
     ]);
     expect(await metricValue(c, 'consumer_tasks_retried_total')).toBe(1);
     expect(await metricValue(c, 'consumer_tasks_dead_lettered_total', { queue: 'tasks.low' })).toBe(1);
-    await waitUntil(
-      'dlq acked',
-      async () => (await channel.checkQueue(QUEUES.deadLetter)).messageCount === 0,
-    );
+    await eventually('dlq acked', async () => (await channel.checkQueue(QUEUES.deadLetter)).messageCount === 0);
   });
 
   test('poison messages are parked with a reason and consumption goes on', async () => {
@@ -131,11 +126,8 @@ describe('worker', () => {
     const good = workMessage({ priority: 'high' });
     await publishWork(channel, good);
 
-    await waitUntil('the good message is reported', () => acceptedFor(good.taskId).length > 0);
-    await waitUntil(
-      'four messages parked',
-      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 4,
-    );
+    await eventually('the good message is reported', () => acceptedFor(good.taskId).length > 0);
+    await eventually('four messages parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 4);
     const parked = await drainQueue(channel, QUEUES.parking);
     expect(parked).toHaveLength(4);
     const reasons = parked.map((m) => String(m.properties.headers?.[HEADERS.parkReason])).sort();
@@ -152,7 +144,7 @@ describe('worker', () => {
       'tasks.medium',
     ]);
     // The two with a readable taskId and attempt are also reported, so their tasks do not stay `sent`.
-    await waitUntil('invalid_message reported', () => acceptedFor(huge.taskId).length > 0);
+    await eventually('invalid_message reported', () => acceptedFor(huge.taskId).length > 0);
     for (const m of [readable, huge]) {
       expect(acceptedFor(m.taskId)).toEqual([
         { taskId: m.taskId, attempt: 1, taskStatus: 'error', error: 'invalid_message' },

@@ -7,9 +7,8 @@ import postgres from 'postgres';
 import { request } from 'undici';
 import { buildApp, type ProducerApp } from '../../../producer/src/app.js';
 import { loadConfig } from '../../../producer/src/config.js';
-import { migrate } from '../../../producer/src/db/migrate.js';
+import { createProducerDatabase } from '../../../producer/test/support/database.js';
 import {
-  createTestDatabase,
   createTestVhost,
   type TestDatabase,
   type TestVhost,
@@ -48,8 +47,7 @@ export async function startRealProducer(
   prefix: string,
   env: Record<string, string> = {},
 ): Promise<RealProducer> {
-  const [db, vhost] = await Promise.all([createTestDatabase(prefix), createTestVhost(prefix)]);
-  await migrate(db.url, logger);
+  const [db, vhost] = await Promise.all([createProducerDatabase(prefix), createTestVhost(prefix)]);
   const config = loadConfig({
     DATABASE_URL: db.url,
     AMQP_URL: vhost.url,

@@ -5,8 +5,8 @@
 // PostgreSQL looks like to the driver), and statements waiting on a table lock.
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type FreezingProxy, startFreezingProxy } from './support/freezing-proxy.js';
-import { expectExchangesDescribed } from './support/openapi-contract.js';
+import { type FreezingProxy, startFreezingProxy } from '../support/freezing-proxy.js';
+import { expectExchangesDescribed } from '../support/openapi-contract.js';
 import {
   AUTH,
   markSent,
@@ -15,7 +15,8 @@ import {
   startTestProducer,
   type TaskJson,
   type TestProducer,
-} from './support/producer.js';
+} from '../support/producer.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 
@@ -35,14 +36,6 @@ async function readiness(producer: TestProducer) {
     'GET',
     '/health/ready',
   );
-}
-
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 1_200; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe('a pool connection that stops answering', () => {
@@ -153,7 +146,7 @@ describe('a table held locked', () => {
         { headers: AUTH },
       );
       expect(done.body).toMatchObject({ status: 'success' });
-      await until('readiness to recover', async () => (await readiness(producer)).status === 200);
+      await eventually('readiness to recover', async () => (await readiness(producer)).status === 200, { timeoutMs: 60_000 });
       await expectExchangesDescribed(producer, producer.exchanges);
     },
   );

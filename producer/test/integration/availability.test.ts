@@ -13,7 +13,7 @@ import {
   startTestProducer,
   type TestProducer,
   TOKEN,
-} from './support/producer.js';
+} from '../support/producer.js';
 
 describe('broker unreachable', () => {
   let producer: TestProducer;

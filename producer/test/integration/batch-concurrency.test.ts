@@ -2,7 +2,7 @@
 // between: rows are locked in taskId order, so nobody deadlocks and every item gets its answer.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { AUTH, startTestProducer, type TestProducer } from './support/producer.js';
+import { AUTH, startTestProducer, type TestProducer } from '../support/producer.js';
 
 let producer: TestProducer;
 

@@ -8,7 +8,7 @@ import {
   startTestProducer,
   type TaskJson,
   type TestProducer,
-} from './support/producer.js';
+} from '../support/producer.js';
 
 let producer: TestProducer;
 

@@ -11,7 +11,7 @@ import {
   TASK_STATUSES,
   type TaskState,
 } from '../../src/tasks/status-transitions.js';
-import { startTestProducer, type TestProducer } from './support/producer.js';
+import { startTestProducer, type TestProducer } from '../support/producer.js';
 
 let producer: TestProducer;
 

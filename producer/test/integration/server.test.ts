@@ -1,12 +1,8 @@
 // The real entry point as operators run it, from source: configuration errors stop it with exit 1 and
 // the variable's name; two replicas migrate one fresh database under the advisory lock; SIGTERM and
 // SIGINT close it gracefully with exit 0, also while every database connection has gone silent under a
-// request and the dispatcher. It runs as `node --conditions=source --import tsx`, not through the tsx
-// CLI: that CLI sits between the test's signals and the producer, and SIGKILLs a child that has not
-// acknowledged a relayed signal within about 60 ms, which a loaded machine misses now and then.
-import { type ChildProcess, spawn } from 'node:child_process';
+// request and the dispatcher. It runs through the test kit's spawner (`node --import tsx`, see its notes).
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -15,59 +11,21 @@ import {
   type TestDatabase,
   type TestVhost,
 } from '@task-pipeline/testkit/isolation';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import { freePort } from '@task-pipeline/testkit/private-process';
-import { startFreezingProxy } from './support/freezing-proxy.js';
-import { TOKEN } from './support/producer.js';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
+import { startFreezingProxy } from '../support/freezing-proxy.js';
+import { TOKEN } from '../support/producer.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const GRACE_MS = 8000;
 
-interface Running {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+/** The producer from source, in a clean environment: only what the test passes, so the shell's variables cannot leak in. */
+function startServer(env: Record<string, string>): Service {
+  return startService('producer', 'producer/src/server.ts', env, { inheritEnv: false });
 }
 
-function startServer(env: Record<string, string>): Running {
-  // A clean environment: only what the test passes, so the shell's variables cannot leak in.
-  const child = spawn(
-    process.execPath,
-    ['--conditions=source', '--import', 'tsx', 'producer/src/server.ts'],
-    {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>(
-    (resolve) => {
-      child.on('exit', (code, signal) => resolve({ code, signal, stderr }));
-    },
-  );
-  return { child, output: () => stdout + stderr, exited };
-}
-
-async function waitUntilReady(port: number, server: Running): Promise<void> {
-  for (let i = 0; i < 600; i += 1) {
-    if (server.child.exitCode !== null) throw new Error(`server exited early:\n${server.output()}`);
-    const status = await request(`http://127.0.0.1:${port}/health/ready`)
-      .then(async (res) => {
-        await res.body.dump();
-        return res.statusCode;
-      })
-      .catch(() => 0);
-    if (status === 200) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`server never became ready:\n${server.output()}`);
+function waitUntilReady(port: number, server: Service): Promise<void> {
+  return waitForHttp(server, `http://127.0.0.1:${port}/health/ready`);
 }
 
 describe('configuration errors', () => {
@@ -86,10 +44,10 @@ describe('configuration errors', () => {
       'DISPATCH_LEASE_S',
     ],
   ])('%s → exit 1 with one line naming the variable', async (_name, env, variable) => {
-    const { exited } = startServer(env);
-    const { code, stderr } = await exited;
+    const server = startServer(env);
+    const { code } = await server.exited;
     expect(code).toBe(1);
-    const lines = stderr.trim().split('\n');
+    const lines = server.lines();
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^producer: invalid configuration: /);
     expect(lines[0]).toContain(variable);
@@ -99,13 +57,13 @@ describe('configuration errors', () => {
 describe('lifecycle', () => {
   let db: TestDatabase;
   let vhost: TestVhost;
-  const running: Running[] = [];
+  const running: Service[] = [];
 
   beforeAll(async () => {
     [db, vhost] = await Promise.all([createTestDatabase('server'), createTestVhost('server')]);
   });
   afterAll(async () => {
-    for (const server of running) server.child.kill('SIGKILL');
+    for (const server of running) server.kill('SIGKILL');
     await Promise.all([db?.drop(), vhost?.drop()]);
   });
 
@@ -123,7 +81,7 @@ describe('lifecycle', () => {
       }),
     );
     running.push(...servers);
-    await Promise.all(ports.map((port, i) => waitUntilReady(port, servers[i] as Running)));
+    await Promise.all(ports.map((port, i) => waitUntilReady(port, servers[i] as Service)));
 
     // Both migrated under the advisory lock: the migration is recorded once, the table serves both.
     const created = await request(`http://127.0.0.1:${ports[0]}/api/v1/create-task`, {
@@ -141,7 +99,7 @@ describe('lifecycle', () => {
     expect(logs.match(/"msg":"database schema is current"/g)).toHaveLength(1);
 
     // close-with-grace exits 1 when closing outlasts SHUTDOWN_GRACE_MS, so exit 0 means it finished in time.
-    const [first, second] = servers as [Running, Running];
+    const [first, second] = servers as [Service, Service];
     first.child.kill('SIGTERM');
     second.child.kill('SIGINT');
     for (const [server, signal] of [
@@ -190,10 +148,7 @@ describe('lifecycle', () => {
         },
         (err: unknown) => err,
       );
-      for (let i = 0; proxy.swallowedBytes() === swallowed; i += 1) {
-        if (i > 600) throw new Error('the create never reached the silent connection');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await eventually('the create to reach the silent connection', () => proxy.swallowedBytes() !== swallowed);
 
       server.child.kill('SIGTERM');
       const { code } = await server.exited;

@@ -9,6 +9,7 @@ import {
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTestVhost, rabbitmqctl, type TestVhost } from '@task-pipeline/testkit/isolation';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let vhost: TestVhost;
 beforeAll(async () => {
@@ -111,7 +112,7 @@ describe('Broker, a connection replaced while a channel is being set up', () => 
     });
     await broker.start();
     await broker.waitForConnect();
-    await waitUntil(() => setups === 1);
+    await eventually('the channel set up once', () => setups === 1, { timeoutMs: 10_000 });
 
     const reconnected = new Promise((r) => broker.once('connected', () => r(undefined)));
     await rabbitmqctl('close_connection', await connectionPid('test-replaced-during-setup'), 'test');
@@ -137,12 +138,4 @@ async function connectionPid(name: string): Promise<string> {
     ?.split('\t')[0];
   if (!pid) throw new Error(`no connection named ${name}`);
   return pid;
-}
-
-async function waitUntil(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

@@ -15,7 +15,7 @@ import {
 import { accountOf } from './cpu.js';
 import type { MeasureContext } from './measures/common.js';
 import { peerDrain } from './measures/drain.js';
-import { REPO_ROOT } from './processes.js';
+import { REPO_ROOT } from '@task-pipeline/testkit/processes';
 import { createProgress } from './progress.js';
 import { prepareRuntime } from './runtime.js';
 import { formatNumber } from './stats.js';

@@ -12,7 +12,7 @@ import { measureDrain } from './measures/drain.js';
 import { measureLatency } from './measures/latency.js';
 import { measureScale } from './measures/scale.js';
 import type { BenchPlan } from './plan.js';
-import { REPO_ROOT } from './processes.js';
+import { REPO_ROOT } from '@task-pipeline/testkit/processes';
 import type { Progress } from './progress.js';
 import { PLOT_DIR, renderReport } from './report.js';
 import type { BenchResults } from './results.js';

@@ -3,7 +3,7 @@
 // path to the producer. Every process can be killed, stopped and started again on the same ports.
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { type Service, startService, waitForHttp } from '../bench/processes.js';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
 import { type PrivatePostgres, startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
 import { freePort } from '@task-pipeline/testkit/private-process';
 import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { QUEUES } from '@task-pipeline/rabbitmq';
 import postgres from 'postgres';
 import { request } from 'undici';
-import { type Service, startService, waitForHttp } from '../bench/processes.js';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
 import { createTestDatabase, createTestVhost } from '@task-pipeline/testkit/isolation';
 import { freePort } from '@task-pipeline/testkit/private-process';
 import {

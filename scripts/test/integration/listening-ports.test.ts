@@ -4,7 +4,7 @@
 // over a socket. Each must answer 4xx problem+json and keep running.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Service, startService, waitForHttp } from '../../src/bench/processes.js';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
 import { ODD_REQUESTS, type RawService } from '../../src/fuzz/raw-arbitraries.js';
 import {
   createTestDatabase,

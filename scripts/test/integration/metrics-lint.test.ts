@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Service, startService, waitForHttp } from '../../src/bench/processes.js';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
 import { type ApiClient, createApiClient } from '../../src/cli/api-client.js';
 import { createTasks, watchTasks } from '../../src/cli/task-runner.js';
 import {

@@ -20,7 +20,8 @@ import {
   type TestVhost,
   uniqueName,
 } from '@task-pipeline/testkit/isolation';
-import { freePort, freePortPair, isAlive, waitFor } from '@task-pipeline/testkit/private-process';
+import { freePort, freePortPair, isAlive,  } from '@task-pipeline/testkit/private-process';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 const exec = promisify(execFile);
 const skipReason = containerEngineUnavailable();
@@ -149,7 +150,7 @@ describe.skipIf(skipReason)('fresh clone, docker mode: ./run.sh, then what it pr
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
     });
-    await waitFor('log lines of the producer', () => /producer[-_]1/.test(output), 60_000, 200);
+    await eventually('log lines of the producer', () => /producer[-_]1/.test(output), { timeoutMs: 60_000, intervalMs: 200 });
     expect(child.exitCode, 'still following').toBeNull();
     process.kill(-(child.pid as number), 'SIGINT');
     await new Promise((resolve) => child.once('exit', resolve));
@@ -217,12 +218,7 @@ describe('fresh clone, local mode: ./run.sh --local, what it printed, then Ctrl-
     };
     run.stdout?.on('data', collect);
     run.stderr?.on('data', collect);
-    await waitFor(
-      'the launcher to say it is ready',
-      () => output.includes('Ctrl-C stops everything.') || run.exitCode !== null,
-      540_000,
-      200,
-    );
+    await eventually('the launcher to say it is ready', () => output.includes('Ctrl-C stops everything.') || run.exitCode !== null, { timeoutMs: 540_000, intervalMs: 200 });
     console.log(`first run, local mode: ./run.sh --local ready after ${seconds(started)}`);
     expect(run.exitCode, output.slice(-3000)).toBeNull();
     expect(output).toContain('run.sh: npm ci');

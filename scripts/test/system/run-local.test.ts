@@ -15,7 +15,8 @@ import {
   type TestVhost,
   uniqueName,
 } from '@task-pipeline/testkit/isolation';
-import { freePort, freePortPair, isAlive, portIsFree, waitFor } from '@task-pipeline/testkit/private-process';
+import { freePort, freePortPair, isAlive, portIsFree,  } from '@task-pipeline/testkit/private-process';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 /** Direct children of a process, from /proc/<pid>/stat ("pid (comm) state ppid ..."). */
 function childrenOf(pid: number): number[] {
@@ -90,12 +91,7 @@ describe('./run.sh --local', () => {
   });
 
   test('builds, creates the database and starts a producer and two consumers', async () => {
-    await waitFor(
-      'the launcher to report ready',
-      () => output.includes('Ctrl-C stops everything.') || run.exitCode !== null,
-      300_000,
-      200,
-    );
+    await eventually('the launcher to report ready', () => output.includes('Ctrl-C stops everything.') || run.exitCode !== null, { timeoutMs: 300_000, intervalMs: 200 });
     expect(run.exitCode, output.slice(-3000)).toBeNull();
     expect(output).toContain('run.sh: npm run build');
     expect(output).toMatch(new RegExp(`PostgreSQL \\S+/${database}: database created`));

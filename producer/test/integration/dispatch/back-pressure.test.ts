@@ -6,14 +6,15 @@ import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
 import {
   createServices,
   drainQueues,
-  eventually,
+  
   insertTasks,
   queueDepths,
   report,
   type Services,
   startDispatcher,
   statusCounts,
-} from './support.js';
+} from '../../support/dispatch.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let services: Services;
 
@@ -48,15 +49,11 @@ describe('back-pressure', () => {
       // A count may overstate for a moment (a batch recorded while it ran counts twice until the
       // next one, a quarter of a second later): wait for the cap itself, not for the first pause.
       let held: Record<string, number> = {};
-      await eventually(
-        async () => {
+      await eventually('the in-flight pause at the cap, with every claimed batch recorded', async () => {
           held = await statusCounts(sql);
           const { paused, batchesInFlight } = d.dispatcher.stats();
           return paused === 'in_flight' && batchesInFlight === 0 && (held.sent ?? 0) >= MAX_IN_FLIGHT;
-        },
-        30_000,
-        'the in-flight pause at the cap, with every claimed batch recorded',
-      );
+        }, { timeoutMs: 30_000 });
       expect(held.sent).toBeLessThanOrEqual(MAX_IN_FLIGHT + BATCH);
       expect(held.waiting).toBe(500 - (held.sent ?? 0));
       const queued = await queueDepths(vhost.url);
@@ -105,19 +102,15 @@ describe('back-pressure', () => {
       // A count may overstate for a moment (a batch recorded while it ran counts twice until the next
       // one), so the cap is reached a little later than both first pause: wait for the cap itself.
       let sent = 0;
-      await eventually(
-        async () => {
+      await eventually('both dispatchers held back by the shared cap, with the cap reached', async () => {
           sent = (await statusCounts(sql)).sent ?? 0;
           return held(a) && held(b) && sent >= MAX_IN_FLIGHT;
-        },
-        60_000,
-        'both dispatchers held back by the shared cap, with the cap reached',
-      );
+        }, { timeoutMs: 60_000 });
       expect(sent).toBeLessThanOrEqual(MAX_IN_FLIGHT + 2 * TWO_BATCH);
       // Both took part: otherwise this shows nothing about two replicas.
       expect(a.dispatcher.stats().dispatched).toBeGreaterThan(0);
       expect(b.dispatcher.stats().dispatched).toBeGreaterThan(0);
-      await eventually(() => observed.length >= 4, 10_000, 'the observations to land');
+      await eventually('the observations to land', () => observed.length >= 4, { timeoutMs: 10_000 });
       expect(Math.max(...observed)).toBeLessThanOrEqual(MAX_IN_FLIGHT + 2 * TWO_BATCH);
     } finally {
       await Promise.all([a.close(), b.close()]);

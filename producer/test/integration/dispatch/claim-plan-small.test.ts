@@ -3,10 +3,9 @@
 // reached through the primary key at any size (claim-plan.test.ts covers a million rows).
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '@task-pipeline/testkit/isolation';
-import { migrate } from '../../../src/db/migrate.js';
+import type { TestDatabase } from '@task-pipeline/testkit/isolation';
+import { createProducerDatabase } from '../../support/database.js';
 import { buildClaimPlan, randomStartIds } from '../../../src/dispatch/claim-query.js';
-import { logger } from './support.js';
 
 interface PlanNode {
   'Node Type': string;
@@ -21,8 +20,7 @@ let db: TestDatabase;
 let sql: postgres.Sql;
 
 beforeAll(async () => {
-  db = await createTestDatabase('claim_plan_small');
-  await migrate(db.url, logger);
+  db = await createProducerDatabase('claim_plan_small');
   sql = postgres(db.url, { max: 1, onnotice: () => undefined });
   await sql`
     INSERT INTO tasks (id, text, priority)

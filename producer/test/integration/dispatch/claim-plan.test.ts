@@ -4,10 +4,10 @@
 // plan and with the generic plan a prepared statement switches to; record and counts use indexes too.
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '@task-pipeline/testkit/isolation';
-import { migrate } from '../../../src/db/migrate.js';
+import type { TestDatabase } from '@task-pipeline/testkit/isolation';
+import { createProducerDatabase } from '../../support/database.js';
 import { buildClaimPlan, type DispatchOrder, randomStartIds } from '../../../src/dispatch/claim-query.js';
-import { dispatchRepository, logger } from './support.js';
+import { dispatchRepository, logger } from '../../support/dispatch.js';
 
 const WAITING = 1_000_000;
 const FINISHED = 200_000;
@@ -29,8 +29,7 @@ let sent: { query: string; params: unknown[] }[] = [];
 let probes = 0;
 
 beforeAll(async () => {
-  db = await createTestDatabase('claim_plan');
-  await migrate(db.url, logger);
+  db = await createProducerDatabase('claim_plan');
   sql = postgres(db.url, {
     max: 2,
     onnotice: () => undefined,

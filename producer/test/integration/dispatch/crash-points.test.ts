@@ -12,7 +12,7 @@ import {
   createServices,
   dispatchRepository,
   drainQueues,
-  eventually,
+  
   gate,
   insertTasks,
   report,
@@ -21,7 +21,8 @@ import {
   startDispatcher,
   statusCounts,
   type TestDispatcher,
-} from './support.js';
+} from '../../support/dispatch.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let services: Services;
 const running: TestDispatcher[] = [];
@@ -119,7 +120,7 @@ describe('crash points', () => {
         async afterClaim() {
           await expireLeases([id]);
           newerRun = newer.dispatcher.dispatchOnce();
-          await eventually(async () => (await taskRow(id))?.attempts === 2, 10_000, 'the newer claim');
+          await eventually('the newer claim', async () => (await taskRow(id))?.attempts === 2, { timeoutMs: 10_000 });
           newerLease = (await taskRow(id))?.claimed_until;
         },
       },
@@ -162,11 +163,7 @@ describe('crash points', () => {
 
       const survivor = await start();
       survivor.dispatcher.start();
-      await eventually(
-        async () => (await statusCounts(services.sql)).sent === 50,
-        60_000,
-        'tasks sent after expiry',
-      );
+      await eventually('tasks sent after expiry', async () => (await statusCounts(services.sql)).sent === 50, { timeoutMs: 60_000 });
       const rows = await services.sql<
         { n: number }[]
       >`SELECT count(*)::int AS n FROM tasks WHERE attempts = 2`;
@@ -236,11 +233,7 @@ describe('crash points', () => {
         config: { batchSize: 250 },
       });
       d.dispatcher.start();
-      await eventually(
-        async () => reporterErrors.length > 0 || (await statusCounts(sql)).success === 3_000,
-        120_000,
-        'every task reported',
-      );
+      await eventually('every task reported', async () => reporterErrors.length > 0 || (await statusCounts(sql)).success === 3_000, { timeoutMs: 120_000 });
       await Promise.all(inFlight);
     } finally {
       clearInterval(timer);

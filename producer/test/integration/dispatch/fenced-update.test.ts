@@ -3,7 +3,7 @@
 // matches the claim (reported, re-claimed); the dispatcher's retry logic relies on telling them apart.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
-import { createServices, dispatchRepository, insertTasks, resetState, type Services } from './support.js';
+import { createServices, dispatchRepository, insertTasks, resetState, type Services } from '../../support/dispatch.js';
 
 let services: Services;
 

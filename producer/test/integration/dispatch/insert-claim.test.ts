@@ -7,7 +7,7 @@ import { createTaskRepository } from '../../../src/tasks/repository.js';
 import {
   createServices,
   drainQueues,
-  eventually,
+  
   gate,
   insertTasks,
   queueDepths,
@@ -16,7 +16,8 @@ import {
   startDispatcher,
   statusCounts,
   type TestDispatcher,
-} from './support.js';
+} from '../../support/dispatch.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let services: Services;
 const running: TestDispatcher[] = [];
@@ -43,7 +44,7 @@ async function start(options: Parameters<typeof startDispatcher>[1] = {}) {
 /** The work messages published, once `n` are queued. */
 async function queued(n: number) {
   const total = async () => Object.values(await queueDepths(services.vhost.url)).reduce((a, b) => a + b, 0);
-  await eventually(async () => (await total()) === n, 30_000, `${n} messages queued`);
+  await eventually(`${n} messages queued`, async () => (await total()) === n, { timeoutMs: 30_000 });
   return drainQueues(services.vhost.url);
 }
 
@@ -56,7 +57,7 @@ function repositoryFor(d: TestDispatcher) {
 
 /** The dispatcher has looked at the table once and found nothing waiting. */
 async function idle(d: TestDispatcher) {
-  await eventually(() => d.dispatcher.stats().sentCount !== undefined, 10_000, 'a first claim');
+  await eventually('a first claim', () => d.dispatcher.stats().sentCount !== undefined, { timeoutMs: 10_000 });
 }
 
 describe('a create while the dispatcher is idle', () => {
@@ -78,7 +79,7 @@ describe('a create while the dispatcher is idle', () => {
     }
     const messages = await queued(3);
     expect(messages.map((m) => m.body.attempt)).toEqual([1, 1, 1]);
-    await eventually(async () => (await statusCounts(services.sql)).sent === 3, 10_000, 'all recorded sent');
+    await eventually('all recorded sent', async () => (await statusCounts(services.sql)).sent === 3, { timeoutMs: 10_000 });
     const [row] = await services.sql<
       { n: number }[]
     >`select count(*)::int as n from tasks where attempts <> 1`;
@@ -96,11 +97,11 @@ describe('a create behind a backlog', () => {
     });
     await insertTasks(services.sql, 500);
     d.dispatcher.wake();
-    await eventually(() => d.dispatcher.stats().batchesInFlight > 0, 10_000, 'a full batch claimed');
+    await eventually('a full batch claimed', () => d.dispatcher.stats().batchesInFlight > 0, { timeoutMs: 10_000 });
     const result = await repositoryFor(d).create({ text: 'behind the backlog', priority: 'medium' });
     expect(result).toMatchObject({ outcome: 'created', claimed: false, task: { attempts: 0 } });
     hold.open();
-    await eventually(async () => (await statusCounts(services.sql)).sent === 501, 30_000, 'everything sent');
+    await eventually('everything sent', async () => (await statusCounts(services.sql)).sent === 501, { timeoutMs: 30_000 });
   });
 });
 

@@ -7,7 +7,8 @@ import {
   startPrivatePostgres,
 } from '@task-pipeline/testkit/private-postgres';
 import { createCrossReplicaWakeup, TASKS_CREATED_CHANNEL } from '../../../src/dispatch/wakeup.js';
-import { eventually, logger } from './support.js';
+import {  logger } from '../../support/dispatch.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let pg: PrivatePostgres;
 let listenerSql: Sql;
@@ -42,14 +43,10 @@ describe('cross-replica wake-up through a database restart', () => {
     });
     const otherReplicaCreated = async () => {
       const before = wakes;
-      await eventually(
-        async () => {
+      await eventually('a wake-up from the other replica', async () => {
           await notifierSql.notify(TASKS_CREATED_CHANNEL, 'created:other-replica').catch(() => undefined);
           return wakes > before;
-        },
-        60_000,
-        'a wake-up from the other replica',
-      );
+        }, { timeoutMs: 60_000 });
     };
     try {
       await wakeup.listen();
@@ -60,7 +57,7 @@ describe('cross-replica wake-up through a database restart', () => {
       // Its own announcement does not wake it; the other replica's does.
       await notifierSql.notify(TASKS_CREATED_CHANNEL, 'created:listener');
       await notifierSql.notify(TASKS_CREATED_CHANNEL, 'created:other-replica');
-      await eventually(() => seen.length === 2, 10_000, 'both notifications delivered');
+      await eventually('both notifications delivered', () => seen.length === 2, { timeoutMs: 10_000 });
       await probe.unlisten();
       expect(wakes).toBe(1);
 

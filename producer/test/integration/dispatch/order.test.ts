@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import {
   createServices,
   drainQueues,
-  eventually,
+  
   insertTasks,
   logger,
   resetState,
@@ -13,7 +13,8 @@ import {
   startDispatcher,
   statusCounts,
   type TestDispatcher,
-} from './support.js';
+} from '../../support/dispatch.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 let services: Services;
 const running: TestDispatcher[] = [];
@@ -50,7 +51,7 @@ async function publishOrderOf(
   // Created while no dispatcher runs (DISPATCHER_ENABLED=false), dispatched afterwards.
   const tasks = await insertTasks(services.sql, count);
   running.push(await startDispatcher(services, { config: { order } }));
-  await eventually(async () => (await statusCounts(services.sql)).sent === count, 60_000, 'all sent');
+  await eventually('all sent', async () => (await statusCounts(services.sql)).sent === count, { timeoutMs: 60_000 });
   // One queue, one publishing channel: the queue holds the messages in publish order.
   const messages = await drainQueues(services.vhost.url, [WORK_QUEUES.medium]);
   return { created: tasks.map((t) => t.id), published: messages.map((m) => m.messageId) };
@@ -80,7 +81,7 @@ describe('claim order', () => {
         hooks: { afterClaim: (tasks) => void claimOrder.push(...tasks.map((t) => t.priority)) },
       }),
     );
-    await eventually(async () => (await statusCounts(services.sql)).sent === 900, 60_000, 'all sent');
+    await eventually('all sent', async () => (await statusCounts(services.sql)).sent === 900, { timeoutMs: 60_000 });
     expect(claimOrder).toHaveLength(900);
     const ranks = claimOrder.map((p) => PRIORITIES.indexOf(p));
     expect(ranks).toEqual([...ranks].sort((x, y) => x - y));

@@ -15,7 +15,7 @@ import {
   capturingLogger,
   createServices,
   drainQueues,
-  eventually,
+  
   insertTasks,
   logger,
   resetState,
@@ -23,7 +23,8 @@ import {
   startDispatcher,
   statusCounts,
   type TestDispatcher,
-} from './support.js';
+} from '../../support/dispatch.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 const running: TestDispatcher[] = [];
 afterEach(async () => {
@@ -35,7 +36,7 @@ afterEach(async () => {
  * never recorded `sent` for a publish the broker did not confirm.
  */
 async function expectAllSentWithTheirMessages(sql: Sql, amqpUrl: string, count: number) {
-  await eventually(async () => (await statusCounts(sql)).sent === count, 120_000, `${count} tasks sent`);
+  await eventually(`${count} tasks sent`, async () => (await statusCounts(sql)).sent === count, { timeoutMs: 120_000 });
   const rows = await sql<{ id: string; attempts: number }[]>`SELECT id, attempts FROM tasks`;
   const messages = await drainQueues(amqpUrl);
   const queued = new Set(messages.map((m) => `${m.messageId}/${m.body.attempt}`));
@@ -122,11 +123,11 @@ describe('a private RabbitMQ node restarted mid-batch', () => {
       // 3.10.8), so the first batch meets it: its confirms time out and its tasks are released.
       await insertTasks(services.sql, 50);
       d.dispatcher.wake();
-      await eventually(() => d.broker.blocked, 30_000, 'connection.blocked');
-      await eventually(() => d.dispatcher.stats().paused === 'broker_blocked', 30_000, 'the blocked pause');
+      await eventually('connection.blocked', () => d.broker.blocked, { timeoutMs: 30_000 });
+      await eventually('the blocked pause', () => d.dispatcher.stats().paused === 'broker_blocked', { timeoutMs: 30_000 });
       await insertTasks(services.sql, 200);
       d.dispatcher.wake();
-      await eventually(() => d.dispatcher.stats().batchesInFlight === 0, 30_000, 'the first batch settled');
+      await eventually('the first batch settled', () => d.dispatcher.stats().batchesInFlight === 0, { timeoutMs: 30_000 });
       // From then on nothing is claimed: no lease taken, no attempt spent, nothing half-published.
       const [held] = await services.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM tasks WHERE status = 'waiting' AND attempts = 0 AND claimed_until IS NULL`;
@@ -183,14 +184,10 @@ describe('a private PostgreSQL stopped between confirm and record', () => {
       },
     );
     running.push(d);
-    await eventually(() => stopped, 30_000, 'the database stopped');
+    await eventually('the database stopped', () => stopped, { timeoutMs: 30_000 });
     // Both paths meet the outage: the record of the confirmed batch retries, claims pause.
-    await eventually(
-      () => captured.messages.includes('could not record confirmed tasks; retrying'),
-      30_000,
-      'a failed record',
-    );
-    await eventually(() => d.dispatcher.stats().paused === 'database', 30_000, 'claims paused');
+    await eventually('a failed record', () => captured.messages.includes('could not record confirmed tasks; retrying'), { timeoutMs: 30_000 });
+    await eventually('claims paused', () => d.dispatcher.stats().paused === 'database', { timeoutMs: 30_000 });
     await pg.start();
     // The check reads through a pool opened after the restart: the shared pool may still hold a
     // connection the restart terminated, whose first query fails (57P01) however healthy the server is.

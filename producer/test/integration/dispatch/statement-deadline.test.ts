@@ -5,18 +5,19 @@
 import postgres, { type Sql } from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createDispatchRepository } from '../../../src/dispatch/dispatch-repository.js';
-import { startFreezingProxy } from '../support/freezing-proxy.js';
+import { startFreezingProxy } from '../../support/freezing-proxy.js';
 import {
   capturingLogger,
   createServices,
-  eventually,
+  
   insertTasks,
   resetState,
   type Services,
   startDispatcher,
   statusCounts,
   type TestDispatcher,
-} from './support.js';
+} from '../../support/dispatch.js';
+import { eventually } from '@task-pipeline/testkit/eventually';
 
 const DEADLINE_MS = 500;
 const DATABASE_RETRY = 'dispatcher cannot reach PostgreSQL; retrying';
@@ -70,11 +71,7 @@ describe('dispatcher statement deadline', () => {
       }),
     );
 
-    await eventually(
-      async () => (await statusCounts(services.sql)).sent === tasks.length,
-      60_000,
-      'every task sent after the stuck statement',
-    );
+    await eventually('every task sent after the stuck statement', async () => (await statusCounts(services.sql)).sent === tasks.length, { timeoutMs: 60_000 });
     expect(proxy.swallowedBytes()).toBeGreaterThan(0);
     expect(messages).toContain(DATABASE_RETRY);
   });
@@ -96,11 +93,7 @@ describe('dispatcher statement deadline', () => {
     );
 
     try {
-      await eventually(
-        () => messages.filter((m) => m === DATABASE_RETRY).length >= 4,
-        60_000,
-        'four statements past their deadline',
-      );
+      await eventually('four statements past their deadline', () => messages.filter((m) => m === DATABASE_RETRY).length >= 4, { timeoutMs: 60_000 });
       // Each cancelled statement left the server; without the cancel, every retry would add one more
       // backend waiting on the lock. The current retry may be waiting, and one cancel in transit.
       const [waiting] = await services.sql<{ n: number }[]>`
@@ -115,10 +108,6 @@ describe('dispatcher statement deadline', () => {
       holder.release();
     }
 
-    await eventually(
-      async () => (await statusCounts(services.sql)).sent === tasks.length,
-      60_000,
-      'every task sent once the lock is gone',
-    );
+    await eventually('every task sent once the lock is gone', async () => (await statusCounts(services.sql)).sent === tasks.length, { timeoutMs: 60_000 });
   });
 });

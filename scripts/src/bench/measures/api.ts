@@ -3,7 +3,7 @@
 // dispatcher is off: this measures the API, not the API competing with dispatch for the same cores.
 import autocannon, { type Result } from 'autocannon';
 import { freePort } from '@task-pipeline/testkit/private-process';
-import type { Service } from '../processes.js';
+import type { Service } from '@task-pipeline/testkit/processes';
 import type { Progress } from '../progress.js';
 import type { ApiRow, HttpStats } from '../results.js';
 import { type Sandbox, seedTasks, withSandbox } from '../sandbox.js';

@@ -5,7 +5,7 @@
 
 import { rawWorkMessage } from '../baselines/raw-message.js';
 import type { ServerGroup } from '../cpu.js';
-import { assertRunning, type Service } from '../processes.js';
+import { assertRunning, type Service } from '@task-pipeline/testkit/processes';
 import type { Progress } from '../progress.js';
 import { betweenIdleSamples, sampleResources } from '../resources.js';
 import type { DispatchRow, MeasuredRate, RawBrokerResult } from '../results.js';

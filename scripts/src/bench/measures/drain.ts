@@ -16,7 +16,7 @@ import {
 } from '../baselines/peer-settings.js';
 import { peerProbe, prefillPeer } from '../baselines/peers.js';
 import type { ServerGroup } from '../cpu.js';
-import { assertRunning, REPO_ROOT, type Service, stopAll } from '../processes.js';
+import { assertRunning, REPO_ROOT, type Service, stopAll } from '@task-pipeline/testkit/processes';
 import { betweenIdleSamples, sampleResources } from '../resources.js';
 import type { DrainRow } from '../results.js';
 import { countUnfinished, lastFinishedAt, type Sandbox, type Sql, withSandbox } from '../sandbox.js';

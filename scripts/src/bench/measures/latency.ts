@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { freePort } from '@task-pipeline/testkit/private-process';
-import { assertRunning, type Service, stopAll } from '../processes.js';
+import { assertRunning, type Service, stopAll } from '@task-pipeline/testkit/processes';
 import { betweenIdleSamples, sampleResources } from '../resources.js';
 import type { LatencyResult } from '../results.js';
 import { countUnfinished, withSandbox } from '../sandbox.js';

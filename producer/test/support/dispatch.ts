@@ -15,24 +15,23 @@ import amqp, { type Channel, type ConfirmChannel } from 'amqplib';
 import pino from 'pino';
 import postgres, { type Sql } from 'postgres';
 import {
-  createTestDatabase,
   createTestVhost,
   type TestDatabase,
   type TestVhost,
 } from '@task-pipeline/testkit/isolation';
-import type { ProducerConfig } from '../../../src/config.js';
-import { migrate } from '../../../src/db/migrate.js';
+import type { ProducerConfig } from '../../src/config.js';
+import { createProducerDatabase } from './database.js';
 import {
   createDispatchRepository,
   type DispatchRepository,
   statementDeadlineMs,
-} from '../../../src/dispatch/dispatch-repository.js';
+} from '../../src/dispatch/dispatch-repository.js';
 import {
   createDispatcher,
   type Dispatcher,
   type DispatcherOptions,
-} from '../../../src/dispatch/dispatcher.js';
-import { createProducerMetrics } from '../../../src/metrics.js';
+} from '../../src/dispatch/dispatcher.js';
+import { createProducerMetrics } from '../../src/metrics.js';
 
 export const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
@@ -76,8 +75,7 @@ export interface Services {
 
 /** A fresh migrated database and an empty vhost for one test file. */
 export async function createServices(prefix: string): Promise<Services> {
-  const [db, vhost] = await Promise.all([createTestDatabase(prefix), createTestVhost(prefix)]);
-  await migrate(db.url, logger);
+  const [db, vhost] = await Promise.all([createProducerDatabase(prefix), createTestVhost(prefix)]);
   const sql = postgres(db.url, { max: 10, onnotice: () => undefined });
   return {
     db,
@@ -273,19 +271,6 @@ export async function statusCounts(sql: Sql): Promise<Record<string, number>> {
     { status: string; n: number }[]
   >`SELECT status, count(*)::int AS n FROM tasks GROUP BY status`;
   return Object.fromEntries(rows.map((r) => [r.status, r.n]));
-}
-
-/** Polls `check` until it returns true; the deadline is generous because the machine is shared. */
-export async function eventually(
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 60_000,
-  what = 'condition',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 export async function resetState(services: { sql: Sql; vhost: { url: string } }): Promise<void> {

@@ -5,15 +5,14 @@ import postgres from 'postgres';
 import { request } from 'undici';
 import type { z } from 'zod';
 import {
-  createTestDatabase,
   createTestVhost,
   type TestDatabase,
   type TestVhost,
 } from '@task-pipeline/testkit/isolation';
-import { buildApp, type ProducerApp } from '../../../src/app.js';
-import { loadConfig, type ProducerEnv } from '../../../src/config.js';
-import { migrate } from '../../../src/db/migrate.js';
-import type { StatusReplySchema } from '../../../src/schemas/tasks.js';
+import { buildApp, type ProducerApp } from '../../src/app.js';
+import { loadConfig, type ProducerEnv } from '../../src/config.js';
+import { createProducerDatabase } from './database.js';
+import type { StatusReplySchema } from '../../src/schemas/tasks.js';
 
 export const TOKEN = 'test-status-token-0123456789';
 export const AUTH = { authorization: `Bearer ${TOKEN}` } as const;
@@ -102,10 +101,9 @@ export interface StartOptions {
 
 export async function startTestProducer(prefix: string, options: StartOptions = {}): Promise<TestProducer> {
   const [db, vhost] = await Promise.all([
-    createTestDatabase(prefix),
+    createProducerDatabase(prefix),
     options.broker === 'unreachable' ? undefined : createTestVhost(prefix),
   ]);
-  await migrate(db.url, logger);
   const config = loadConfig({
     DATABASE_URL: options.connectVia ? await options.connectVia(db.url) : db.url,
     AMQP_URL: vhost?.url ?? 'amqp://guest:guest@127.0.0.1:1',
