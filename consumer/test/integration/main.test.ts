@@ -3,7 +3,7 @@
 import { type ResultMessage, WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, type TestVhost } from '@task-pipeline/testkit/isolation';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import {
   drainQueue,
   expectCountSettles,
@@ -16,13 +16,7 @@ import { startService } from '@task-pipeline/testkit/processes';
 import { counterFromText, scrape, spawnConsumer } from '../support/processes.js';
 import { eventually } from '@task-pipeline/testkit/eventually';
 
-let vhost: TestVhost;
-beforeAll(async () => {
-  vhost = await createTestVhost('consumer_main');
-});
-afterAll(async () => {
-  await vhost?.drop();
-});
+const vhost = useTestVhost('consumer_main');
 
 describe('consumer process', () => {
   test.each([

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { HEADERS, QUEUES, type TaskResult, WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { createTestVhost, type TestVhost } from '@task-pipeline/testkit/isolation';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import { acceptAll, type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
   drainQueue,
@@ -24,14 +24,13 @@ import {
 } from '../support/harness.js';
 import { eventually } from '@task-pipeline/testkit/eventually';
 
-let vhost: TestVhost;
+const vhost = useTestVhost('consumer_reporter');
 let producer: FakeProducer;
 let connection: ChannelModel;
 let channel: ConfirmChannel;
 let consumer: StartedConsumer | undefined;
 
 beforeAll(async () => {
-  vhost = await createTestVhost('consumer_reporter');
   producer = await startFakeProducer();
   connection = await amqp.connect(vhost.url);
   channel = await connection.createConfirmChannel();
@@ -47,7 +46,6 @@ afterEach(async () => {
 afterAll(async () => {
   await connection?.close();
   await producer?.close();
-  await vhost?.drop();
 });
 
 async function startReporter(

@@ -3,26 +3,22 @@
 // of waiting for it. Unacked deliveries go back to their queues once the connection dies, as always.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type PausableProxy, startPausableProxy } from '../../../scripts/src/chaos/proxy.js';
-import { createTestVhost, type TestVhost } from '@task-pipeline/testkit/isolation';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import { startTestConsumer, testConfig,  } from '../support/harness.js';
 import { eventually } from '@task-pipeline/testkit/eventually';
 
-let vhost: TestVhost;
+const vhost = useTestVhost('consumer_shutdown_partition');
 let proxy: PausableProxy;
 let producer: FakeProducer;
 
 beforeAll(async () => {
-  [vhost, producer] = await Promise.all([
-    createTestVhost('consumer_shutdown_partition'),
-    startFakeProducer(),
-  ]);
+  producer = await startFakeProducer();
   proxy = await startPausableProxy('127.0.0.1', 5672);
 });
 afterAll(async () => {
   await proxy?.close();
   await producer?.close();
-  await vhost?.drop();
 });
 
 describe('shutdown under a partition', () => {

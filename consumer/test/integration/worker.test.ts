@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { HEADERS, QUEUES, WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, type TestVhost } from '@task-pipeline/testkit/isolation';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import { simulateOutcome } from '../../src/simulate-processing.js';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
@@ -20,14 +20,13 @@ import {
 } from '../support/harness.js';
 import { eventually } from '@task-pipeline/testkit/eventually';
 
-let vhost: TestVhost;
+const vhost = useTestVhost('consumer_worker');
 let producer: FakeProducer;
 let connection: ChannelModel;
 let channel: ConfirmChannel;
 let consumer: StartedConsumer | undefined;
 
 beforeAll(async () => {
-  vhost = await createTestVhost('consumer_worker');
   producer = await startFakeProducer();
   connection = await amqp.connect(vhost.url);
   channel = await connection.createConfirmChannel();
@@ -39,7 +38,6 @@ afterEach(async () => {
 afterAll(async () => {
   await connection?.close();
   await producer?.close();
-  await vhost?.drop();
 });
 
 async function start(overrides: Parameters<typeof testConfig>[0]) {

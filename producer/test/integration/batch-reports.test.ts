@@ -5,19 +5,13 @@ import {
   AUTH,
   markSent,
   type ProblemJson,
-  startTestProducer,
+  useTestProducer,
   type TaskJson,
   type TestProducer,
 } from '../support/producer.js';
 
-let producer: TestProducer;
 
-beforeAll(async () => {
-  producer = await startTestProducer('producer_batch_reports');
-});
-afterAll(async () => {
-  await producer?.close();
-});
+const producer = useTestProducer('producer_batch_reports');
 
 interface BatchReply {
   results: { taskId: string | null; status: number; stale?: true; task?: TaskJson; problem?: ProblemJson }[];

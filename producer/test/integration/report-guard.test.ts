@@ -11,16 +11,10 @@ import {
   TASK_STATUSES,
   type TaskState,
 } from '../../src/tasks/status-transitions.js';
-import { startTestProducer, type TestProducer } from '../support/producer.js';
+import { useTestProducer, type TestProducer } from '../support/producer.js';
 
-let producer: TestProducer;
 
-beforeAll(async () => {
-  producer = await startTestProducer('report_guard');
-});
-afterAll(async () => {
-  await producer?.close();
-});
+const producer = useTestProducer('report_guard');
 
 const STATES: TaskState[] = TASK_STATUSES.flatMap((status) =>
   (status === 'error' ? [null, 'boom', RECOVERABLE_ERROR] : [null]).map((error) => ({

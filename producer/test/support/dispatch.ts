@@ -12,6 +12,7 @@ import {
   WorkMessageSchema,
 } from '@task-pipeline/rabbitmq';
 import amqp, { type Channel, type ConfirmChannel } from 'amqplib';
+import { perSuite } from '@task-pipeline/testkit/hooks';
 import pino from 'pino';
 import postgres, { type Sql } from 'postgres';
 import {
@@ -71,6 +72,14 @@ export interface Services {
   vhost: TestVhost;
   sql: Sql;
   cleanup(): Promise<void>;
+}
+
+/** createServices for the current suite (its beforeAll), cleaned up in its afterAll. */
+export function useServices(prefix: string): Services {
+  return perSuite(
+    () => createServices(prefix),
+    (services) => services.cleanup(),
+  );
 }
 
 /** A fresh migrated database and an empty vhost for one test file. */

@@ -1,5 +1,6 @@
 // A real producer for HTTP tests: its own migrated database (and vhost), buildApp listening on an
 // ephemeral port, and a client that speaks to it over the socket like any other caller.
+import { perSuite } from '@task-pipeline/testkit/hooks';
 import pino from 'pino';
 import postgres from 'postgres';
 import { request } from 'undici';
@@ -133,6 +134,14 @@ export async function startTestProducer(prefix: string, options: StartOptions = 
       await Promise.all([db.drop(), vhost?.drop()]);
     },
   };
+}
+
+/** startTestProducer for the current suite (its beforeAll), closed in its afterAll. */
+export function useTestProducer(prefix: string, options: StartOptions = {}): TestProducer {
+  return perSuite(
+    () => startTestProducer(prefix, options),
+    (producer) => producer.close(),
+  );
 }
 
 /** A task as the API answers it: the producer's own response schema, so the tests cannot drift from it. */

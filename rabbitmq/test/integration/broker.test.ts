@@ -8,16 +8,11 @@ import {
 } from '@task-pipeline/rabbitmq';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, rabbitmqctl, type TestVhost } from '@task-pipeline/testkit/isolation';
+import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import { eventually } from '@task-pipeline/testkit/eventually';
 
-let vhost: TestVhost;
-beforeAll(async () => {
-  vhost = await createTestVhost('broker');
-});
-afterAll(async () => {
-  await vhost?.drop();
-});
+const vhost = useTestVhost('broker');
 
 const logger = pino({ level: 'silent' });
 

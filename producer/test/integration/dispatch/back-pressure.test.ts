@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
 import {
-  createServices,
+  useServices,
   drainQueues,
   
   insertTasks,
@@ -16,15 +16,8 @@ import {
 } from '../../support/dispatch.js';
 import { eventually } from '@task-pipeline/testkit/eventually';
 
-let services: Services;
 
-beforeAll(async () => {
-  services = await createServices('dispatch_backpressure');
-});
-afterAll(async () => {
-  await services?.cleanup();
-});
-
+const services = useServices('dispatch_backpressure');
 const MAX_IN_FLIGHT = 100;
 const BATCH = 40;
 /** Small batches against the same cap: two replicas that do not see each other overshoot by many. */

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import type { BatchResult } from '../../../src/dispatch/dispatcher.js';
 import { createTaskRepository } from '../../../src/tasks/repository.js';
 import {
-  createServices,
+  useServices,
   dispatchRepository,
   drainQueues,
   
@@ -24,16 +24,10 @@ import {
 } from '../../support/dispatch.js';
 import { eventually } from '@task-pipeline/testkit/eventually';
 
-let services: Services;
 const running: TestDispatcher[] = [];
 const children: ChildProcess[] = [];
 
-beforeAll(async () => {
-  services = await createServices('dispatch_crash');
-});
-afterAll(async () => {
-  await services?.cleanup();
-});
+const services = useServices('dispatch_crash');
 beforeEach(async () => {
   await resetState(services);
 });

@@ -4,7 +4,7 @@ import { EXCHANGES, HEADERS, JSON_CONTENT_TYPE, PRIORITIES, WORK_QUEUES } from '
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import type { BatchResult } from '../../../src/dispatch/dispatcher.js';
 import {
-  createServices,
+  useServices,
   drainQueues,
   
   gate,
@@ -18,15 +18,9 @@ import {
 } from '../../support/dispatch.js';
 import { eventually } from '@task-pipeline/testkit/eventually';
 
-let services: Services;
 const running: TestDispatcher[] = [];
 
-beforeAll(async () => {
-  services = await createServices('dispatcher');
-});
-afterAll(async () => {
-  await services?.cleanup();
-});
+const services = useServices('dispatcher');
 beforeEach(async () => {
   await resetState(services);
 });

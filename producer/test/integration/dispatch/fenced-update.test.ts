@@ -3,20 +3,13 @@
 // matches the claim (reported, re-claimed); the dispatcher's retry logic relies on telling them apart.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
-import { createServices, dispatchRepository, insertTasks, resetState, type Services } from '../../support/dispatch.js';
+import { useServices, dispatchRepository, insertTasks, resetState, type Services } from '../../support/dispatch.js';
 
-let services: Services;
 
-beforeAll(async () => {
-  services = await createServices('dispatch_fenced');
-});
+const services = useServices('dispatch_fenced');
 
 beforeEach(async () => {
   await resetState(services);
-});
-
-afterAll(async () => {
-  await services?.cleanup();
 });
 
 /** Five claimed tasks (attempt 1), as the claim leaves them. */

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
 import { createTaskRepository } from '../../../src/tasks/repository.js';
 import {
-  createServices,
+  useServices,
   drainQueues,
   
   gate,
@@ -19,15 +19,9 @@ import {
 } from '../../support/dispatch.js';
 import { eventually } from '@task-pipeline/testkit/eventually';
 
-let services: Services;
 const running: TestDispatcher[] = [];
 
-beforeAll(async () => {
-  services = await createServices('dispatch_insert_claim');
-});
-afterAll(async () => {
-  await services?.cleanup();
-});
+const services = useServices('dispatch_insert_claim');
 beforeEach(async () => {
   await resetState(services);
 });

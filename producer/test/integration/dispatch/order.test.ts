@@ -3,7 +3,7 @@
 import { PRIORITIES, type Priority, WORK_QUEUES } from '@task-pipeline/rabbitmq';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import {
-  createServices,
+  useServices,
   drainQueues,
   
   insertTasks,
@@ -16,15 +16,9 @@ import {
 } from '../../support/dispatch.js';
 import { eventually } from '@task-pipeline/testkit/eventually';
 
-let services: Services;
 const running: TestDispatcher[] = [];
 
-beforeAll(async () => {
-  services = await createServices('dispatch_order');
-});
-afterAll(async () => {
-  await services?.cleanup();
-});
+const services = useServices('dispatch_order');
 beforeEach(async () => {
   await resetState(services);
 });

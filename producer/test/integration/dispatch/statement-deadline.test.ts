@@ -8,7 +8,7 @@ import { createDispatchRepository } from '../../../src/dispatch/dispatch-reposit
 import { startFreezingProxy } from '../../support/freezing-proxy.js';
 import {
   capturingLogger,
-  createServices,
+  useServices,
   
   insertTasks,
   resetState,
@@ -32,22 +32,15 @@ function producerLikePool(url: string, applicationName: string): Sql {
   });
 }
 
-let services: Services;
 const running: TestDispatcher[] = [];
 const cleanups: (() => Promise<unknown>)[] = [];
 
-beforeAll(async () => {
-  services = await createServices('dispatch_deadline');
-});
+const services = useServices('dispatch_deadline');
 
 afterEach(async () => {
   await Promise.all(running.splice(0).map((d) => d.close()));
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   await resetState(services);
-});
-
-afterAll(async () => {
-  await services?.cleanup();
 });
 
 describe('dispatcher statement deadline', () => {

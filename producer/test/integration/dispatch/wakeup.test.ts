@@ -5,18 +5,14 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildApp, type ProducerApp } from '../../../src/app.js';
 import { loadConfig } from '../../../src/config.js';
 import { NOTIFY_MIN_INTERVAL_MS, TASKS_CREATED_CHANNEL } from '../../../src/dispatch/wakeup.js';
-import { createServices, drainQueues,  logger, type Services, statusCounts } from '../../support/dispatch.js';
+import { useServices, drainQueues,  logger, type Services, statusCounts } from '../../support/dispatch.js';
 import { eventually } from '@task-pipeline/testkit/eventually';
 
-let services: Services;
 const apps: ProducerApp[] = [];
 
-beforeAll(async () => {
-  services = await createServices('dispatch_wakeup');
-});
+const services = useServices('dispatch_wakeup');
 afterAll(async () => {
   for (const app of apps.splice(0)) await app.close();
-  await services?.cleanup();
 });
 
 async function startProducer(env: Record<string, string>): Promise<{ app: ProducerApp; url: string }> {
