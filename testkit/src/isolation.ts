@@ -68,7 +68,11 @@ export interface Migrations {
 function hashFolder(dir: string): string {
   const hash = createHash('sha256');
   for (const file of readdirSync(dir).sort()) {
-    hash.update(file).update('\0').update(readFileSync(join(dir, file))).update('\0');
+    hash
+      .update(file)
+      .update('\0')
+      .update(readFileSync(join(dir, file)))
+      .update('\0');
   }
   return hash.digest('hex').slice(0, 16);
 }

@@ -5,8 +5,8 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort,  } from './private-process.js';
 import { eventually } from './eventually.js';
+import { freePort } from './private-process.js';
 
 export interface LocalRegistry {
   /** host:port, the REGISTRY the publish scripts take. */
@@ -66,7 +66,10 @@ export async function startLocalRegistry(): Promise<LocalRegistry> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await eventually(`registry at ${address}`, () => answers(address), { timeoutMs: 30_000, intervalMs: 200 });
+    await eventually(`registry at ${address}`, () => answers(address), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
   } catch (error) {
     await stop();
     throw error;

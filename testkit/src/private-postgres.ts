@@ -3,6 +3,7 @@
 // auth, socket and data in a temp folder, run as the `postgres` account because initdb refuses root.
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { eventually } from './eventually.js';
 import {
   freePort,
   isAlive,
@@ -11,9 +12,7 @@ import {
   readPid,
   reapOnExit,
   runAs,
-  
 } from './private-process.js';
-import { eventually } from './eventually.js';
 
 const ACCOUNT = 'postgres';
 

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { eventually } from './eventually.js';
 import {
   freePort,
   isAlive,
@@ -14,9 +15,7 @@ import {
   readPid,
   reapOnExit,
   runAs,
-  
 } from './private-process.js';
-import { eventually } from './eventually.js';
 
 const ACCOUNT = 'rabbitmq';
 const RABBITMQ_BIN = process.env.RABBITMQ_BIN_DIR ?? '/usr/lib/rabbitmq/bin';

@@ -190,9 +190,13 @@ export async function waitForHttp(service: Service, url: string, timeoutMs = 60_
     { timeoutMs, intervalMs: 25 },
   ).catch((error: unknown) => {
     if (error instanceof ServiceError) throw error;
-    throw new ServiceError('SERVICE_NOT_READY', `${service.name}: ${url} not ready in ${timeoutMs} ms:\n${service.tail()}`, {
-      cause: error,
-    });
+    throw new ServiceError(
+      'SERVICE_NOT_READY',
+      `${service.name}: ${url} not ready in ${timeoutMs} ms:\n${service.tail()}`,
+      {
+        cause: error,
+      },
+    );
   });
 }
 

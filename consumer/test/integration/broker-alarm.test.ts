@@ -4,9 +4,10 @@
 // its held deliveries wait for their publishes instead of timing out and returning them, so nothing is
 // processed twice and everything drains once the alarm clears.
 import { QUEUES } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
 import amqp, { type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
   metricValue,
@@ -14,10 +15,8 @@ import {
   type StartedConsumer,
   startTestConsumer,
   testConfig,
-  
   workMessage,
 } from '../support/harness.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 let rabbit: PrivateRabbit;
 let producer: FakeProducer;
@@ -53,7 +52,10 @@ describe('a broker memory alarm', () => {
     await eventually('ready', () => c.readiness().ready === true, { timeoutMs: 60_000 });
     const messages = Array.from({ length: 300 }, () => workMessage());
     for (const m of messages) await publishWork(channel, m);
-    await eventually('work under way', async () => (await metricValue(c, 'consumer_tasks_processed_total')) >= 5);
+    await eventually(
+      'work under way',
+      async () => (await metricValue(c, 'consumer_tasks_processed_total')) >= 5,
+    );
 
     await rabbit.ctl('set_vm_memory_high_watermark', 'absolute', '1');
     try {
@@ -77,8 +79,15 @@ describe('a broker memory alarm', () => {
     }
 
     const ids = messages.map((m) => m.taskId);
-    await eventually('every task reported', () => ids.every((id) => producer.accepted.some((r) => r.taskId === id)), { timeoutMs: 60_000 });
-    await eventually('consuming again', async () => (await channel.checkQueue('tasks.medium')).consumerCount === 1);
+    await eventually(
+      'every task reported',
+      () => ids.every((id) => producer.accepted.some((r) => r.taskId === id)),
+      { timeoutMs: 60_000 },
+    );
+    await eventually(
+      'consuming again',
+      async () => (await channel.checkQueue('tasks.medium')).consumerCount === 1,
+    );
     // Each task processed and reported once: no delivery was returned while its publish was pending.
     const reports = new Map<string, number>();
     for (const r of producer.accepted) reports.set(r.taskId, (reports.get(r.taskId) ?? 0) + 1);

@@ -3,10 +3,7 @@
 // error set is exactly the set whose message reached the DLQ (seen through a tap queue bound to
 // tasks.dlx) and exactly what the seeded hash predicts; the counts add up; PostgreSQL saw no deadlock.
 import { EXCHANGES } from '@task-pipeline/rabbitmq';
-import amqp, { type ChannelModel } from 'amqplib';
-import postgres from 'postgres';
-import { Pool } from 'undici';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import {
   createTestDatabase,
   createTestVhost,
@@ -14,8 +11,13 @@ import {
   type TestDatabase,
   type TestVhost,
 } from '@task-pipeline/testkit/isolation';
+import type { Service } from '@task-pipeline/testkit/processes';
+import amqp, { type ChannelModel } from 'amqplib';
+import postgres from 'postgres';
+import { Pool } from 'undici';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { simulateOutcome } from '../../src/simulate-processing.js';
-import { drainQueue, TEST_TOKEN,  } from '../support/harness.js';
+import { drainQueue, TEST_TOKEN } from '../support/harness.js';
 import {
   type ConsumerProcess,
   counterFromText,
@@ -23,8 +25,6 @@ import {
   spawnConsumer,
   spawnProducer,
 } from '../support/processes.js';
-import type { Service } from '@task-pipeline/testkit/processes';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 const TASKS = 2_000;
 const policy = { failureSeed: 'end-to-end-fixed-seed', failureRate: 0.3 };
@@ -124,10 +124,14 @@ describe('end to end', () => {
           select status, count(*)::int as n from tasks group by status`;
       return Object.fromEntries(rows.map((r) => [r.status, r.n])) as Record<string, number>;
     };
-    await eventually('every task terminal', async () => {
+    await eventually(
+      'every task terminal',
+      async () => {
         const c = await counts();
         return (c.success ?? 0) + (c.error ?? 0) === TASKS;
-      }, { timeoutMs: 150_000 });
+      },
+      { timeoutMs: 150_000 },
+    );
 
     const tasks = await sql<{ taskId: string; status: string; attempts: number; error: string | null }[]>`
         select id::text as "taskId", status, attempts, error from tasks`;

@@ -1,20 +1,13 @@
 // consumer/src/main.ts as a process: a bad variable stops the boot with one line naming it; SIGTERM
 // stops it gracefully, returning unfinished work to the queue; the health port answers meanwhile.
 import { type ResultMessage, WORK_QUEUES } from '@task-pipeline/rabbitmq';
-import amqp from 'amqplib';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { useTestVhost } from '@task-pipeline/testkit/hooks';
-import {
-  drainQueue,
-  expectCountSettles,
-  publishWork,
-  TEST_TOKEN,
-  
-  workMessage,
-} from '../support/harness.js';
-import { startService } from '@task-pipeline/testkit/processes';
-import { counterFromText, scrape, spawnConsumer } from '../support/processes.js';
 import { eventually } from '@task-pipeline/testkit/eventually';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
+import { startService } from '@task-pipeline/testkit/processes';
+import amqp from 'amqplib';
+import { describe, expect, test } from 'vitest';
+import { drainQueue, expectCountSettles, publishWork, TEST_TOKEN, workMessage } from '../support/harness.js';
+import { counterFromText, scrape, spawnConsumer } from '../support/processes.js';
 
 const vhost = useTestVhost('consumer_main');
 

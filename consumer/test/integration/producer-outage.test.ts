@@ -2,17 +2,11 @@
 // (tasks.results grows), reporters retry with backoff and ack nothing early, and every task is
 // terminal once the producer is back.
 import { QUEUES } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  metricValue,
-  type StartedConsumer,
-  startTestConsumer,
-  testConfig,
-  
-} from '../support/harness.js';
+import { metricValue, type StartedConsumer, startTestConsumer, testConfig } from '../support/harness.js';
 import { type RealProducer, startRealProducer } from '../support/real-producer.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 const TASKS = 300;
 const OUTAGE_MS = 10_000;
@@ -69,10 +63,14 @@ describe('producer outage', () => {
     expect(c.readiness().ready).toBe(true);
 
     await producer.start();
-    await eventually('every task terminal', async () => {
+    await eventually(
+      'every task terminal',
+      async () => {
         const counts = await producer.counts();
         return (counts.success ?? 0) + (counts.error ?? 0) === TASKS;
-      }, { timeoutMs: 60_000 });
+      },
+      { timeoutMs: 60_000 },
+    );
     // Nothing acked early: a result acked without the producer's answer would leave its task `sent`.
     expect((await producer.counts()).sent ?? 0).toBe(0);
     expect((countsDuringOutage.sent ?? 0) > 0).toBe(true);

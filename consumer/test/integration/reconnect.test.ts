@@ -3,10 +3,11 @@
 // readiness dips and returns, nothing is lost, and no ack goes to a dead channel (no 406).
 import { randomUUID } from 'node:crypto';
 import { QUEUES } from '@task-pipeline/rabbitmq';
-import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import { createTestVhost, rabbitmqctl, type TestVhost } from '@task-pipeline/testkit/isolation';
 import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
+import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
   expectCountSettles,
@@ -17,10 +18,8 @@ import {
   type StartedConsumer,
   startTestConsumer,
   testConfig,
-  
   workMessage,
 } from '../support/harness.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 let vhost: TestVhost;
 let producer: FakeProducer;
@@ -93,10 +92,16 @@ describe('reconnect', () => {
     // handlers' acks, due on the dead channel, are dropped rather than sent on the new one.
     const work = Array.from({ length: 20 }, () => workMessage());
     for (const m of work) await publishWork(channel, m);
-    await eventually('all 20 delivered', async () => (await channel.checkQueue('tasks.medium')).messageCount === 0);
+    await eventually(
+      'all 20 delivered',
+      async () => (await channel.checkQueue('tasks.medium')).messageCount === 0,
+    );
     await forceChannelError(c.channels.worker as ManagedChannelLike);
     await eventually('every task reported', () => work.every((m) => acceptedIds().has(m.taskId)));
-    await eventually('old acks dropped', async () => (await metricValue(c, 'consumer_dropped_settlements_total')) === 20);
+    await eventually(
+      'old acks dropped',
+      async () => (await metricValue(c, 'consumer_dropped_settlements_total')) === 20,
+    );
     expect(await metricValue(c, 'consumer_dropped_settlements_total', { queue: 'tasks.medium' })).toBe(20);
 
     // Publish channel: reopened, and the next results go through it.
@@ -123,8 +128,12 @@ describe('reconnect', () => {
     }));
     await publishResults(channel, sent);
     await eventually('the batch is held', () =>
-      producer.requests.some((r) => r.some((x) => x.taskId === sent[0]?.taskId)));
-    await eventually('all 10 delivered', async () => (await channel.checkQueue(QUEUES.results)).messageCount === 0);
+      producer.requests.some((r) => r.some((x) => x.taskId === sent[0]?.taskId)),
+    );
+    await eventually(
+      'all 10 delivered',
+      async () => (await channel.checkQueue(QUEUES.results)).messageCount === 0,
+    );
     await forceChannelError(c.channels.reporter as ManagedChannelLike);
     release();
     await eventually('reported twice', () => producer.accepted.length - acceptedBefore >= 20);
@@ -182,7 +191,10 @@ describe('reconnect', () => {
     await eventually('ready again', () => c.readiness().ready === true);
     // The held batch was answered after its channel died: its acks were dropped and the broker
     // redelivered it, so those reports went out twice (the producer treats the second as a no-op).
-    await eventually('redelivered reports answered', () => producer.accepted.length >= sent.length + inFlight);
+    await eventually(
+      'redelivered reports answered',
+      () => producer.accepted.length >= sent.length + inFlight,
+    );
     expect(await metricValue(c, 'consumer_dropped_settlements_total')).toBeGreaterThanOrEqual(inFlight);
     expect(c.readinessLog).toContain(false);
     expect(preconditionFailures(c.logs)).toEqual([]);
@@ -206,10 +218,15 @@ describe('reconnect after a full broker restart (private RabbitMQ node)', () => 
     const messages = Array.from({ length: 150 }, () => workMessage());
     for (const m of messages) await publishWork(channel, m);
     await connection.close();
-    await eventually('work under way', async () => (await metricValue(c, 'consumer_tasks_processed_total')) >= 10);
+    await eventually(
+      'work under way',
+      async () => (await metricValue(c, 'consumer_tasks_processed_total')) >= 10,
+    );
 
     await rabbit.restart();
-    await eventually('every task reported', () => messages.every((m) => acceptedIds().has(m.taskId)), { timeoutMs: 120_000 });
+    await eventually('every task reported', () => messages.every((m) => acceptedIds().has(m.taskId)), {
+      timeoutMs: 120_000,
+    });
     await eventually('ready again', () => c.readiness().ready === true, { timeoutMs: 60_000 });
     expect(c.readinessLog).toContain(false);
     expect(preconditionFailures(c.logs)).toEqual([]);

@@ -3,19 +3,13 @@
 // them as same-status no-ops. No task changes its result.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { StatusReport } from '../../src/report-messages.js';
 import { simulateOutcome } from '../../src/simulate-processing.js';
-import {
-  type StartedConsumer,
-  startTestConsumer,
-  TEST_TOKEN,
-  testConfig,
-  
-} from '../support/harness.js';
+import { type StartedConsumer, startTestConsumer, TEST_TOKEN, testConfig } from '../support/harness.js';
 import { type ConsumerProcess, spawnConsumer } from '../support/processes.js';
 import { type RealProducer, startRealProducer, type TaskRow } from '../support/real-producer.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 const TASKS = 80;
 const policy = { failureSeed: 'sigkill', failureRate: 0.3 };

@@ -3,9 +3,10 @@
 // result messages published straight into tasks.results.
 import { randomUUID } from 'node:crypto';
 import { HEADERS, QUEUES, type TaskResult, WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import { acceptAll, type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
   drainQueue,
@@ -19,10 +20,8 @@ import {
   startTestConsumer,
   TEST_TOKEN,
   testConfig,
-  
   workMessage,
 } from '../support/harness.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 const vhost = useTestVhost('consumer_reporter');
 let producer: FakeProducer;
@@ -104,7 +103,10 @@ describe('reporter', () => {
     const sent = results(16);
     await publishResults(channel, [...sent, { taskId: tooLarge, attempt: 1, status: 'success' }]);
     await eventually('all but one reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
-    await eventually('one parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1);
+    await eventually(
+      'one parked',
+      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1,
+    );
     const parked = await drainQueue(channel, QUEUES.parking);
     expect(parked.map(parkedTaskIds)).toEqual([[tooLarge]]);
     expect(String(parked[0]?.properties.headers?.[HEADERS.parkReason])).toMatch(/413/);
@@ -137,7 +139,10 @@ describe('reporter', () => {
     }));
     const c = await startReporter();
     await publishResults(channel, sent);
-    await eventually('two parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 2);
+    await eventually(
+      'two parked',
+      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 2,
+    );
     await eventually('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 4);
     expect(c.readiness().ready).toBe(true);
     await closeConsumer();
@@ -183,7 +188,10 @@ describe('reporter', () => {
     const c = await startReporter({ reportBatchSize: 50 });
     const sent = results(30);
     await publishResults(channel, sent);
-    await eventually('three refused requests', async () => (await metricValue(c, 'consumer_report_requests_total', { result: 'unavailable' })) >= 3);
+    await eventually(
+      'three refused requests',
+      async () => (await metricValue(c, 'consumer_report_requests_total', { result: 'unavailable' })) >= 3,
+    );
     expect(c.readiness().ready).toBe(true);
     // Held, not acked: closing returns every one of them to the queue.
     await closeConsumer();
@@ -268,8 +276,16 @@ describe('reporter', () => {
     );
     const c = await startReporter({ reportBatchSize: 40, reportBatchMs: 50 });
     await publishResults(channel, sent, 40);
-    await eventually('the others reported', () => sent.filter((r) => r.taskId !== poison).every((r) => acceptedIds().has(r.taskId)), { timeoutMs: 60_000 });
-    await eventually('poison parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1, { timeoutMs: 60_000 });
+    await eventually(
+      'the others reported',
+      () => sent.filter((r) => r.taskId !== poison).every((r) => acceptedIds().has(r.taskId)),
+      { timeoutMs: 60_000 },
+    );
+    await eventually(
+      'poison parked',
+      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1,
+      { timeoutMs: 60_000 },
+    );
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
     const parked = await drainQueue(channel, QUEUES.parking);
@@ -288,7 +304,10 @@ describe('reporter', () => {
     await publishResults(channel, results(5));
     await eventually('not ready', () => c.readiness().ready === false);
     expect(c.readiness().reporter).toMatchObject({ ready: false, stalledForMs: expect.any(Number) });
-    await eventually('the metric shows it', async () => (await metricValue(c, 'consumer_report_stalled_seconds')) > 0);
+    await eventually(
+      'the metric shows it',
+      async () => (await metricValue(c, 'consumer_report_stalled_seconds')) > 0,
+    );
     expect((await fetch(`${c.healthUrl}/health/ready`)).status).toBe(503);
     healthy = true;
     await eventually('ready again', () => c.readiness().ready === true);
@@ -307,7 +326,9 @@ describe('reporter', () => {
     await eventually('probed again', () => producer.requests.length > refusals, { timeoutMs: 10_000 });
     expect(c.readiness().ready).toBe(false);
     status = 200;
-    await eventually('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)), { timeoutMs: 15_000 });
+    await eventually('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)), {
+      timeoutMs: 15_000,
+    });
     await eventually('ready again', () => c.readiness().ready === true);
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);

@@ -1,12 +1,13 @@
 // Shutdown while the broker is cut off by a partition (a TCP proxy that holds every byte): the broker
 // never answers the consumer cancels, and the shutdown must still end within SHUTDOWN_GRACE_MS instead
 // of waiting for it. Unacked deliveries go back to their queues once the connection dies, as always.
+
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type PausableProxy, startPausableProxy } from '../../../scripts/src/chaos/proxy.js';
-import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
-import { startTestConsumer, testConfig,  } from '../support/harness.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
+import { startTestConsumer, testConfig } from '../support/harness.js';
 
 const vhost = useTestVhost('consumer_shutdown_partition');
 let proxy: PausableProxy;

@@ -3,6 +3,7 @@
 // producer does not know (404) is parked while consumption goes on.
 import { randomUUID } from 'node:crypto';
 import { HEADERS, QUEUES } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { simulateOutcome } from '../../src/simulate-processing.js';
@@ -13,11 +14,9 @@ import {
   type StartedConsumer,
   startTestConsumer,
   testConfig,
-  
   workMessage,
 } from '../support/harness.js';
 import { type RealProducer, startRealProducer } from '../support/real-producer.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 let producer: RealProducer;
 let connection: ChannelModel;
@@ -100,7 +99,10 @@ describe('consumer with the real producer', () => {
     await publishWork(channel, unknown);
     const known = await producer.createTask('after the unknown one', 'high');
     await eventually('the known task is terminal', async () => (await taskOf(known))?.status === 'success');
-    await eventually('one parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1);
+    await eventually(
+      'one parked',
+      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1,
+    );
     const parked = await drainQueue(channel, QUEUES.parking);
     expect(parked).toHaveLength(1);
     expect(JSON.parse(parked[0]?.content.toString() ?? '{}')).toMatchObject({

@@ -2,9 +2,10 @@
 // route: success, the retry path, dead-lettering, and poison messages.
 import { randomUUID } from 'node:crypto';
 import { HEADERS, QUEUES, WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import { simulateOutcome } from '../../src/simulate-processing.js';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
@@ -15,10 +16,8 @@ import {
   type StartedConsumer,
   startTestConsumer,
   testConfig,
-  
   workMessage,
 } from '../support/harness.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 const vhost = useTestVhost('consumer_worker');
 let producer: FakeProducer;
@@ -64,7 +63,10 @@ describe('worker', () => {
       ]);
     }
     expect(await metricValue(c, 'consumer_tasks_processed_total')).toBe(3);
-    await eventually('results acked', async () => (await channel.checkQueue(QUEUES.results)).messageCount === 0);
+    await eventually(
+      'results acked',
+      async () => (await channel.checkQueue(QUEUES.results)).messageCount === 0,
+    );
     for (const queue of Object.values(WORK_QUEUES))
       expect((await channel.checkQueue(queue)).messageCount).toBe(0);
   });
@@ -103,7 +105,10 @@ describe('worker', () => {
     ]);
     expect(await metricValue(c, 'consumer_tasks_retried_total')).toBe(1);
     expect(await metricValue(c, 'consumer_tasks_dead_lettered_total', { queue: 'tasks.low' })).toBe(1);
-    await eventually('dlq acked', async () => (await channel.checkQueue(QUEUES.deadLetter)).messageCount === 0);
+    await eventually(
+      'dlq acked',
+      async () => (await channel.checkQueue(QUEUES.deadLetter)).messageCount === 0,
+    );
   });
 
   test('poison messages are parked with a reason and consumption goes on', async () => {
@@ -125,7 +130,10 @@ describe('worker', () => {
     await publishWork(channel, good);
 
     await eventually('the good message is reported', () => acceptedFor(good.taskId).length > 0);
-    await eventually('four messages parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 4);
+    await eventually(
+      'four messages parked',
+      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 4,
+    );
     const parked = await drainQueue(channel, QUEUES.parking);
     expect(parked).toHaveLength(4);
     const reasons = parked.map((m) => String(m.properties.headers?.[HEADERS.parkReason])).sort();

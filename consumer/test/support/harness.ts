@@ -11,12 +11,12 @@ import {
   type TaskResult,
   type WorkMessage,
 } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import type { Channel, ConfirmChannel } from 'amqplib';
 import pino from 'pino';
 import { expect } from 'vitest';
 import type { ConsumerConfig } from '../../src/config.js';
 import { type Consumer, type ConsumerTuning, startConsumer } from '../../src/consumer.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 export const TEST_TOKEN = 'consumer-integration-token';
 
@@ -175,7 +175,9 @@ export async function drainQueue(channel: Channel, queue: string) {
  * consumer closed could see 0 before they return.
  */
 export async function expectCountSettles(count: () => Promise<number>, expected: number): Promise<void> {
-  await eventually(`the count reaches ${expected}`, async () => (await count()) === expected, { timeoutMs: 15_000 });
+  await eventually(`the count reaches ${expected}`, async () => (await count()) === expected, {
+    timeoutMs: 15_000,
+  });
   await new Promise((r) => setTimeout(r, 1_000));
   expect(await count()).toBe(expected);
 }

@@ -2,18 +2,14 @@
 // listening on a real port. stop()/start() take it away and bring it back on the same port (the
 // producer-outage test); the database and the queues survive.
 
+import { createTestVhost, type TestDatabase, type TestVhost } from '@task-pipeline/testkit/isolation';
+import { freePort } from '@task-pipeline/testkit/private-process';
 import pino from 'pino';
 import postgres from 'postgres';
 import { request } from 'undici';
 import { buildApp, type ProducerApp } from '../../../producer/src/app.js';
 import { loadConfig } from '../../../producer/src/config.js';
 import { createProducerDatabase } from '../../../producer/test/support/database.js';
-import {
-  createTestVhost,
-  type TestDatabase,
-  type TestVhost,
-} from '@task-pipeline/testkit/isolation';
-import { freePort } from '@task-pipeline/testkit/private-process';
 import { TEST_TOKEN } from './harness.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });

@@ -4,6 +4,7 @@
 // deadline test: a pool connection that goes silent (what a query left pending by a restarting
 // PostgreSQL looks like to the driver), and statements waiting on a table lock.
 import { randomUUID } from 'node:crypto';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type FreezingProxy, startFreezingProxy } from '../support/freezing-proxy.js';
 import { expectExchangesDescribed } from '../support/openapi-contract.js';
@@ -16,7 +17,6 @@ import {
   type TaskJson,
   type TestProducer,
 } from '../support/producer.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 
@@ -146,7 +146,9 @@ describe('a table held locked', () => {
         { headers: AUTH },
       );
       expect(done.body).toMatchObject({ status: 'success' });
-      await eventually('readiness to recover', async () => (await readiness(producer)).status === 200, { timeoutMs: 60_000 });
+      await eventually('readiness to recover', async () => (await readiness(producer)).status === 200, {
+        timeoutMs: 60_000,
+      });
       await expectExchangesDescribed(producer, producer.exchanges);
     },
   );

@@ -1,9 +1,8 @@
 // Two reporters sending overlapping batches at the same time, with single reports and redrives in
 // between: rows are locked in taskId order, so nobody deadlocks and every item gets its answer.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import { AUTH, useTestProducer, type TestProducer } from '../support/producer.js';
-
+import { expect, test } from 'vitest';
+import { AUTH, useTestProducer } from '../support/producer.js';
 
 const producer = useTestProducer('batch_concurrency', { broker: 'unreachable' });
 

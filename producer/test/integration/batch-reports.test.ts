@@ -1,15 +1,7 @@
 // The batch route as the reporter calls it: ids in any case, answered in canonical lower case, and results without
 // task bodies when the caller prefers them minimal (RFC 7240).
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  AUTH,
-  markSent,
-  type ProblemJson,
-  useTestProducer,
-  type TaskJson,
-  type TestProducer,
-} from '../support/producer.js';
-
+import { describe, expect, test } from 'vitest';
+import { AUTH, markSent, type ProblemJson, type TaskJson, useTestProducer } from '../support/producer.js';
 
 const producer = useTestProducer('producer_batch_reports');
 

@@ -2,9 +2,9 @@
 // close began gets 503 problem+json with Connection: close, while the request already in flight
 // finishes normally.
 import { connect } from 'node:net';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { startTestProducer, type TestProducer } from '../support/producer.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 let producer: TestProducer;
 

@@ -2,11 +2,11 @@
 // lookups, reports, redrives and the batch update must reach rows through an index, never a scan of
 // the table. (The dispatcher's claim and record statements are explained in the dispatcher's tests.)
 import { randomUUID } from 'node:crypto';
+import type { TestDatabase } from '@task-pipeline/testkit/isolation';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestDatabase } from '@task-pipeline/testkit/isolation';
-import { createProducerDatabase } from '../support/database.js';
 import { createTaskRepository } from '../../src/tasks/repository.js';
+import { createProducerDatabase } from '../support/database.js';
 
 const ROWS = 200_000;
 

@@ -1,10 +1,10 @@
 // Redrive end to end with the real dispatcher and broker: a failed task goes out again with the next
 // attempt, and a replayed report of the old attempt changes nothing.
 import { WORK_QUEUES, type WorkMessage, WorkMessageSchema } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { AUTH, startTestProducer, type TaskJson, type TestProducer } from '../support/producer.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 let producer: TestProducer;
 let connection: ChannelModel;

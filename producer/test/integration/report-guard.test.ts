@@ -3,7 +3,7 @@
 // (status-transitions.ts) gives: a guard that disagreed would write what the rule refuses, or fail
 // the batch.
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import type { StatusUpdate } from '../../src/schemas/tasks.js';
 import {
   decideReport,
@@ -11,8 +11,7 @@ import {
   TASK_STATUSES,
   type TaskState,
 } from '../../src/tasks/status-transitions.js';
-import { useTestProducer, type TestProducer } from '../support/producer.js';
-
+import { useTestProducer } from '../support/producer.js';
 
 const producer = useTestProducer('report_guard');
 

@@ -3,17 +3,17 @@
 // SIGINT close it gracefully with exit 0, also while every database connection has gone silent under a
 // request and the dispatcher. It runs through the test kit's spawner (`node --import tsx`, see its notes).
 import { randomUUID } from 'node:crypto';
-import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import {
   createTestDatabase,
   createTestVhost,
   type TestDatabase,
   type TestVhost,
 } from '@task-pipeline/testkit/isolation';
-import { eventually } from '@task-pipeline/testkit/eventually';
 import { freePort } from '@task-pipeline/testkit/private-process';
 import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startFreezingProxy } from '../support/freezing-proxy.js';
 import { TOKEN } from '../support/producer.js';
 
@@ -148,7 +148,10 @@ describe('lifecycle', () => {
         },
         (err: unknown) => err,
       );
-      await eventually('the create to reach the silent connection', () => proxy.swallowedBytes() !== swallowed);
+      await eventually(
+        'the create to reach the silent connection',
+        () => proxy.swallowedBytes() !== swallowed,
+      );
 
       server.child.kill('SIGTERM');
       const { code } = await server.exited;

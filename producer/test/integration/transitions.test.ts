@@ -1,8 +1,7 @@
 // Status transitions under concurrency and fencing (PROTOCOL §3), through the listening server: the
 // check-and-set lets exactly one of two racing reports win, and attempts fence late reports.
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AUTH, markSent, useTestProducer, type TaskJson, type TestProducer } from '../support/producer.js';
-
+import { describe, expect, test } from 'vitest';
+import { AUTH, markSent, type TaskJson, useTestProducer } from '../support/producer.js';
 
 const producer = useTestProducer('transitions');
 

@@ -11,28 +11,20 @@ import {
   type WorkMessage,
   WorkMessageSchema,
 } from '@task-pipeline/rabbitmq';
-import amqp, { type Channel, type ConfirmChannel } from 'amqplib';
 import { perSuite } from '@task-pipeline/testkit/hooks';
+import { createTestVhost, type TestDatabase, type TestVhost } from '@task-pipeline/testkit/isolation';
+import amqp, { type Channel, type ConfirmChannel } from 'amqplib';
 import pino from 'pino';
 import postgres, { type Sql } from 'postgres';
-import {
-  createTestVhost,
-  type TestDatabase,
-  type TestVhost,
-} from '@task-pipeline/testkit/isolation';
 import type { ProducerConfig } from '../../src/config.js';
-import { createProducerDatabase } from './database.js';
 import {
   createDispatchRepository,
   type DispatchRepository,
   statementDeadlineMs,
 } from '../../src/dispatch/dispatch-repository.js';
-import {
-  createDispatcher,
-  type Dispatcher,
-  type DispatcherOptions,
-} from '../../src/dispatch/dispatcher.js';
+import { createDispatcher, type Dispatcher, type DispatcherOptions } from '../../src/dispatch/dispatcher.js';
 import { createProducerMetrics } from '../../src/metrics.js';
+import { createProducerDatabase } from './database.js';
 
 export const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 

@@ -1,19 +1,15 @@
 // A real producer for HTTP tests: its own migrated database (and vhost), buildApp listening on an
 // ephemeral port, and a client that speaks to it over the socket like any other caller.
 import { perSuite } from '@task-pipeline/testkit/hooks';
+import { createTestVhost, type TestDatabase, type TestVhost } from '@task-pipeline/testkit/isolation';
 import pino from 'pino';
 import postgres from 'postgres';
 import { request } from 'undici';
 import type { z } from 'zod';
-import {
-  createTestVhost,
-  type TestDatabase,
-  type TestVhost,
-} from '@task-pipeline/testkit/isolation';
 import { buildApp, type ProducerApp } from '../../src/app.js';
 import { loadConfig, type ProducerEnv } from '../../src/config.js';
-import { createProducerDatabase } from './database.js';
 import type { StatusReplySchema } from '../../src/schemas/tasks.js';
+import { createProducerDatabase } from './database.js';
 
 export const TOKEN = 'test-status-token-0123456789';
 export const AUTH = { authorization: `Bearer ${TOKEN}` } as const;

@@ -6,11 +6,11 @@ import {
   PublishError,
   WORK_QUEUES,
 } from '@task-pipeline/rabbitmq';
-import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
-import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import { eventually } from '@task-pipeline/testkit/eventually';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
+import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
+import pino from 'pino';
+import { describe, expect, test } from 'vitest';
 
 const vhost = useTestVhost('broker');
 

@@ -1,10 +1,10 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
+import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
-import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import { renderDefinitions } from '../../scripts/generate-definitions.js';
 import { assertTopology, buildTopology, DEFAULT_RETRY_DELAYS_SECONDS } from '../../src/topology.js';
 

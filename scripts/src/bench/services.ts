@@ -3,9 +3,9 @@
 // the environment names of PROTOCOL §8.
 
 import { join } from 'node:path';
-import { SERVICE_NODE_ARGS } from '../launcher/plan.js';
 import { freePort } from '@task-pipeline/testkit/private-process';
 import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
+import { SERVICE_NODE_ARGS } from '../launcher/plan.js';
 import { type Baseline, type BenchRuntime, baselineEntry, SERVICE_ENTRIES } from './runtime.js';
 import type { Sandbox } from './sandbox.js';
 

@@ -2,11 +2,11 @@
 // and two consumer replicas as local processes from source, and a pausable proxy on the consumers'
 // path to the producer. Every process can be killed, stopped and started again on the same ports.
 import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
-import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
 import { type PrivatePostgres, startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
 import { freePort } from '@task-pipeline/testkit/private-process';
 import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
+import postgres from 'postgres';
 import { type PausableProxy, startPausableProxy } from './proxy.js';
 
 export interface ClusterOptions {

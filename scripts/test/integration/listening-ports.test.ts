@@ -3,9 +3,6 @@
 // authority, `*`, bad percent-escapes), huge and binary request lines and odd headers as raw bytes
 // over a socket. Each must answer 4xx problem+json and keep running.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
-import { ODD_REQUESTS, type RawService } from '../../src/fuzz/raw-arbitraries.js';
 import {
   createTestDatabase,
   createTestVhost,
@@ -13,7 +10,10 @@ import {
   type TestVhost,
 } from '@task-pipeline/testkit/isolation';
 import { freePort } from '@task-pipeline/testkit/private-process';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
 import { sendRaw } from '@task-pipeline/testkit/raw-http';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { ODD_REQUESTS, type RawService } from '../../src/fuzz/raw-arbitraries.js';
 
 const HOST = '127.0.0.1';
 let database: TestDatabase;

@@ -6,8 +6,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivatePostgres, startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const RESTARTS = 30;
 const RESTART_GAP_MS = 300;

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivatePostgres, startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
 import { isAlive } from '@task-pipeline/testkit/private-process';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 describe('private PostgreSQL', () => {
   let pg: PrivatePostgres;

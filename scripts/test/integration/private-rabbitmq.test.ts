@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import amqp from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '@task-pipeline/testkit/private-process';
 import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
+import amqp from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const QUEUE = 'private-rabbit-test';
 

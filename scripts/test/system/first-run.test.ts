@@ -11,17 +11,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { containerEngineUnavailable, REPO_ROOT } from '@task-pipeline/testkit/compose-stack';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import {
   createTestVhost,
   TEST_POSTGRES_URL,
   type TestVhost,
   uniqueName,
 } from '@task-pipeline/testkit/isolation';
-import { freePort, freePortPair, isAlive,  } from '@task-pipeline/testkit/private-process';
-import { eventually } from '@task-pipeline/testkit/eventually';
+import { freePort, freePortPair, isAlive } from '@task-pipeline/testkit/private-process';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const exec = promisify(execFile);
 const skipReason = containerEngineUnavailable();
@@ -150,7 +150,10 @@ describe.skipIf(skipReason)('fresh clone, docker mode: ./run.sh, then what it pr
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
     });
-    await eventually('log lines of the producer', () => /producer[-_]1/.test(output), { timeoutMs: 60_000, intervalMs: 200 });
+    await eventually('log lines of the producer', () => /producer[-_]1/.test(output), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
     expect(child.exitCode, 'still following').toBeNull();
     process.kill(-(child.pid as number), 'SIGINT');
     await new Promise((resolve) => child.once('exit', resolve));
@@ -218,7 +221,11 @@ describe('fresh clone, local mode: ./run.sh --local, what it printed, then Ctrl-
     };
     run.stdout?.on('data', collect);
     run.stderr?.on('data', collect);
-    await eventually('the launcher to say it is ready', () => output.includes('Ctrl-C stops everything.') || run.exitCode !== null, { timeoutMs: 540_000, intervalMs: 200 });
+    await eventually(
+      'the launcher to say it is ready',
+      () => output.includes('Ctrl-C stops everything.') || run.exitCode !== null,
+      { timeoutMs: 540_000, intervalMs: 200 },
+    );
     console.log(`first run, local mode: ./run.sh --local ready after ${seconds(started)}`);
     expect(run.exitCode, output.slice(-3000)).toBeNull();
     expect(output).toContain('run.sh: npm ci');

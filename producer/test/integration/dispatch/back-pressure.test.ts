@@ -1,21 +1,19 @@
 // Back-pressure (PROTOCOL §6.4): with no consumer, `sent` stays within DISPATCH_MAX_IN_FLIGHT plus one
 // batch and the backlog waits in PostgreSQL; as messages are consumed and reported, it flows again.
 // With two dispatchers on one database, the cap holds for both together, within a batch of each.
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { describe, expect, test } from 'vitest';
 import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
 import {
-  useServices,
   drainQueues,
-  
   insertTasks,
   queueDepths,
   report,
-  type Services,
   startDispatcher,
   statusCounts,
+  useServices,
 } from '../../support/dispatch.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
-
 
 const services = useServices('dispatch_backpressure');
 const MAX_IN_FLIGHT = 100;
@@ -42,11 +40,15 @@ describe('back-pressure', () => {
       // A count may overstate for a moment (a batch recorded while it ran counts twice until the
       // next one, a quarter of a second later): wait for the cap itself, not for the first pause.
       let held: Record<string, number> = {};
-      await eventually('the in-flight pause at the cap, with every claimed batch recorded', async () => {
+      await eventually(
+        'the in-flight pause at the cap, with every claimed batch recorded',
+        async () => {
           held = await statusCounts(sql);
           const { paused, batchesInFlight } = d.dispatcher.stats();
           return paused === 'in_flight' && batchesInFlight === 0 && (held.sent ?? 0) >= MAX_IN_FLIGHT;
-        }, { timeoutMs: 30_000 });
+        },
+        { timeoutMs: 30_000 },
+      );
       expect(held.sent).toBeLessThanOrEqual(MAX_IN_FLIGHT + BATCH);
       expect(held.waiting).toBe(500 - (held.sent ?? 0));
       const queued = await queueDepths(vhost.url);
@@ -95,10 +97,14 @@ describe('back-pressure', () => {
       // A count may overstate for a moment (a batch recorded while it ran counts twice until the next
       // one), so the cap is reached a little later than both first pause: wait for the cap itself.
       let sent = 0;
-      await eventually('both dispatchers held back by the shared cap, with the cap reached', async () => {
+      await eventually(
+        'both dispatchers held back by the shared cap, with the cap reached',
+        async () => {
           sent = (await statusCounts(sql)).sent ?? 0;
           return held(a) && held(b) && sent >= MAX_IN_FLIGHT;
-        }, { timeoutMs: 60_000 });
+        },
+        { timeoutMs: 60_000 },
+      );
       expect(sent).toBeLessThanOrEqual(MAX_IN_FLIGHT + 2 * TWO_BATCH);
       // Both took part: otherwise this shows nothing about two replicas.
       expect(a.dispatcher.stats().dispatched).toBeGreaterThan(0);

@@ -1,11 +1,12 @@
 // The claim over a small table (30,000 waiting tasks): where a join of the picked ids to the table
 // looks cheap enough for the planner to hash-join a scan of the whole table. The claimed rows must be
 // reached through the primary key at any size (claim-plan.test.ts covers a million rows).
+
+import type { TestDatabase } from '@task-pipeline/testkit/isolation';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestDatabase } from '@task-pipeline/testkit/isolation';
-import { createProducerDatabase } from '../../support/database.js';
 import { buildClaimPlan, randomStartIds } from '../../../src/dispatch/claim-query.js';
+import { createProducerDatabase } from '../../support/database.js';
 
 interface PlanNode {
   'Node Type': string;

@@ -2,11 +2,12 @@
 // sent ones): the claim reads each priority's branch of the partial claim index in index order and
 // stops at the batch size (no sort of the backlog, no scan of the table), with the planner's custom
 // plan and with the generic plan a prepared statement switches to; record and counts use indexes too.
+
+import type { TestDatabase } from '@task-pipeline/testkit/isolation';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { TestDatabase } from '@task-pipeline/testkit/isolation';
-import { createProducerDatabase } from '../../support/database.js';
 import { buildClaimPlan, type DispatchOrder, randomStartIds } from '../../../src/dispatch/claim-query.js';
+import { createProducerDatabase } from '../../support/database.js';
 import { dispatchRepository, logger } from '../../support/dispatch.js';
 
 const WAITING = 1_000_000;

@@ -4,25 +4,23 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ALL_WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import amqp, { type ConsumeMessage } from 'amqplib';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { BatchResult } from '../../../src/dispatch/dispatcher.js';
 import { createTaskRepository } from '../../../src/tasks/repository.js';
 import {
-  useServices,
   dispatchRepository,
   drainQueues,
-  
   gate,
   insertTasks,
   report,
   resetState,
-  type Services,
   startDispatcher,
   statusCounts,
   type TestDispatcher,
+  useServices,
 } from '../../support/dispatch.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 const running: TestDispatcher[] = [];
 const children: ChildProcess[] = [];
@@ -114,7 +112,9 @@ describe('crash points', () => {
         async afterClaim() {
           await expireLeases([id]);
           newerRun = newer.dispatcher.dispatchOnce();
-          await eventually('the newer claim', async () => (await taskRow(id))?.attempts === 2, { timeoutMs: 10_000 });
+          await eventually('the newer claim', async () => (await taskRow(id))?.attempts === 2, {
+            timeoutMs: 10_000,
+          });
           newerLease = (await taskRow(id))?.claimed_until;
         },
       },
@@ -157,7 +157,11 @@ describe('crash points', () => {
 
       const survivor = await start();
       survivor.dispatcher.start();
-      await eventually('tasks sent after expiry', async () => (await statusCounts(services.sql)).sent === 50, { timeoutMs: 60_000 });
+      await eventually(
+        'tasks sent after expiry',
+        async () => (await statusCounts(services.sql)).sent === 50,
+        { timeoutMs: 60_000 },
+      );
       const rows = await services.sql<
         { n: number }[]
       >`SELECT count(*)::int AS n FROM tasks WHERE attempts = 2`;
@@ -227,7 +231,11 @@ describe('crash points', () => {
         config: { batchSize: 250 },
       });
       d.dispatcher.start();
-      await eventually('every task reported', async () => reporterErrors.length > 0 || (await statusCounts(sql)).success === 3_000, { timeoutMs: 120_000 });
+      await eventually(
+        'every task reported',
+        async () => reporterErrors.length > 0 || (await statusCounts(sql)).success === 3_000,
+        { timeoutMs: 120_000 },
+      );
       await Promise.all(inFlight);
     } finally {
       clearInterval(timer);

@@ -1,22 +1,20 @@
 // The dispatch loop on the real PostgreSQL and RabbitMQ: every task out exactly once, nothing lost
 // when a route or a channel fails, no duplicates between dispatchers, random and priority order.
 import { EXCHANGES, HEADERS, JSON_CONTENT_TYPE, PRIORITIES, WORK_QUEUES } from '@task-pipeline/rabbitmq';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { BatchResult } from '../../../src/dispatch/dispatcher.js';
 import {
-  useServices,
   drainQueues,
-  
   gate,
   insertTasks,
   resetState,
-  type Services,
   startDispatcher,
   statusCounts,
   type TestDispatcher,
+  useServices,
   withChannel,
 } from '../../support/dispatch.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 const running: TestDispatcher[] = [];
 
@@ -90,10 +88,14 @@ describe('dispatcher', () => {
     const tasks = await insertTasks(services.sql, 200, (i) => (i % 2 === 0 ? 'high' : 'medium'));
     d.dispatcher.wake();
     await eventually('medium tasks sent', allSent(100), { timeoutMs: 60_000 });
-    await eventually('every high task failed as unroutable at least once', () =>
+    await eventually(
+      'every high task failed as unroutable at least once',
+      () =>
         d.metrics.publishFailures
           .get()
-          .then((m) => m.values.some((v) => v.labels.reason === 'UNROUTABLE' && v.value >= 100)), { timeoutMs: 60_000 });
+          .then((m) => m.values.some((v) => v.labels.reason === 'UNROUTABLE' && v.value >= 100)),
+      { timeoutMs: 60_000 },
+    );
     const rows = await services.sql<{ status: string; priority: string; n: number }[]>`
       SELECT status, priority::text, count(*)::int AS n FROM tasks GROUP BY 1, 2 ORDER BY 1, 2`;
     expect(rows).toEqual([
@@ -123,12 +125,18 @@ describe('dispatcher', () => {
     d.dispatcher.wake();
     const pausedFor = async (reason: string) =>
       (await d.metrics.dispatcherPaused.get()).values.find((v) => v.labels.reason === reason)?.value;
-    await eventually('the hold after failed batches, as a pause reason', async () =>
-        d.dispatcher.stats().paused === 'publish_failures' && (await pausedFor('publish_failures')) === 1, { timeoutMs: 60_000 });
+    await eventually(
+      'the hold after failed batches, as a pause reason',
+      async () =>
+        d.dispatcher.stats().paused === 'publish_failures' && (await pausedFor('publish_failures')) === 1,
+      { timeoutMs: 60_000 },
+    );
 
     await withChannel(vhost.url, (ch) => ch.bindQueue(WORK_QUEUES.high, EXCHANGES.tasks, 'high'));
     await eventually('every task sent once the route is back', allSent(40), { timeoutMs: 90_000 });
-    await eventually('the pause to end', () => d.dispatcher.stats().paused === undefined, { timeoutMs: 30_000 });
+    await eventually('the pause to end', () => d.dispatcher.stats().paused === undefined, {
+      timeoutMs: 30_000,
+    });
     expect(await pausedFor('publish_failures')).toBe(0);
   });
 

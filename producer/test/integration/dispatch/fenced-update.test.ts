@@ -1,10 +1,9 @@
 // The record and release statements' outcome, row by row: changed, skipped because another
 // transaction holds the row (the dispatcher retries those), or left alone because it no longer
 // matches the claim (reported, re-claimed); the dispatcher's retry logic relies on telling them apart.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { beforeEach, describe, expect, test } from 'vitest';
 import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
-import { useServices, dispatchRepository, insertTasks, resetState, type Services } from '../../support/dispatch.js';
-
+import { dispatchRepository, insertTasks, resetState, useServices } from '../../support/dispatch.js';
 
 const services = useServices('dispatch_fenced');
 

@@ -1,23 +1,22 @@
 // Fresh tasks claimed by the insert that creates them (PROTOCOL §6.1): only while the dispatcher has
 // nothing waiting for it, with the same lease and attempt fence as a claim, so a crash between the
 // insert and the publish loses nothing.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
 import { createTaskRepository } from '../../../src/tasks/repository.js';
 import {
-  useServices,
   drainQueues,
-  
   gate,
   insertTasks,
   queueDepths,
   resetState,
-  type Services,
   startDispatcher,
   statusCounts,
   type TestDispatcher,
+  useServices,
 } from '../../support/dispatch.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 const running: TestDispatcher[] = [];
 
@@ -51,7 +50,9 @@ function repositoryFor(d: TestDispatcher) {
 
 /** The dispatcher has looked at the table once and found nothing waiting. */
 async function idle(d: TestDispatcher) {
-  await eventually('a first claim', () => d.dispatcher.stats().sentCount !== undefined, { timeoutMs: 10_000 });
+  await eventually('a first claim', () => d.dispatcher.stats().sentCount !== undefined, {
+    timeoutMs: 10_000,
+  });
 }
 
 describe('a create while the dispatcher is idle', () => {
@@ -73,7 +74,9 @@ describe('a create while the dispatcher is idle', () => {
     }
     const messages = await queued(3);
     expect(messages.map((m) => m.body.attempt)).toEqual([1, 1, 1]);
-    await eventually('all recorded sent', async () => (await statusCounts(services.sql)).sent === 3, { timeoutMs: 10_000 });
+    await eventually('all recorded sent', async () => (await statusCounts(services.sql)).sent === 3, {
+      timeoutMs: 10_000,
+    });
     const [row] = await services.sql<
       { n: number }[]
     >`select count(*)::int as n from tasks where attempts <> 1`;
@@ -91,11 +94,15 @@ describe('a create behind a backlog', () => {
     });
     await insertTasks(services.sql, 500);
     d.dispatcher.wake();
-    await eventually('a full batch claimed', () => d.dispatcher.stats().batchesInFlight > 0, { timeoutMs: 10_000 });
+    await eventually('a full batch claimed', () => d.dispatcher.stats().batchesInFlight > 0, {
+      timeoutMs: 10_000,
+    });
     const result = await repositoryFor(d).create({ text: 'behind the backlog', priority: 'medium' });
     expect(result).toMatchObject({ outcome: 'created', claimed: false, task: { attempts: 0 } });
     hold.open();
-    await eventually('everything sent', async () => (await statusCounts(services.sql)).sent === 501, { timeoutMs: 30_000 });
+    await eventually('everything sent', async () => (await statusCounts(services.sql)).sent === 501, {
+      timeoutMs: 30_000,
+    });
   });
 });
 

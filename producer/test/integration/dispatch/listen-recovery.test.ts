@@ -1,14 +1,12 @@
 // Cross-replica wake-ups resume after a PostgreSQL restart (private cluster): the driver's listen
 // connection reconnects and listens again by itself; a replica ignores its own announcements.
+
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { type PrivatePostgres, startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
 import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  type PrivatePostgres,
-  startPrivatePostgres,
-} from '@task-pipeline/testkit/private-postgres';
 import { createCrossReplicaWakeup, TASKS_CREATED_CHANNEL } from '../../../src/dispatch/wakeup.js';
-import {  logger } from '../../support/dispatch.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
+import { logger } from '../../support/dispatch.js';
 
 let pg: PrivatePostgres;
 let listenerSql: Sql;
@@ -43,10 +41,14 @@ describe('cross-replica wake-up through a database restart', () => {
     });
     const otherReplicaCreated = async () => {
       const before = wakes;
-      await eventually('a wake-up from the other replica', async () => {
+      await eventually(
+        'a wake-up from the other replica',
+        async () => {
           await notifierSql.notify(TASKS_CREATED_CHANNEL, 'created:other-replica').catch(() => undefined);
           return wakes > before;
-        }, { timeoutMs: 60_000 });
+        },
+        { timeoutMs: 60_000 },
+      );
     };
     try {
       await wakeup.listen();

@@ -1,20 +1,18 @@
 // Claim order: high priority first, then random within a priority (DISPATCH_ORDER=random), or oldest
 // first (fifo). Random is measured as the rank correlation between creation and publish order.
 import { PRIORITIES, type Priority, WORK_QUEUES } from '@task-pipeline/rabbitmq';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import {
-  useServices,
   drainQueues,
-  
   insertTasks,
   logger,
   resetState,
-  type Services,
   startDispatcher,
   statusCounts,
   type TestDispatcher,
+  useServices,
 } from '../../support/dispatch.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 const running: TestDispatcher[] = [];
 
@@ -45,7 +43,9 @@ async function publishOrderOf(
   // Created while no dispatcher runs (DISPATCHER_ENABLED=false), dispatched afterwards.
   const tasks = await insertTasks(services.sql, count);
   running.push(await startDispatcher(services, { config: { order } }));
-  await eventually('all sent', async () => (await statusCounts(services.sql)).sent === count, { timeoutMs: 60_000 });
+  await eventually('all sent', async () => (await statusCounts(services.sql)).sent === count, {
+    timeoutMs: 60_000,
+  });
   // One queue, one publishing channel: the queue holds the messages in publish order.
   const messages = await drainQueues(services.vhost.url, [WORK_QUEUES.medium]);
   return { created: tasks.map((t) => t.id), published: messages.map((m) => m.messageId) };
@@ -75,7 +75,9 @@ describe('claim order', () => {
         hooks: { afterClaim: (tasks) => void claimOrder.push(...tasks.map((t) => t.priority)) },
       }),
     );
-    await eventually('all sent', async () => (await statusCounts(services.sql)).sent === 900, { timeoutMs: 60_000 });
+    await eventually('all sent', async () => (await statusCounts(services.sql)).sent === 900, {
+      timeoutMs: 60_000,
+    });
     expect(claimOrder).toHaveLength(900);
     const ranks = claimOrder.map((p) => PRIORITIES.indexOf(p));
     expect(ranks).toEqual([...ranks].sort((x, y) => x - y));

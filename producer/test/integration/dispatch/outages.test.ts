@@ -1,21 +1,19 @@
 // The dispatcher through broker and database outages: a connection closed by the broker, a real
 // RabbitMQ restart (private node) and PostgreSQL going away between confirm and record (private
 // cluster). Nothing is marked sent without its message in a queue; everything goes out afterwards.
+
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
+import { type PrivatePostgres, startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
+import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
 import type { Sql } from 'postgres';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
-import {
-  type PrivatePostgres,
-  startPrivatePostgres,
-} from '@task-pipeline/testkit/private-postgres';
-import { type PrivateRabbit, startPrivateRabbit } from '@task-pipeline/testkit/private-rabbitmq';
 import { migrate } from '../../../src/db/migrate.js';
 import {
   capturingLogger,
   createServices,
   drainQueues,
-  
   insertTasks,
   logger,
   resetState,
@@ -24,7 +22,6 @@ import {
   statusCounts,
   type TestDispatcher,
 } from '../../support/dispatch.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
 
 const running: TestDispatcher[] = [];
 afterEach(async () => {
@@ -36,7 +33,9 @@ afterEach(async () => {
  * never recorded `sent` for a publish the broker did not confirm.
  */
 async function expectAllSentWithTheirMessages(sql: Sql, amqpUrl: string, count: number) {
-  await eventually(`${count} tasks sent`, async () => (await statusCounts(sql)).sent === count, { timeoutMs: 120_000 });
+  await eventually(`${count} tasks sent`, async () => (await statusCounts(sql)).sent === count, {
+    timeoutMs: 120_000,
+  });
   const rows = await sql<{ id: string; attempts: number }[]>`SELECT id, attempts FROM tasks`;
   const messages = await drainQueues(amqpUrl);
   const queued = new Set(messages.map((m) => `${m.messageId}/${m.body.attempt}`));
@@ -124,10 +123,14 @@ describe('a private RabbitMQ node restarted mid-batch', () => {
       await insertTasks(services.sql, 50);
       d.dispatcher.wake();
       await eventually('connection.blocked', () => d.broker.blocked, { timeoutMs: 30_000 });
-      await eventually('the blocked pause', () => d.dispatcher.stats().paused === 'broker_blocked', { timeoutMs: 30_000 });
+      await eventually('the blocked pause', () => d.dispatcher.stats().paused === 'broker_blocked', {
+        timeoutMs: 30_000,
+      });
       await insertTasks(services.sql, 200);
       d.dispatcher.wake();
-      await eventually('the first batch settled', () => d.dispatcher.stats().batchesInFlight === 0, { timeoutMs: 30_000 });
+      await eventually('the first batch settled', () => d.dispatcher.stats().batchesInFlight === 0, {
+        timeoutMs: 30_000,
+      });
       // From then on nothing is claimed: no lease taken, no attempt spent, nothing half-published.
       const [held] = await services.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM tasks WHERE status = 'waiting' AND attempts = 0 AND claimed_until IS NULL`;
@@ -186,8 +189,14 @@ describe('a private PostgreSQL stopped between confirm and record', () => {
     running.push(d);
     await eventually('the database stopped', () => stopped, { timeoutMs: 30_000 });
     // Both paths meet the outage: the record of the confirmed batch retries, claims pause.
-    await eventually('a failed record', () => captured.messages.includes('could not record confirmed tasks; retrying'), { timeoutMs: 30_000 });
-    await eventually('claims paused', () => d.dispatcher.stats().paused === 'database', { timeoutMs: 30_000 });
+    await eventually(
+      'a failed record',
+      () => captured.messages.includes('could not record confirmed tasks; retrying'),
+      { timeoutMs: 30_000 },
+    );
+    await eventually('claims paused', () => d.dispatcher.stats().paused === 'database', {
+      timeoutMs: 30_000,
+    });
     await pg.start();
     // The check reads through a pool opened after the restart: the shared pool may still hold a
     // connection the restart terminated, whose first query fails (57P01) however healthy the server is.

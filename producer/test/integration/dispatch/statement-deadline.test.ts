@@ -2,22 +2,21 @@
 // it is cancelled and fails like any database error, and the loop backs off, retries and dispatches.
 // Two real hangs: a connection whose bytes stop flowing (what a query left pending by a PostgreSQL
 // restart looks like to the driver), and a statement waiting on a table lock on the server.
+
+import { eventually } from '@task-pipeline/testkit/eventually';
 import postgres, { type Sql } from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test } from 'vitest';
 import { createDispatchRepository } from '../../../src/dispatch/dispatch-repository.js';
-import { startFreezingProxy } from '../../support/freezing-proxy.js';
 import {
   capturingLogger,
-  useServices,
-  
   insertTasks,
   resetState,
-  type Services,
   startDispatcher,
   statusCounts,
   type TestDispatcher,
+  useServices,
 } from '../../support/dispatch.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
+import { startFreezingProxy } from '../../support/freezing-proxy.js';
 
 const DEADLINE_MS = 500;
 const DATABASE_RETRY = 'dispatcher cannot reach PostgreSQL; retrying';
@@ -64,7 +63,11 @@ describe('dispatcher statement deadline', () => {
       }),
     );
 
-    await eventually('every task sent after the stuck statement', async () => (await statusCounts(services.sql)).sent === tasks.length, { timeoutMs: 60_000 });
+    await eventually(
+      'every task sent after the stuck statement',
+      async () => (await statusCounts(services.sql)).sent === tasks.length,
+      { timeoutMs: 60_000 },
+    );
     expect(proxy.swallowedBytes()).toBeGreaterThan(0);
     expect(messages).toContain(DATABASE_RETRY);
   });
@@ -86,7 +89,11 @@ describe('dispatcher statement deadline', () => {
     );
 
     try {
-      await eventually('four statements past their deadline', () => messages.filter((m) => m === DATABASE_RETRY).length >= 4, { timeoutMs: 60_000 });
+      await eventually(
+        'four statements past their deadline',
+        () => messages.filter((m) => m === DATABASE_RETRY).length >= 4,
+        { timeoutMs: 60_000 },
+      );
       // Each cancelled statement left the server; without the cancel, every retry would add one more
       // backend waiting on the lock. The current retry may be waiting, and one cancel in transit.
       const [waiting] = await services.sql<{ n: number }[]>`
@@ -101,6 +108,10 @@ describe('dispatcher statement deadline', () => {
       holder.release();
     }
 
-    await eventually('every task sent once the lock is gone', async () => (await statusCounts(services.sql)).sent === tasks.length, { timeoutMs: 60_000 });
+    await eventually(
+      'every task sent once the lock is gone',
+      async () => (await statusCounts(services.sql)).sent === tasks.length,
+      { timeoutMs: 60_000 },
+    );
   });
 });

@@ -1,12 +1,13 @@
 // Wake-up across replicas (PROTOCOL §6.5) through two real producers on one database and one vhost:
 // with a 60 s poll, only the NOTIFY sent by the creating replica can make the other one dispatch fast.
+
+import { eventually } from '@task-pipeline/testkit/eventually';
 import type { FastifyBaseLogger } from 'fastify';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { buildApp, type ProducerApp } from '../../../src/app.js';
 import { loadConfig } from '../../../src/config.js';
 import { NOTIFY_MIN_INTERVAL_MS, TASKS_CREATED_CHANNEL } from '../../../src/dispatch/wakeup.js';
-import { useServices, drainQueues,  logger, type Services, statusCounts } from '../../support/dispatch.js';
-import { eventually } from '@task-pipeline/testkit/eventually';
+import { drainQueues, logger, statusCounts, useServices } from '../../support/dispatch.js';
 
 const apps: ProducerApp[] = [];
 
@@ -57,7 +58,9 @@ describe('cross-replica wake-up', () => {
 
     for (const round of [1, 2]) {
       const id = await createTask(a.url, `wake up ${round}`);
-      await eventually(`task ${round} sent by B`, async () => (await statusOf(id)) === 'sent', { timeoutMs: 10_000 });
+      await eventually(`task ${round} sent by B`, async () => (await statusOf(id)) === 'sent', {
+        timeoutMs: 10_000,
+      });
       const messages = await drainQueues(services.vhost.url);
       expect(messages.map((m) => m.messageId)).toEqual([id]);
     }
@@ -78,7 +81,11 @@ describe('cross-replica wake-up', () => {
       const started = performance.now();
       const ids = await Promise.all(Array.from({ length: 200 }, (_, i) => createTask(url, `burst ${i}`)));
       const burstMs = performance.now() - started;
-      await eventually('the burst sent', async () => (await statusCounts(services.sql)).sent === ids.length + 2, { timeoutMs: 30_000 });
+      await eventually(
+        'the burst sent',
+        async () => (await statusCounts(services.sql)).sent === ids.length + 2,
+        { timeoutMs: 30_000 },
+      );
       // Rate limit: one NOTIFY per NOTIFY_MIN_INTERVAL_MS per replica at most, plus the trailing one.
       await eventually('a notification', () => notifications.length > 0, { timeoutMs: 5_000 });
       expect(notifications.length).toBeLessThanOrEqual(Math.ceil(burstMs / NOTIFY_MIN_INTERVAL_MS) + 2);

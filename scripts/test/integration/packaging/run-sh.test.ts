@@ -15,8 +15,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { REPO_ROOT } from '@task-pipeline/testkit/compose-stack';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 
 // The stand-in answers `docker info`, `docker compose ...` and `docker inspect`; HEALTH sets what
 // every container reports.
