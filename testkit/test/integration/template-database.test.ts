@@ -53,9 +53,9 @@ describe('createMigratedDatabase', () => {
     const [a, b] = [await freshIsolation(), await freshIsolation()];
     expect(a).not.toBe(b);
     const made = await Promise.all([
-      a.createMigratedDatabase('template_a', { dir, migrate }),
-      b.createMigratedDatabase('template_b', { dir, migrate }),
-      a.createMigratedDatabase('template_c', { dir, migrate }),
+      a.createMigratedDatabase('copy_a', { dir, migrate }),
+      b.createMigratedDatabase('copy_b', { dir, migrate }),
+      a.createMigratedDatabase('copy_c', { dir, migrate }),
     ]);
     databases.push(...made);
     templates.push(await a.migratedTemplate({ dir, migrate }));
@@ -81,7 +81,7 @@ describe('createMigratedDatabase', () => {
       throw new Error('migration 001 failed');
     };
     const error = await isolation
-      .createMigratedDatabase('template_fail', { dir, migrate: failing })
+      .createMigratedDatabase('copy_fail', { dir, migrate: failing })
       .catch((e: unknown) => e);
     const name = /could not build the template database (tp_template_[0-9a-f]{16})/.exec(String(error))?.[1];
     expect(name, String(error)).toBeDefined();
