@@ -315,6 +315,26 @@ describe('reporter', () => {
     expect(await metricValue(c, 'consumer_report_stalled_seconds')).toBe(0);
   });
 
+  test('a request left unanswered is no progress either: not ready while it is out', async () => {
+    // Readiness once forgot the batch whose request was out, so every retry read as progress.
+    let answer: (() => void) | undefined;
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    producer.setHandler(async (reports, request) => {
+      await answered;
+      return acceptAll(reports, request);
+    });
+    const c = await startReporter({}, { reporter: { stallMs: 500 } });
+    await publishResults(channel, results(3));
+    await eventually('a request out', () => producer.requests.length > 0);
+    await eventually('not ready while it is out', () => c.readiness().ready === false, { timeoutMs: 5_000 });
+    expect((await fetch(`${c.healthUrl}/health/ready`)).status).toBe(503);
+    answer?.();
+    await eventually('ready again', () => c.readiness().ready === true);
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 3);
+  });
+
   test('a reporter stopped by a 4xx probes again later and resumes once the producer accepts', async () => {
     let status = 403;
     producer.setHandler((reports, request) => (status === 200 ? acceptAll(reports, request) : { status }));
