@@ -15,11 +15,15 @@ export default defineConfig({
   resolve,
   ssr: { resolve: { conditions: resolve.conditions, externalConditions: ['source'] } },
   test: {
+    // Four files at a time (the default on two cores is one, and maxWorkers is not per project):
+    // integration files mostly wait on the servers; the slow tiers opt out with fileParallelism.
+    maxWorkers: 4,
     projects: [
       {
         // Pure modules, fakes at most: milliseconds, no server.
         extends: true,
-        test: { name: 'unit', include: [tier('unit')] },
+        // The 30 s bound is for CPU-bound property tests on a shared two-core machine, not a budget.
+        test: { name: 'unit', include: [tier('unit')], testTimeout: 30_000 },
       },
       {
         // The machine's shared PostgreSQL and RabbitMQ (a database and a vhost per file), HTTP
@@ -39,6 +43,9 @@ export default defineConfig({
         test: {
           name: 'resilience',
           include: [tier('resilience')],
+          // One file at a time: restarts, held outages and kills are timing-sensitive, and two private
+          // RabbitMQ nodes starting at once on two cores is how they would turn flaky.
+          fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 180_000,
         },

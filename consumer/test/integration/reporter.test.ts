@@ -344,7 +344,8 @@ describe('reporter', () => {
     await eventually('stopped', () => c.readiness().ready === false);
     const refusals = producer.requests.length;
     await eventually('probed again', () => producer.requests.length > refusals, { timeoutMs: 10_000 });
-    expect(c.readiness().ready).toBe(false);
+    // The probe resumed reporting (ready) until its 403 is answered: stopped again after it.
+    await eventually('stopped again by the refused probe', () => c.readiness().ready === false);
     status = 200;
     await eventually('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)), {
       timeoutMs: 15_000,

@@ -48,11 +48,22 @@ function repositoryFor(d: TestDispatcher) {
   });
 }
 
-/** The dispatcher has looked at the table once and found nothing waiting. */
+/**
+ * The dispatcher has looked at the table once and found nothing waiting: an insert may claim now.
+ * (Its first count comes before its first claim returns: waiting for the count alone let a loaded
+ * machine create the tasks while the claim was still out, and they queued behind it instead.)
+ * The probe's reservation is given straight back.
+ */
 async function idle(d: TestDispatcher) {
-  await eventually('a first claim', () => d.dispatcher.stats().sentCount !== undefined, {
-    timeoutMs: 10_000,
-  });
+  await eventually(
+    'an insert may claim',
+    () => {
+      const probe = d.dispatcher.claimOnInsert(1);
+      probe?.abandoned();
+      return probe !== undefined;
+    },
+    { timeoutMs: 10_000 },
+  );
 }
 
 describe('a create while the dispatcher is idle', () => {
