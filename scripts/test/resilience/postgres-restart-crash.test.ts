@@ -3,45 +3,34 @@
 // when a buffered write fired after the server closed the socket. A child process runs the workload
 // that reproduced it while a private cluster restarts over and over; an uncaught error ends that child
 // with a non-zero exit, which is what this test watches.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import { type PrivatePostgres, startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
+import { type Service, startService } from '@task-pipeline/testkit/processes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const RESTARTS = 30;
 const RESTART_GAP_MS = 300;
-const workload = fileURLToPath(new URL('./fixtures/postgres-restart-workload.ts', import.meta.url));
+const WORKLOAD = 'scripts/test/resilience/fixtures/postgres-restart-workload.ts';
 
 describe('postgres.js through repeated PostgreSQL restarts', () => {
   let pg: PrivatePostgres;
-  let child: ChildProcess | undefined;
+  let child: Service | undefined;
 
   beforeAll(async () => {
     pg = await startPrivatePostgres();
   });
   afterAll(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    child?.kill('SIGKILL');
     await pg?.destroy();
   });
 
   it(`does not crash the process in ${RESTARTS} restarts under transactions, notifies and SKIP LOCKED`, async () => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', workload], {
-      env: { ...process.env, WORKLOAD_DATABASE_URL: pg.url },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = startService('restart-workload', WORKLOAD, { WORKLOAD_DATABASE_URL: pg.url });
     child = proc;
-    let stdout = '';
-    let stderr = '';
-    proc.stdout?.on('data', (d: Buffer) => {
-      stdout += d.toString();
+    const alive = () => proc.exitCode() === undefined;
+    await eventually('the workload ready (or gone)', () => !alive() || proc.lines().includes('ready'), {
+      timeoutMs: 120_000,
     });
-    proc.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-    const alive = () => proc.exitCode === null && proc.signalCode === null;
-    while (alive() && !stdout.includes('ready\n')) await new Promise((r) => setTimeout(r, 50));
 
     let restarts = 0;
     while (alive() && restarts < RESTARTS) {
@@ -51,13 +40,17 @@ describe('postgres.js through repeated PostgreSQL restarts', () => {
     }
     // Let the pool reconnect and run against the restarted server before the orderly stop.
     await new Promise((r) => setTimeout(r, 1_000));
-    if (alive()) proc.kill('SIGTERM');
-    const [code, signal] = await exited;
+    proc.kill('SIGTERM');
+    const { code, signal } = await proc.exited;
 
-    const context = `after ${restarts} restarts, exit ${code} ${signal ?? ''}\nstderr:\n${stderr.slice(-3_000)}`;
+    const context = `after ${restarts} restarts, exit ${code} ${signal ?? ''}\noutput:\n${proc.tail(40)}`;
     expect({ code, signal }, context).toEqual({ code: 0, signal: null });
     expect(restarts, context).toBe(RESTARTS);
-    const counts = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, number>;
+    // Its last line on stdout is the counts (stderr shares the log: take the last JSON line).
+    const counts = JSON.parse(proc.lines().findLast((l) => l.startsWith('{"')) ?? '{}') as Record<
+      string,
+      number
+    >;
     // The restarts really cut queries off, and the pool kept working between them.
     expect(counts.failed, context).toBeGreaterThan(0);
     expect(counts.ok, context).toBeGreaterThan(RESTARTS);
