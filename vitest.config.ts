@@ -6,33 +6,56 @@ import { defineConfig } from 'vitest/config';
 // ("Class extends value [object Module]" when node-pg-migrate loads pg).
 const resolve = { conditions: ['source', 'node', 'default'] };
 
+// The tiers, by folder in every workspace (`<workspace>/test/<tier>/`), so a new test file joins
+// its tier by where it is written. `npm run test:fast` is unit + integration; `npm test` runs all four.
+const WORKSPACES = '{common,rabbitmq,producer,consumer,testkit,scripts}';
+const tier = (name: string) => `${WORKSPACES}/test/${name}/**/*.test.ts`;
+
 export default defineConfig({
   resolve,
   ssr: { resolve: { conditions: resolve.conditions, externalConditions: ['source'] } },
   test: {
+    // Four files at a time (the default on two cores is one, and maxWorkers is not per project):
+    // integration files mostly wait on the servers; the slow tiers opt out with fileParallelism.
+    maxWorkers: 4,
     projects: [
       {
+        // Pure modules, fakes at most: milliseconds, no server.
         extends: true,
-        test: {
-          name: 'unit',
-          include: ['{common,producer,consumer,rabbitmq,scripts}/test/unit/**/*.test.ts'],
-        },
+        // The 30 s bound is for CPU-bound property tests on a shared two-core machine, not a budget.
+        test: { name: 'unit', include: [tier('unit')], testTimeout: 30_000 },
       },
       {
+        // The machine's shared PostgreSQL and RabbitMQ (a database and a vhost per file), HTTP
+        // through listening servers; nothing restarted, nothing held: seconds per file.
         extends: true,
         test: {
           name: 'integration',
-          include: ['{common,producer,consumer,rabbitmq,scripts}/test/integration/**/*.test.ts'],
+          include: [tier('integration')],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
       },
       {
-        // Whole-system runs (launcher, chaos, containers): one file at a time, after the rest.
+        // Private servers stopped and restarted, outages and partitions held, processes killed at
+        // crash points, million-row plan fixtures, the 2,000-task runs: minutes, after the fast tiers.
+        extends: true,
+        test: {
+          name: 'resilience',
+          include: [tier('resilience')],
+          // One file at a time: restarts, held outages and kills are timing-sensitive, and two private
+          // RabbitMQ nodes starting at once on two cores is how they would turn flaky.
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
+        // The whole system (run.sh, chaos, fuzz, containers, the bench smoke): one file at a time, last.
         extends: true,
         test: {
           name: 'system',
-          include: ['scripts/test/system/**/*.test.ts'],
+          include: [tier('system')],
           fileParallelism: false,
           testTimeout: 600_000,
           hookTimeout: 300_000,

@@ -130,6 +130,8 @@ export function createReporter<C extends ReporterChannel = Channel>(
   const closingSignal = new AbortController();
   const parking = new Set<Promise<void>>();
   let pending: Item[] = [];
+  /** The batch whose request is out: still waiting for an answer, so it counts for the stall. */
+  let inFlight: Item[] = [];
   let consumerTags: string[] = [];
   let stopReason: string | undefined;
   let stops = 0;
@@ -283,7 +285,9 @@ export function createReporter<C extends ReporterChannel = Channel>(
 
   /** Stalled: reports have waited past stallMs and none got an answer meanwhile. */
   function stalledForMs(now = Date.now()): number {
-    const oldest = pending[0];
+    // In-flight items are older than any pending one (batches are taken from the front); without
+    // them, readiness and the stall gauge read "progressing" during every retry's request.
+    const oldest = inFlight[0] ?? pending[0];
     if (!oldest) return 0;
     return now - Math.max(progressAt, oldest.receivedAt);
   }
@@ -326,7 +330,11 @@ export function createReporter<C extends ReporterChannel = Channel>(
         continue;
       }
       const size = nextBatchSize(batchSize, oldest.refusals, SPLIT_POLICY);
-      const outcome = await send(pending.splice(0, size));
+      inFlight = pending.splice(0, size);
+      const outcome = await send(inFlight);
+      // Unanswered reports wait again before the stall is judged, not after.
+      if (outcome.kind === 'again') pending.unshift(...outcome.items);
+      inFlight = [];
       refreshStall();
       if (outcome.kind === 'stop') {
         await stopReporting(outcome.reason, outcome.unsent);
@@ -336,7 +344,6 @@ export function createReporter<C extends ReporterChannel = Channel>(
         failures = 0;
         continue;
       }
-      pending.unshift(...outcome.items);
       // Shutting down: what is unanswered stays unacked and returns to the queue on close.
       if (closing) return;
       failures += 1;

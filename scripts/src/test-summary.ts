@@ -1,6 +1,7 @@
 // Reads vitest JSON reports and prints the closing line CI reads: "N passed, N failed[, N skipped]".
 // Failed check stages (build, lint, types) count as failures; exits 1 when anything failed.
 import { existsSync, readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 
 interface VitestJson {
   numPassedTests: number;
@@ -30,6 +31,11 @@ for (const file of files) {
   passed += report.numPassedTests;
   failed += report.numFailedTests;
   skipped += report.numPendingTests + report.numTodoTests;
+  // One line per report (a tier in scripts/test.sh) before the total.
+  console.log(
+    `  ${basename(file, '.json')}: ${report.numPassedTests} passed, ${report.numFailedTests} failed` +
+      `, ${report.testResults.length} files`,
+  );
   // A file that fails to load (syntax error, failing beforeAll) has a message but no failed test.
   for (const suite of report.testResults) {
     if (suite.status === 'failed' && (suite.message ?? '') !== '') {

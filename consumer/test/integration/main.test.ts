@@ -1,26 +1,15 @@
 // consumer/src/main.ts as a process: a bad variable stops the boot with one line naming it; SIGTERM
 // stops it gracefully, returning unfinished work to the queue; the health port answers meanwhile.
 import { type ResultMessage, WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
+import { startService } from '@task-pipeline/testkit/processes';
 import amqp from 'amqplib';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
-import {
-  drainQueue,
-  expectCountSettles,
-  publishWork,
-  TEST_TOKEN,
-  waitUntil,
-  workMessage,
-} from '../support/harness.js';
-import { counterFromText, scrape, spawnConsumer, spawnService } from '../support/processes.js';
+import { describe, expect, test } from 'vitest';
+import { drainQueue, expectCountSettles, publishWork, TEST_TOKEN, workMessage } from '../support/harness.js';
+import { counterFromText, scrape, spawnConsumer } from '../support/processes.js';
 
-let vhost: TestVhost;
-beforeAll(async () => {
-  vhost = await createTestVhost('consumer_main');
-});
-afterAll(async () => {
-  await vhost?.drop();
-});
+const vhost = useTestVhost('consumer_main');
 
 describe('consumer process', () => {
   test.each([
@@ -28,11 +17,11 @@ describe('consumer process', () => {
     [{ STATUS_API_TOKEN: TEST_TOKEN, FAILURE_RATE: '2' }, 'FAILURE_RATE'],
     [{ STATUS_API_TOKEN: TEST_TOKEN, WORKER_QUEUES: 'tasks.urgent' }, 'WORKER_QUEUES'],
   ])('exits 1 with one line naming the bad variable (%o)', async (env, variable) => {
-    const service = spawnService('consumer/src/main.ts', env);
+    const service = startService('consumer', 'consumer/src/main.ts', env);
     const { code } = await service.exited;
     expect(code).toBe(1);
-    expect(service.output).toHaveLength(1);
-    expect(service.output[0]).toMatch(new RegExp(`^consumer: invalid configuration: .*${variable}:`));
+    expect(service.lines()).toHaveLength(1);
+    expect(service.lines()[0]).toMatch(new RegExp(`^consumer: invalid configuration: .*${variable}:`));
   });
 
   test('SIGTERM: stops consuming, finishes or returns in-flight work, exits 0 within the grace period', async () => {
@@ -48,7 +37,7 @@ describe('consumer process', () => {
       FAILURE_RATE: '0',
       SHUTDOWN_GRACE_MS: '4000',
     });
-    await waitUntil('ready', async () => (await fetch(`${consumer.healthUrl}/health/ready`)).status === 200);
+    await eventually('ready', async () => (await fetch(`${consumer.healthUrl}/health/ready`)).status === 200);
     expect((await fetch(`${consumer.healthUrl}/health/live`)).status).toBe(200);
     const ready = await fetch(`${consumer.healthUrl}/health/ready`);
     expect(await ready.json()).toMatchObject({
@@ -82,12 +71,12 @@ describe('consumer process', () => {
       const channel = await connection.createConfirmChannel();
       const messages = Array.from({ length: 40 }, () => workMessage({ priority: 'low' }));
       for (const m of messages) await publishWork(channel, m);
-      await waitUntil('work under way', async () => {
+      await eventually('work under way', async () => {
         return counterFromText(await scrape(consumer.healthUrl), 'consumer_tasks_processed_total') >= 4;
       });
       const { code, signal } = await consumer.stop();
       expect({ code, signal }).toEqual({ code: 0, signal: null });
-      expect(consumer.output.some((l) => l.includes('consumer stopped'))).toBe(true);
+      expect(consumer.lines().some((l) => l.includes('consumer stopped'))).toBe(true);
       // Every message is either processed (its result in tasks.results, many to a message) or back
       // in its queue.
       const results = (await drainQueue(channel, 'tasks.results')).flatMap(

@@ -1,7 +1,9 @@
 // Priorities (PROTOCOL §7, seed 001): with a backlog in all three work queues, one worker on
 // tasks.high only and one on all queues finish every high task before the medium/low backlog.
+
+import { eventually } from '@task-pipeline/testkit/eventually';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type StartedConsumer, startTestConsumer, testConfig, waitUntil } from '../support/harness.js';
+import { type StartedConsumer, startTestConsumer, testConfig } from '../support/harness.js';
 import { type RealProducer, startRealProducer } from '../support/real-producer.js';
 
 const PER_PRIORITY = 60;
@@ -25,7 +27,7 @@ describe('priorities', () => {
       );
     }
     // The whole backlog is queued before any worker starts.
-    await waitUntil('all dispatched', async () => (await producer.counts()).sent === 3 * PER_PRIORITY);
+    await eventually('all dispatched', async () => (await producer.counts()).sent === 3 * PER_PRIORITY);
 
     const common = {
       amqpUrl: producer.vhost.url,
@@ -37,11 +39,9 @@ describe('priorities', () => {
     consumers.push(await startTestConsumer(testConfig({ ...common, workerQueues: ['tasks.high'] })));
     consumers.push(await startTestConsumer(testConfig(common)));
 
-    await waitUntil(
-      'all terminal',
-      async () => (await producer.counts()).success === 3 * PER_PRIORITY,
-      60_000,
-    );
+    await eventually('all terminal', async () => (await producer.counts()).success === 3 * PER_PRIORITY, {
+      timeoutMs: 60_000,
+    });
     const tasks = await producer.tasks();
     const lastFinished = (priority: string) =>
       Math.max(

@@ -3,9 +3,10 @@
 // result messages published straight into tasks.results.
 import { randomUUID } from 'node:crypto';
 import { HEADERS, QUEUES, type TaskResult, WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
 import { acceptAll, type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
   drainQueue,
@@ -19,18 +20,16 @@ import {
   startTestConsumer,
   TEST_TOKEN,
   testConfig,
-  waitUntil,
   workMessage,
 } from '../support/harness.js';
 
-let vhost: TestVhost;
+const vhost = useTestVhost('consumer_reporter');
 let producer: FakeProducer;
 let connection: ChannelModel;
 let channel: ConfirmChannel;
 let consumer: StartedConsumer | undefined;
 
 beforeAll(async () => {
-  vhost = await createTestVhost('consumer_reporter');
   producer = await startFakeProducer();
   connection = await amqp.connect(vhost.url);
   channel = await connection.createConfirmChannel();
@@ -46,7 +45,6 @@ afterEach(async () => {
 afterAll(async () => {
   await connection?.close();
   await producer?.close();
-  await vhost?.drop();
 });
 
 async function startReporter(
@@ -57,7 +55,7 @@ async function startReporter(
     testConfig({ amqpUrl: vhost.url, producerUrl: producer.url, workerQueues: [], ...overrides }),
     tuning,
   );
-  await waitUntil('the reporter is ready', () => consumer?.readiness().ready === true);
+  await eventually('the reporter is ready', () => consumer?.readiness().ready === true);
   return consumer;
 }
 
@@ -85,10 +83,10 @@ describe('reporter', () => {
     const c = await startReporter({ reportBatchSize: 20, reportBatchMs: 50 });
     const sent = results(45);
     await publishResults(channel, sent);
-    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await eventually('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
     expect(new Set(seen)).toEqual(new Set([`Bearer ${TEST_TOKEN}`]));
     expect(Math.max(...producer.requests.map((r) => r.length))).toBeLessThanOrEqual(20);
-    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 45);
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 45);
     expect(await metricValue(c, 'consumer_reports_total', { outcome: 'applied' })).toBe(45);
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
@@ -104,13 +102,16 @@ describe('reporter', () => {
     const c = await startReporter({ reportBatchSize: 16, reportBatchMs: 200 });
     const sent = results(16);
     await publishResults(channel, [...sent, { taskId: tooLarge, attempt: 1, status: 'success' }]);
-    await waitUntil('all but one reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
-    await waitUntil('one parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1);
+    await eventually('all but one reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await eventually(
+      'one parked',
+      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1,
+    );
     const parked = await drainQueue(channel, QUEUES.parking);
     expect(parked.map(parkedTaskIds)).toEqual([[tooLarge]]);
     expect(String(parked[0]?.properties.headers?.[HEADERS.parkReason])).toMatch(/413/);
     expect(await metricValue(c, 'consumer_report_requests_total', { result: 'split' })).toBeGreaterThan(0);
-    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 16);
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 16);
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
   });
@@ -138,8 +139,11 @@ describe('reporter', () => {
     }));
     const c = await startReporter();
     await publishResults(channel, sent);
-    await waitUntil('two parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 2);
-    await waitUntil('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 4);
+    await eventually(
+      'two parked',
+      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 2,
+    );
+    await eventually('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 4);
     expect(c.readiness().ready).toBe(true);
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
@@ -175,7 +179,7 @@ describe('reporter', () => {
     expect(producer.accepted.filter((r) => r.taskId === message.taskId)).toEqual([
       { taskId: message.taskId, attempt: 2, taskStatus: 'error', error: 'delivery_limit' },
     ]);
-    await waitUntil('acked', async () => (await metricValue(c, 'consumer_reports_total')) === 1);
+    await eventually('acked', async () => (await metricValue(c, 'consumer_reports_total')) === 1);
   });
 
   test('503: retries with backoff and acks nothing early; all are reported once it recovers', async () => {
@@ -184,7 +188,7 @@ describe('reporter', () => {
     const c = await startReporter({ reportBatchSize: 50 });
     const sent = results(30);
     await publishResults(channel, sent);
-    await waitUntil(
+    await eventually(
       'three refused requests',
       async () => (await metricValue(c, 'consumer_report_requests_total', { result: 'unavailable' })) >= 3,
     );
@@ -194,10 +198,10 @@ describe('reporter', () => {
     await expectCountSettles(() => queued(QUEUES.results), 30);
 
     const again = await startReporter({ reportBatchSize: 50 });
-    await waitUntil('more refused requests', () => producer.requests.length >= 5);
+    await eventually('more refused requests', () => producer.requests.length >= 5);
     healthy = true;
-    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
-    await waitUntil('all acked', async () => (await metricValue(again, 'consumer_reports_total')) === 30);
+    await eventually('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await eventually('all acked', async () => (await metricValue(again, 'consumer_reports_total')) === 30);
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
   });
@@ -208,10 +212,10 @@ describe('reporter', () => {
       const c = await startReporter();
       const sent = results(10);
       await publishResults(channel, sent);
-      await waitUntil(`stopped on ${status}`, () => c.readiness().ready === false);
+      await eventually(`stopped on ${status}`, () => c.readiness().ready === false);
       expect(c.readiness().reporter).toMatchObject({ stopped: expect.stringContaining(String(status)) });
       // Returned while the consumer still runs: nothing is held, nothing consumed any more.
-      await waitUntil('messages back in the queue', async () => (await queued(QUEUES.results)) === 10);
+      await eventually('messages back in the queue', async () => (await queued(QUEUES.results)) === 10);
       expect((await channel.checkQueue(QUEUES.results)).consumerCount).toBe(0);
       expect((await channel.checkQueue(QUEUES.parking)).messageCount).toBe(0);
       const health = await fetch(`${c.healthUrl}/health/ready`);
@@ -234,7 +238,7 @@ describe('reporter', () => {
     }));
     const c = await startReporter({ reportBatchSize: 8 });
     await publishResults(channel, sent, 30);
-    await waitUntil('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 30);
+    await eventually('all answered', async () => (await metricValue(c, 'consumer_reports_total')) === 30);
     expect(new Set(producer.accepted.map((r) => r.taskId))).toEqual(
       new Set(sent.filter((r) => r.taskId !== missing).map((r) => r.taskId)),
     );
@@ -251,8 +255,8 @@ describe('reporter', () => {
     const c = await startReporter();
     const sent = results(5, 'error');
     await publishLegacyResults(channel, sent);
-    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
-    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 5);
+    await eventually('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)));
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 5);
     expect(await metricValue(c, 'consumer_messages_parked_total')).toBe(0);
   });
 
@@ -260,7 +264,7 @@ describe('reporter', () => {
     const c = await startReporter();
     const sent = results(3).map((r) => ({ ...r, taskId: r.taskId.toUpperCase() }));
     await publishResults(channel, sent, 3);
-    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 3);
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 3);
     expect([...acceptedIds()].sort()).toEqual(sent.map((r) => r.taskId.toLowerCase()).sort());
   });
 
@@ -272,15 +276,15 @@ describe('reporter', () => {
     );
     const c = await startReporter({ reportBatchSize: 40, reportBatchMs: 50 });
     await publishResults(channel, sent, 40);
-    await waitUntil(
+    await eventually(
       'the others reported',
       () => sent.filter((r) => r.taskId !== poison).every((r) => acceptedIds().has(r.taskId)),
-      60_000,
+      { timeoutMs: 60_000 },
     );
-    await waitUntil(
+    await eventually(
       'poison parked',
       async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1,
-      60_000,
+      { timeoutMs: 60_000 },
     );
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
@@ -298,17 +302,37 @@ describe('reporter', () => {
     producer.setHandler((reports, request) => (healthy ? acceptAll(reports, request) : { status: 503 }));
     const c = await startReporter({}, { reporter: { backoff: { initialMs: 50, maxMs: 100 }, stallMs: 500 } });
     await publishResults(channel, results(5));
-    await waitUntil('not ready', () => c.readiness().ready === false);
+    await eventually('not ready', () => c.readiness().ready === false);
     expect(c.readiness().reporter).toMatchObject({ ready: false, stalledForMs: expect.any(Number) });
-    await waitUntil(
+    await eventually(
       'the metric shows it',
       async () => (await metricValue(c, 'consumer_report_stalled_seconds')) > 0,
     );
     expect((await fetch(`${c.healthUrl}/health/ready`)).status).toBe(503);
     healthy = true;
-    await waitUntil('ready again', () => c.readiness().ready === true);
-    await waitUntil('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 5);
+    await eventually('ready again', () => c.readiness().ready === true);
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 5);
     expect(await metricValue(c, 'consumer_report_stalled_seconds')).toBe(0);
+  });
+
+  test('a request left unanswered is no progress either: not ready while it is out', async () => {
+    // Readiness once forgot the batch whose request was out, so every retry read as progress.
+    let answer: (() => void) | undefined;
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    producer.setHandler(async (reports, request) => {
+      await answered;
+      return acceptAll(reports, request);
+    });
+    const c = await startReporter({}, { reporter: { stallMs: 500 } });
+    await publishResults(channel, results(3));
+    await eventually('a request out', () => producer.requests.length > 0);
+    await eventually('not ready while it is out', () => c.readiness().ready === false, { timeoutMs: 5_000 });
+    expect((await fetch(`${c.healthUrl}/health/ready`)).status).toBe(503);
+    answer?.();
+    await eventually('ready again', () => c.readiness().ready === true);
+    await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 3);
   });
 
   test('a reporter stopped by a 4xx probes again later and resumes once the producer accepts', async () => {
@@ -317,13 +341,16 @@ describe('reporter', () => {
     const c = await startReporter({}, { reporter: { probe: { initialMs: 400, maxMs: 400 } } });
     const sent = results(10);
     await publishResults(channel, sent);
-    await waitUntil('stopped', () => c.readiness().ready === false);
+    await eventually('stopped', () => c.readiness().ready === false);
     const refusals = producer.requests.length;
-    await waitUntil('probed again', () => producer.requests.length > refusals, 10_000);
-    expect(c.readiness().ready).toBe(false);
+    await eventually('probed again', () => producer.requests.length > refusals, { timeoutMs: 10_000 });
+    // The probe resumed reporting (ready) until its 403 is answered: stopped again after it.
+    await eventually('stopped again by the refused probe', () => c.readiness().ready === false);
     status = 200;
-    await waitUntil('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)), 15_000);
-    await waitUntil('ready again', () => c.readiness().ready === true);
+    await eventually('all reported', () => sent.every((r) => acceptedIds().has(r.taskId)), {
+      timeoutMs: 15_000,
+    });
+    await eventually('ready again', () => c.readiness().ready === true);
     await closeConsumer();
     await expectCountSettles(() => queued(QUEUES.results), 0);
   });

@@ -3,30 +3,26 @@
 // bulk redrive by age of sent_at brings every one of them to a terminal status through a real
 // producer process and a real consumer.
 import { WORK_QUEUES } from '@task-pipeline/rabbitmq';
-import amqp, { type ChannelModel } from 'amqplib';
-import postgres from 'postgres';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import {
   createTestDatabase,
   createTestVhost,
   type TestDatabase,
   type TestVhost,
-} from '../../../scripts/src/testing/isolation.js';
-import {
-  type StartedConsumer,
-  startTestConsumer,
-  TEST_TOKEN,
-  testConfig,
-  waitUntil,
-} from '../support/harness.js';
-import { type ServiceProcess, spawnProducer } from '../support/processes.js';
+} from '@task-pipeline/testkit/isolation';
+import type { Service } from '@task-pipeline/testkit/processes';
+import amqp, { type ChannelModel } from 'amqplib';
+import postgres from 'postgres';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { type StartedConsumer, startTestConsumer, TEST_TOKEN, testConfig } from '../support/harness.js';
+import { spawnProducer } from '../support/processes.js';
 
 const TASKS = 60;
 const STALE_AFTER_S = 1;
 
 let db: TestDatabase;
 let vhost: TestVhost;
-let producer: (ServiceProcess & { url: string }) | undefined;
+let producer: (Service & { url: string }) | undefined;
 let consumer: StartedConsumer | undefined;
 let connection: ChannelModel | undefined;
 let sql: postgres.Sql;
@@ -75,7 +71,7 @@ test('purged work queues leave tasks sent; one bulk redrive by sent age finishes
     expect(created.status).toBe(201);
   }
   // No consumer yet: every task is published and recorded sent, its message waiting in a queue.
-  await waitUntil('every task is sent', async () => (await statuses()).sent === TASKS);
+  await eventually('every task is sent', async () => (await statuses()).sent === TASKS);
 
   // The broker loses the messages (a purge, a lost quorum, a parked message nobody reads).
   connection = await amqp.connect(vhost.url);
@@ -89,7 +85,7 @@ test('purged work queues leave tasks sent; one bulk redrive by sent age finishes
   const [newest] = await sql<{ sent_at: Date }[]>`select max(sent_at) as sent_at from tasks`;
   if (!newest) throw new Error('no sent task');
   const sentBefore = new Date(newest.sent_at.getTime() + 1).toISOString();
-  await waitUntil('the stats call them stale', async () => {
+  await eventually('the stats call them stale', async () => {
     const stats = await api<{ staleSent: { count: number } }>('GET', '/api/v1/task-stats');
     return stats.body.staleSent.count === TASKS;
   });
@@ -109,7 +105,9 @@ test('purged work queues leave tasks sent; one bulk redrive by sent age finishes
   expect(redrive.status).toBe(200);
   expect(redrive.body).toMatchObject({ matched: TASKS, redriven: TASKS });
 
-  await waitUntil('every task is terminal', async () => (await statuses()).success === TASKS, 60_000);
+  await eventually('every task is terminal', async () => (await statuses()).success === TASKS, {
+    timeoutMs: 60_000,
+  });
   // The claim (1), the redrive (2), the claim after it (3): the lost attempt's reports would be stale.
   const attempts = await sql<{ attempts: number }[]>`select distinct attempts from tasks`;
   expect(attempts.map((r) => r.attempts)).toEqual([3]);

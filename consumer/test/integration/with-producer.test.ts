@@ -3,6 +3,7 @@
 // producer does not know (404) is parked while consumption goes on.
 import { randomUUID } from 'node:crypto';
 import { HEADERS, QUEUES } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { simulateOutcome } from '../../src/simulate-processing.js';
@@ -13,7 +14,6 @@ import {
   type StartedConsumer,
   startTestConsumer,
   testConfig,
-  waitUntil,
   workMessage,
 } from '../support/harness.js';
 import { type RealProducer, startRealProducer } from '../support/real-producer.js';
@@ -41,7 +41,7 @@ async function start(overrides: Partial<Parameters<typeof testConfig>[0]>) {
   consumer = await startTestConsumer(
     testConfig({ amqpUrl: producer.vhost.url, producerUrl: producer.url, ...overrides }),
   );
-  await waitUntil('the consumer is ready', () => consumer?.readiness().ready === true);
+  await eventually('the consumer is ready', () => consumer?.readiness().ready === true);
   return consumer;
 }
 
@@ -63,14 +63,14 @@ describe('consumer with the real producer', () => {
     while (ok(0) || !ok(1)) seed += 1;
 
     const c = await start({ failureSeed: `seed-${seed}`, failureRate: rate, maxRetries: 2 });
-    await waitUntil('the task is terminal', async () => (await taskOf(taskId))?.status === 'success');
+    await eventually('the task is terminal', async () => (await taskOf(taskId))?.status === 'success');
     expect(await taskOf(taskId)).toMatchObject({ status: 'success', attempts: 1, error: null });
     expect(await metricValue(c, 'consumer_tasks_failed_total')).toBe(1);
     expect(await metricValue(c, 'consumer_tasks_retried_total')).toBe(1);
     expect(await metricValue(c, 'consumer_tasks_processed_total')).toBe(1);
     // The row commits before the producer's answer reaches the reporter, which counts it then.
     const applied = () => metricValue(c, 'consumer_reports_total', { status: 'success', outcome: 'applied' });
-    await waitUntil('the applied report is counted', async () => (await applied()) >= 1);
+    await eventually('the applied report is counted', async () => (await applied()) >= 1);
     expect(await applied()).toBe(1);
   });
 
@@ -82,7 +82,7 @@ describe('consumer with the real producer', () => {
       const rows = (await producer.tasks()).filter((t) => ids.includes(t.taskId));
       return rows.every((t) => t.status === 'success' || t.status === 'error');
     };
-    await waitUntil('all terminal', terminal);
+    await eventually('all terminal', terminal);
     for (const task of (await producer.tasks()).filter((t) => ids.includes(t.taskId))) {
       const fails = (retryCount: number) =>
         !simulateOutcome(policy, { taskId: task.taskId, attempt: task.attempts, retryCount }).ok;
@@ -98,8 +98,11 @@ describe('consumer with the real producer', () => {
     const unknown = workMessage({ taskId: randomUUID(), priority: 'high' });
     await publishWork(channel, unknown);
     const known = await producer.createTask('after the unknown one', 'high');
-    await waitUntil('the known task is terminal', async () => (await taskOf(known))?.status === 'success');
-    await waitUntil('one parked', async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1);
+    await eventually('the known task is terminal', async () => (await taskOf(known))?.status === 'success');
+    await eventually(
+      'one parked',
+      async () => (await metricValue(c, 'consumer_messages_parked_total')) === 1,
+    );
     const parked = await drainQueue(channel, QUEUES.parking);
     expect(parked).toHaveLength(1);
     expect(JSON.parse(parked[0]?.content.toString() ?? '{}')).toMatchObject({

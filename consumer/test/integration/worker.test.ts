@@ -2,9 +2,10 @@
 // route: success, the retry path, dead-lettering, and poison messages.
 import { randomUUID } from 'node:crypto';
 import { HEADERS, QUEUES, WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, type TestVhost } from '../../../scripts/src/testing/isolation.js';
 import { simulateOutcome } from '../../src/simulate-processing.js';
 import { type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
@@ -15,18 +16,16 @@ import {
   type StartedConsumer,
   startTestConsumer,
   testConfig,
-  waitUntil,
   workMessage,
 } from '../support/harness.js';
 
-let vhost: TestVhost;
+const vhost = useTestVhost('consumer_worker');
 let producer: FakeProducer;
 let connection: ChannelModel;
 let channel: ConfirmChannel;
 let consumer: StartedConsumer | undefined;
 
 beforeAll(async () => {
-  vhost = await createTestVhost('consumer_worker');
   producer = await startFakeProducer();
   connection = await amqp.connect(vhost.url);
   channel = await connection.createConfirmChannel();
@@ -38,12 +37,11 @@ afterEach(async () => {
 afterAll(async () => {
   await connection?.close();
   await producer?.close();
-  await vhost?.drop();
 });
 
 async function start(overrides: Parameters<typeof testConfig>[0]) {
   consumer = await startTestConsumer(testConfig({ producerUrl: producer.url, ...overrides }));
-  await waitUntil('the consumer is ready', () => consumer?.readiness().ready === true);
+  await eventually('the consumer is ready', () => consumer?.readiness().ready === true);
   return consumer;
 }
 
@@ -58,14 +56,14 @@ describe('worker', () => {
       workMessage({ priority: 'low', attempt: 3 }),
     ];
     for (const m of messages) await publishWork(channel, m);
-    await waitUntil('all three reported', () => messages.every((m) => acceptedFor(m.taskId).length > 0));
+    await eventually('all three reported', () => messages.every((m) => acceptedFor(m.taskId).length > 0));
     for (const m of messages) {
       expect(acceptedFor(m.taskId)).toEqual([
         { taskId: m.taskId, attempt: m.attempt, taskStatus: 'success' },
       ]);
     }
     expect(await metricValue(c, 'consumer_tasks_processed_total')).toBe(3);
-    await waitUntil(
+    await eventually(
       'results acked',
       async () => (await channel.checkQueue(QUEUES.results)).messageCount === 0,
     );
@@ -85,7 +83,7 @@ describe('worker', () => {
     }
     const c = await start({ amqpUrl: vhost.url, ...policy, maxRetries: 3, retryDelaysSeconds: [1] });
     await publishWork(channel, message);
-    await waitUntil('the retried task is reported', () => acceptedFor(message.taskId).length > 0);
+    await eventually('the retried task is reported', () => acceptedFor(message.taskId).length > 0);
     expect(acceptedFor(message.taskId)).toEqual([
       { taskId: message.taskId, attempt: 1, taskStatus: 'success' },
     ]);
@@ -101,13 +99,13 @@ describe('worker', () => {
     const c = await start({ amqpUrl: vhost.url, failureRate: 1, maxRetries: 1, retryDelaysSeconds: [1] });
     const message = workMessage({ priority: 'low', attempt: 4 });
     await publishWork(channel, message);
-    await waitUntil('the dead-lettered task is reported', () => acceptedFor(message.taskId).length > 0);
+    await eventually('the dead-lettered task is reported', () => acceptedFor(message.taskId).length > 0);
     expect(acceptedFor(message.taskId)).toEqual([
       { taskId: message.taskId, attempt: 4, taskStatus: 'error', error: 'simulated processing failure' },
     ]);
     expect(await metricValue(c, 'consumer_tasks_retried_total')).toBe(1);
     expect(await metricValue(c, 'consumer_tasks_dead_lettered_total', { queue: 'tasks.low' })).toBe(1);
-    await waitUntil(
+    await eventually(
       'dlq acked',
       async () => (await channel.checkQueue(QUEUES.deadLetter)).messageCount === 0,
     );
@@ -131,8 +129,8 @@ describe('worker', () => {
     const good = workMessage({ priority: 'high' });
     await publishWork(channel, good);
 
-    await waitUntil('the good message is reported', () => acceptedFor(good.taskId).length > 0);
-    await waitUntil(
+    await eventually('the good message is reported', () => acceptedFor(good.taskId).length > 0);
+    await eventually(
       'four messages parked',
       async () => (await metricValue(c, 'consumer_messages_parked_total')) === 4,
     );
@@ -152,7 +150,7 @@ describe('worker', () => {
       'tasks.medium',
     ]);
     // The two with a readable taskId and attempt are also reported, so their tasks do not stay `sent`.
-    await waitUntil('invalid_message reported', () => acceptedFor(huge.taskId).length > 0);
+    await eventually('invalid_message reported', () => acceptedFor(huge.taskId).length > 0);
     for (const m of [readable, huge]) {
       expect(acceptedFor(m.taskId)).toEqual([
         { taskId: m.taskId, attempt: 1, taskStatus: 'error', error: 'invalid_message' },

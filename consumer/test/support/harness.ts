@@ -11,6 +11,7 @@ import {
   type TaskResult,
   type WorkMessage,
 } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import type { Channel, ConfirmChannel } from 'amqplib';
 import pino from 'pino';
 import { expect } from 'vitest';
@@ -169,25 +170,15 @@ export async function drainQueue(channel: Channel, queue: string) {
   }
 }
 
-export async function waitUntil(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /**
  * Waits for a queue count to reach `expected` and checks it still holds a second later: a quorum
  * queue takes back the messages of a closed channel asynchronously, so a single read right after a
  * consumer closed could see 0 before they return.
  */
 export async function expectCountSettles(count: () => Promise<number>, expected: number): Promise<void> {
-  await waitUntil(`the count reaches ${expected}`, async () => (await count()) === expected, 15_000);
+  await eventually(`the count reaches ${expected}`, async () => (await count()) === expected, {
+    timeoutMs: 15_000,
+  });
   await new Promise((r) => setTimeout(r, 1_000));
   expect(await count()).toBe(expected);
 }

@@ -1,100 +1,37 @@
-// Services as child processes, started the way an operator runs them from source
-// (`node --conditions=source --import tsx <entry>`): one OS process each, so a test can SIGKILL or
-// SIGTERM it and the signal reaches the service itself, not a wrapper.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { freePort } from '../../../scripts/src/testing/private-process.js';
+// The two services as child processes, started the way an operator runs them from source, on free
+// ports, returned once they answer (the spawner itself is the test kit's).
+import { freePort } from '@task-pipeline/testkit/private-process';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-
-export interface ServiceProcess {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  /** Every stdout/stderr line so far. */
-  readonly output: string[];
-  /** Resolves with the exit code (null when killed by a signal) and the signal. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** SIGTERM and wait for the exit. */
-  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-export function spawnService(entry: string, env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', entry], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output: string[] = [];
-  const collect = (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) if (line) output.push(line);
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  if (child.pid === undefined) throw new Error(`could not spawn ${entry}`);
-  return {
-    child,
-    pid: child.pid,
-    output,
-    exited,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
-
-export interface ConsumerProcess extends ServiceProcess {
+export interface ConsumerProcess extends Service {
   readonly healthUrl: string;
 }
 
 /** Starts consumer/src/main.ts and waits until its health port answers. */
 export async function spawnConsumer(env: Record<string, string>): Promise<ConsumerProcess> {
   const port = await freePort();
-  const service = spawnService('consumer/src/main.ts', {
+  const service = startService('consumer', 'consumer/src/main.ts', {
     LOG_LEVEL: 'info',
     ...env,
     HEALTH_PORT: String(port),
   });
   const healthUrl = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${healthUrl}/health/live`, service);
+  await waitForHttp(service, `${healthUrl}/health/live`);
   return Object.assign(service, { healthUrl });
 }
 
 /** Starts producer/src/server.ts (migrations included) and waits until it answers. */
-export async function spawnProducer(env: Record<string, string>): Promise<ServiceProcess & { url: string }> {
+export async function spawnProducer(env: Record<string, string>): Promise<Service & { url: string }> {
   const port = await freePort();
-  const service = spawnService('producer/src/server.ts', {
+  const service = startService('producer', 'producer/src/server.ts', {
     LOG_LEVEL: 'warn',
     ...env,
     PORT: String(port),
     HOST: '127.0.0.1',
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${url}/health/ready`, service);
+  await waitForHttp(service, `${url}/health/ready`);
   return Object.assign(service, { url });
-}
-
-async function waitForHttp(url: string, service: ServiceProcess, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let exited = false;
-  void service.exited.then(() => {
-    exited = true;
-  });
-  for (;;) {
-    if (exited) throw new Error(`${url}: the process exited:\n${service.output.join('\n')}`);
-    try {
-      const res = await fetch(url);
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${url} did not answer in time:\n${service.output.join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Sums a Prometheus counter (all label sets, or those matching `labels`) from a /metrics text. */

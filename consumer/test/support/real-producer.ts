@@ -2,19 +2,14 @@
 // listening on a real port. stop()/start() take it away and bring it back on the same port (the
 // producer-outage test); the database and the queues survive.
 
+import { createTestVhost, type TestDatabase, type TestVhost } from '@task-pipeline/testkit/isolation';
+import { freePort } from '@task-pipeline/testkit/private-process';
 import pino from 'pino';
 import postgres from 'postgres';
 import { request } from 'undici';
 import { buildApp, type ProducerApp } from '../../../producer/src/app.js';
 import { loadConfig } from '../../../producer/src/config.js';
-import { migrate } from '../../../producer/src/db/migrate.js';
-import {
-  createTestDatabase,
-  createTestVhost,
-  type TestDatabase,
-  type TestVhost,
-} from '../../../scripts/src/testing/isolation.js';
-import { freePort } from '../../../scripts/src/testing/private-process.js';
+import { createProducerDatabase } from '../../../producer/test/support/database.js';
 import { TEST_TOKEN } from './harness.js';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -48,8 +43,7 @@ export async function startRealProducer(
   prefix: string,
   env: Record<string, string> = {},
 ): Promise<RealProducer> {
-  const [db, vhost] = await Promise.all([createTestDatabase(prefix), createTestVhost(prefix)]);
-  await migrate(db.url, logger);
+  const [db, vhost] = await Promise.all([createProducerDatabase(prefix), createTestVhost(prefix)]);
   const config = loadConfig({
     DATABASE_URL: db.url,
     AMQP_URL: vhost.url,

@@ -1,8 +1,8 @@
 // Readiness follows PostgreSQL only: with the broker away tasks are still accepted (they wait in the
 // outbox) and the producer is ready; with the database away requests get 503 problem+json, not 500.
 import { randomUUID } from 'node:crypto';
+import { freePort } from '@task-pipeline/testkit/private-process';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { freePort } from '../../../scripts/src/testing/private-process.js';
 import { buildApp, type ProducerApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import {
@@ -13,7 +13,7 @@ import {
   startTestProducer,
   type TestProducer,
   TOKEN,
-} from './support/producer.js';
+} from '../support/producer.js';
 
 describe('broker unreachable', () => {
   let producer: TestProducer;

@@ -1,17 +1,10 @@
 // Two reporters sending overlapping batches at the same time, with single reports and redrives in
 // between: rows are locked in taskId order, so nobody deadlocks and every item gets its answer.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, expect, test } from 'vitest';
-import { AUTH, startTestProducer, type TestProducer } from './support/producer.js';
+import { expect, test } from 'vitest';
+import { AUTH, useTestProducer } from '../support/producer.js';
 
-let producer: TestProducer;
-
-beforeAll(async () => {
-  producer = await startTestProducer('batch_concurrency', { broker: 'unreachable' });
-});
-afterAll(async () => {
-  await producer?.close();
-});
+const producer = useTestProducer('batch_concurrency', { broker: 'unreachable' });
 
 interface BatchReply {
   results: { taskId: string; status: number; stale?: true }[];

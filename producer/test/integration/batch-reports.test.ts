@@ -1,23 +1,9 @@
 // The batch route as the reporter calls it: ids in any case, answered in canonical lower case, and results without
 // task bodies when the caller prefers them minimal (RFC 7240).
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import {
-  AUTH,
-  markSent,
-  type ProblemJson,
-  startTestProducer,
-  type TaskJson,
-  type TestProducer,
-} from './support/producer.js';
+import { describe, expect, test } from 'vitest';
+import { AUTH, markSent, type ProblemJson, type TaskJson, useTestProducer } from '../support/producer.js';
 
-let producer: TestProducer;
-
-beforeAll(async () => {
-  producer = await startTestProducer('producer_batch_reports');
-});
-afterAll(async () => {
-  await producer?.close();
-});
+const producer = useTestProducer('producer_batch_reports');
 
 interface BatchReply {
   results: { taskId: string | null; status: number; stale?: true; task?: TaskJson; problem?: ProblemJson }[];

@@ -2,8 +2,9 @@
 // close began gets 503 problem+json with Connection: close, while the request already in flight
 // finishes normally.
 import { connect } from 'node:net';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startTestProducer, type TestProducer } from './support/producer.js';
+import { startTestProducer, type TestProducer } from '../support/producer.js';
 
 let producer: TestProducer;
 
@@ -17,14 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await producer?.close();
 });
-
-async function until(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
-  for (let i = 0; i < 200; i += 1) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 test('a request arriving after close began: 503 problem+json; the one in flight completes', async () => {
   const { port } = new URL(producer.baseUrl);
@@ -44,7 +37,7 @@ test('a request arriving after close began: 503 problem+json; the one in flight 
     `POST /api/v1/create-task HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
-  await until('the create to wait on the lock', async () => {
+  await eventually('the create to wait on the lock', async () => {
     const [row] = await producer.sql<{ n: number }[]>`
       select count(*)::int as n from pg_stat_activity
        where datname = current_database() and wait_event_type = 'Lock'`;
@@ -52,7 +45,7 @@ test('a request arriving after close began: 503 problem+json; the one in flight 
   });
 
   const closed = producer.app.close();
-  await until('the server to stop listening', () => !producer.app.server.listening);
+  await eventually('the server to stop listening', () => !producer.app.server.listening);
   socket.write('GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n');
   // Responses leave in request order, so the answer to the second follows the first's.
   await holder`rollback`;

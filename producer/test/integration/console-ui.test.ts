@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { CONSOLE_CSP } from '../../src/plugins/console.js';
-import { launchChromium, type TestBrowser } from './support/chromium.js';
-import { AUTH, startTestProducer, type TaskJson, type TestProducer, TOKEN } from './support/producer.js';
+import { launchChromium, type TestBrowser } from '../support/chromium.js';
+import { AUTH, startTestProducer, type TaskJson, type TestProducer, TOKEN } from '../support/producer.js';
 
 // The callbacks handed to waitForFunction and evaluate run in the page, where these exist; this file
 // is compiled for Node, without the DOM's types.

@@ -1,8 +1,8 @@
 // Swagger UI at /docs, rendered by a real headless Chromium (Debian's, driven by playwright-core):
 // the page loads the generated OpenAPI document and shows every task endpoint with its codes.
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { launchChromium, type TestBrowser } from './support/chromium.js';
-import { startTestProducer, type TestProducer } from './support/producer.js';
+import { launchChromium, type TestBrowser } from '../support/chromium.js';
+import { startTestProducer, type TestProducer } from '../support/producer.js';
 
 let producer: TestProducer;
 let browser: TestBrowser | undefined;

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { expectExchangesDescribed } from './support/openapi-contract.js';
+import { expectExchangesDescribed } from '../support/openapi-contract.js';
 import {
   AUTH,
   type Http,
@@ -13,7 +13,7 @@ import {
   startTestProducer,
   type TaskJson,
   type TestProducer,
-} from './support/producer.js';
+} from '../support/producer.js';
 
 let producer: TestProducer;
 let http: Http;

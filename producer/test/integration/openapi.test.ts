@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createContractChecker, type OpenApiDocument } from './support/openapi-contract.js';
-import { type Exchange, startTestProducer, type TestProducer } from './support/producer.js';
+import { createContractChecker, type OpenApiDocument } from '../support/openapi-contract.js';
+import { type Exchange, startTestProducer, type TestProducer } from '../support/producer.js';
 
 const REDOCLY_CLI = join(
   createRequire(import.meta.url).resolve('@redocly/cli/package.json'),

@@ -7,7 +7,7 @@ import { createDispatchRepository } from '../../src/dispatch/dispatch-repository
 import { startTaskGauges } from '../../src/dispatch/task-gauges.js';
 import { encodeCursor } from '../../src/tasks/operator-repository.js';
 import { SCAN_BUDGET } from '../../src/tasks/operator-types.js';
-import { expectExchangesDescribed } from './support/openapi-contract.js';
+import { expectExchangesDescribed } from '../support/openapi-contract.js';
 import {
   AUTH,
   logger,
@@ -16,7 +16,7 @@ import {
   startTestProducer,
   type TaskJson,
   type TestProducer,
-} from './support/producer.js';
+} from '../support/producer.js';
 
 const READ_TOKEN = 'test-read-only-token-0123456789';
 const READ = { authorization: `Bearer ${READ_TOKEN}` } as const;

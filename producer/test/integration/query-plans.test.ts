@@ -2,12 +2,11 @@
 // lookups, reports, redrives and the batch update must reach rows through an index, never a scan of
 // the table. (The dispatcher's claim and record statements are explained in the dispatcher's tests.)
 import { randomUUID } from 'node:crypto';
-import pino from 'pino';
+import type { TestDatabase } from '@task-pipeline/testkit/isolation';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../scripts/src/testing/isolation.js';
-import { migrate } from '../../src/db/migrate.js';
 import { createTaskRepository } from '../../src/tasks/repository.js';
+import { createProducerDatabase } from '../support/database.js';
 
 const ROWS = 200_000;
 
@@ -29,8 +28,7 @@ let sent: Sent[] = [];
 let ids: string[];
 
 beforeAll(async () => {
-  db = await createTestDatabase('query_plans');
-  await migrate(db.url, pino({ level: 'silent' }));
+  db = await createProducerDatabase('query_plans');
   sql = postgres(db.url, {
     max: 2,
     onnotice: () => undefined,

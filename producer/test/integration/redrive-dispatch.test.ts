@@ -1,9 +1,10 @@
 // Redrive end to end with the real dispatcher and broker: a failed task goes out again with the next
 // attempt, and a replayed report of the old attempt changes nothing.
 import { WORK_QUEUES, type WorkMessage, WorkMessageSchema } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { AUTH, startTestProducer, type TaskJson, type TestProducer } from './support/producer.js';
+import { AUTH, startTestProducer, type TaskJson, type TestProducer } from '../support/producer.js';
 
 let producer: TestProducer;
 let connection: ChannelModel;
@@ -20,22 +21,13 @@ afterAll(async () => {
   await producer?.close();
 });
 
-async function until<T>(what: string, read: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 300; i += 1) {
-    const value = await read();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 async function task(taskId: string): Promise<TaskJson> {
   return (await producer.http<TaskJson>('GET', `/api/v1/get-task-data?taskId=${taskId}`)).body;
 }
 
 /** Takes the next work message for the task from its queue (acked: this test is the consumer). */
 async function takeMessage(taskId: string): Promise<WorkMessage> {
-  return until(`a message for ${taskId}`, async () => {
+  return eventually(`a message for ${taskId}`, async () => {
     const message = await channel.get(WORK_QUEUES.low, { noAck: true });
     if (!message) return undefined;
     const body = WorkMessageSchema.parse(JSON.parse(message.content.toString()));
@@ -52,7 +44,7 @@ test('redrive: dispatched again with attempt + 1; the old attempt’s report is 
 
   const first = await takeMessage(taskId);
   expect(first.attempt).toBe(1);
-  await until('sent', async () => ((await task(taskId)).status === 'sent' ? true : undefined));
+  await eventually('sent', async () => ((await task(taskId)).status === 'sent' ? true : undefined));
 
   const report = (status: 'success' | 'error', attempt: number) =>
     producer.http<TaskJson>(
@@ -70,7 +62,7 @@ test('redrive: dispatched again with attempt + 1; the old attempt’s report is 
   // The dispatcher claims it again: the claim increments attempts, so the second message says 3.
   const second = await takeMessage(taskId);
   expect(second.attempt).toBe(3);
-  const sent = await until('sent again', async () => {
+  const sent = await eventually('sent again', async () => {
     const current = await task(taskId);
     return current.status === 'sent' ? current : undefined;
   });

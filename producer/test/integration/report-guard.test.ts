@@ -3,7 +3,7 @@
 // (status-transitions.ts) gives: a guard that disagreed would write what the rule refuses, or fail
 // the batch.
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import {
   decideReport,
   RECOVERABLE_ERROR,
@@ -11,16 +11,9 @@ import {
   type TaskState,
 } from '../../src/tasks/status-transitions.js';
 import type { StatusUpdate } from '../../src/tasks/task.js';
-import { startTestProducer, type TestProducer } from './support/producer.js';
+import { useTestProducer } from '../support/producer.js';
 
-let producer: TestProducer;
-
-beforeAll(async () => {
-  producer = await startTestProducer('report_guard');
-});
-afterAll(async () => {
-  await producer?.close();
-});
+const producer = useTestProducer('report_guard');
 
 const STATES: TaskState[] = TASK_STATUSES.flatMap((status) =>
   (status === 'error' ? [null, 'boom', RECOVERABLE_ERROR] : [null]).map((error) => ({

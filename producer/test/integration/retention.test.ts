@@ -2,13 +2,14 @@
 // redrive records and their Idempotency-Keys; young ones, and waiting and sent tasks of any age, stay;
 // a replica that cannot take the advisory lock deletes nothing, so two never delete at once; the
 // counters the stats read follow the deletes.
+
+import { createTestDatabase, type TestDatabase } from '@task-pipeline/testkit/isolation';
 import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../scripts/src/testing/isolation.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createTaskRepository } from '../../src/tasks/repository.js';
 import { RETENTION_LOCK_KEY, retentionBatch, startRetention } from '../../src/tasks/retention.js';
-import { logger } from './support/producer.js';
+import { logger } from '../support/producer.js';
 
 const WEEK_S = 7 * 86_400;
 

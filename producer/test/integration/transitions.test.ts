@@ -1,16 +1,9 @@
 // Status transitions under concurrency and fencing (PROTOCOL §3), through the listening server: the
 // check-and-set lets exactly one of two racing reports win, and attempts fence late reports.
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AUTH, markSent, startTestProducer, type TaskJson, type TestProducer } from './support/producer.js';
+import { describe, expect, test } from 'vitest';
+import { AUTH, markSent, type TaskJson, useTestProducer } from '../support/producer.js';
 
-let producer: TestProducer;
-
-beforeAll(async () => {
-  producer = await startTestProducer('transitions');
-});
-afterAll(async () => {
-  await producer?.close();
-});
+const producer = useTestProducer('transitions');
 
 async function createTasks(n: number): Promise<TaskJson[]> {
   return Promise.all(

@@ -6,17 +6,13 @@ import {
   PublishError,
   WORK_QUEUES,
 } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
+import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, rabbitmqctl, type TestVhost } from '../../../scripts/src/testing/isolation.js';
+import { describe, expect, test } from 'vitest';
 
-let vhost: TestVhost;
-beforeAll(async () => {
-  vhost = await createTestVhost('broker');
-});
-afterAll(async () => {
-  await vhost?.drop();
-});
+const vhost = useTestVhost('broker');
 
 const logger = pino({ level: 'silent' });
 
@@ -157,7 +153,7 @@ describe('Broker, a connection replaced while a channel is being set up', () => 
     });
     await broker.start();
     await broker.waitForConnect();
-    await waitUntil(() => setups === 1);
+    await eventually('the channel set up once', () => setups === 1, { timeoutMs: 10_000 });
 
     const reconnected = new Promise((r) => broker.once('connected', () => r(undefined)));
     await rabbitmqctl('close_connection', await connectionPid('test-replaced-during-setup'), 'test');
@@ -183,12 +179,4 @@ async function connectionPid(name: string): Promise<string> {
     ?.split('\t')[0];
   if (!pid) throw new Error(`no connection named ${name}`);
   return pid;
-}
-
-async function waitUntil(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

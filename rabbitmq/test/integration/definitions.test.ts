@@ -1,22 +1,21 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { useTestVhost } from '@task-pipeline/testkit/hooks';
+import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestVhost, rabbitmqctl, type TestVhost } from '../../../scripts/src/testing/isolation.js';
 import { renderDefinitions } from '../../scripts/generate-definitions.js';
 import { assertTopology, buildTopology, DEFAULT_RETRY_DELAYS_SECONDS } from '../../src/topology.js';
 
-let vhost: TestVhost;
+const vhost = useTestVhost('definitions');
 let dir: string;
 beforeAll(async () => {
-  vhost = await createTestVhost('definitions');
   dir = mkdtempSync(join(tmpdir(), 'tp-definitions-'));
   // rabbitmqctl drops to the rabbitmq account, which must be able to read the file.
   chmodSync(dir, 0o755);
 });
 afterAll(async () => {
-  await vhost?.drop();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -1,10 +1,11 @@
 // The topology assertion with a quorum group size (QUORUM_INITIAL_GROUP_SIZE) against queues that
 // exist from before the setting, from another value of it, or without it: RabbitMQ compares the
 // argument on every redeclare, so each of these closed the channel with PRECONDITION_FAILED.
+
+import { createTestVhost, rabbitmqctl, type TestVhost } from '@task-pipeline/testkit/isolation';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import pino from 'pino';
 import { afterAll, afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { createTestVhost, rabbitmqctl, type TestVhost } from '../../../scripts/src/testing/isolation.js';
 import { Broker } from '../../src/connection.js';
 import { assertTopology, buildTopology, type Topology, WORK_QUEUES } from '../../src/topology.js';
 

@@ -1,7 +1,7 @@
 // `npm run bench [-- --quick | --full | --only=… | --out=DIR]`: see plan.ts for what each runs.
 
+import { REPO_ROOT } from '@task-pipeline/testkit/processes';
 import { parseArgs, USAGE, UsageError } from './plan.js';
-import { REPO_ROOT } from './processes.js';
 import { createProgress } from './progress.js';
 import { runBench } from './run.js';
 

@@ -4,6 +4,7 @@
 // written there.
 //   npx tsx --conditions=source scripts/src/bench/peer-sweep.ts pg-boss [--jobs=50000] [--rounds=2]
 import { loadavg } from 'node:os';
+import { REPO_ROOT } from '@task-pipeline/testkit/processes';
 import {
   GRAPHILE_SETTINGS,
   type GraphileSettings,
@@ -15,7 +16,6 @@ import {
 import { accountOf } from './cpu.js';
 import type { MeasureContext } from './measures/common.js';
 import { peerDrain } from './measures/drain.js';
-import { REPO_ROOT } from './processes.js';
 import { createProgress } from './progress.js';
 import { prepareRuntime } from './runtime.js';
 import { formatNumber } from './stats.js';

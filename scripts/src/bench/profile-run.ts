@@ -6,8 +6,8 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
 import postgres from 'postgres';
-import { startPrivatePostgres } from '../testing/private-postgres.js';
 
 const TOP = 15;
 

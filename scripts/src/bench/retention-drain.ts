@@ -5,13 +5,13 @@
 // retention deleted during the drain.
 //   npx tsx --conditions=source scripts/src/bench/retention-drain.ts [--history=3000000] [--tasks=100000] [--pairs=1]
 import { loadavg } from 'node:os';
+import { TEST_POSTGRES_URL } from '@task-pipeline/testkit/isolation';
+import { REPO_ROOT } from '@task-pipeline/testkit/processes';
 import postgres from 'postgres';
-import { TEST_POSTGRES_URL } from '../testing/isolation.js';
 import { machineFacts } from './machine.js';
 import type { MeasureContext } from './measures/common.js';
 import { oursDrain } from './measures/drain.js';
 import { BENCH_TEXT } from './plan.js';
-import { REPO_ROOT } from './processes.js';
 import { createProgress } from './progress.js';
 import { prepareRuntime } from './runtime.js';
 import type { Sandbox } from './sandbox.js';

@@ -2,8 +2,9 @@
 // then BENCHMARKS.md, the plots and the raw results written under `outDir`.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { TEST_POSTGRES_URL } from '@task-pipeline/testkit/isolation';
+import { REPO_ROOT } from '@task-pipeline/testkit/processes';
 import postgres from 'postgres';
-import { TEST_POSTGRES_URL } from '../testing/isolation.js';
 import { machineFacts } from './machine.js';
 import { measureApi } from './measures/api.js';
 import { measureCluster } from './measures/cluster.js';
@@ -13,7 +14,6 @@ import { measureDrain } from './measures/drain.js';
 import { measureLatency } from './measures/latency.js';
 import { measureScale } from './measures/scale.js';
 import type { BenchPlan } from './plan.js';
-import { REPO_ROOT } from './processes.js';
 import type { Progress } from './progress.js';
 import { PLOT_DIR, renderReport } from './report.js';
 import type { BenchResults } from './results.js';

@@ -1,10 +1,11 @@
 // Every measure runs in its own database and RabbitMQ vhost on the shared servers (created through the
 // test isolation helpers, dropped afterwards, even when the measure fails): runs never see each
 // other's rows or messages, and nothing restarts a shared server.
+
+import { createTestDatabase, createTestVhost } from '@task-pipeline/testkit/isolation';
 import pino from 'pino';
 import postgres from 'postgres';
 import { migrate } from '../../../producer/src/db/migrate.js';
-import { createTestDatabase, createTestVhost } from '../testing/isolation.js';
 import { BENCH_TEXT } from './plan.js';
 
 export type Sql = postgres.Sql;

@@ -2,13 +2,23 @@
 // run's node (as the images run them), each its own process on a free port, configured only through
 // the environment names of PROTOCOL §8.
 
+import { join } from 'node:path';
+import { freePort } from '@task-pipeline/testkit/private-process';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
 import { SERVICE_NODE_ARGS } from '../launcher/plan.js';
-import { freePort } from '../testing/private-process.js';
-import { type Service, startService, waitForHttp } from './processes.js';
 import { type Baseline, type BenchRuntime, baselineEntry, SERVICE_ENTRIES } from './runtime.js';
 import type { Sandbox } from './sandbox.js';
 
 export const BENCH_TOKEN = 'bench-status-api-token-0123456789';
+
+/**
+ * BENCH_CPU_PROF=DIR starts every service (ours and the baselines) with `--cpu-prof` into DIR/<name>/
+ * (written when it stops); `profile-summary.ts` lists where the time went.
+ */
+function profileArgs(name: string): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, name)}`] : [];
+}
 
 export interface RunningProducer {
   service: Service;
@@ -46,7 +56,10 @@ export async function startProducer(
       LOG_LEVEL: SERVICE_LOG_LEVEL,
       ...options.env,
     },
-    { execPath: runtime.node.execPath, nodeArgs: [...SERVICE_NODE_ARGS, ...(options.nodeArgs ?? [])] },
+    {
+      execPath: runtime.node.execPath,
+      nodeArgs: [...profileArgs('producer'), ...SERVICE_NODE_ARGS, ...(options.nodeArgs ?? [])],
+    },
   );
   const url = `http://127.0.0.1:${port}`;
   try {
@@ -80,7 +93,10 @@ export async function startConsumer(
       LOG_LEVEL: SERVICE_LOG_LEVEL,
       ...options.env,
     },
-    { execPath: runtime.node.execPath, nodeArgs: [...SERVICE_NODE_ARGS, ...(options.nodeArgs ?? [])] },
+    {
+      execPath: runtime.node.execPath,
+      nodeArgs: [...profileArgs(`consumer-${index}`), ...SERVICE_NODE_ARGS, ...(options.nodeArgs ?? [])],
+    },
   );
   try {
     await waitForHttp(service, `http://127.0.0.1:${healthPort}/health/ready`);
@@ -98,5 +114,8 @@ export function startBaseline(
   env: Record<string, string>,
   runtime: BenchRuntime,
 ): Service {
-  return startService(name, baselineEntry(baseline), env, { execPath: runtime.node.execPath });
+  return startService(name, baselineEntry(baseline), env, {
+    execPath: runtime.node.execPath,
+    nodeArgs: profileArgs(name),
+  });
 }

@@ -9,10 +9,10 @@
 // the times, which a shared 2-core machine makes noisy.
 //   npx tsx --conditions=source scripts/src/bench/write-path-cost.ts [--tasks=50000] [--rounds=3]
 import { loadavg } from 'node:os';
+import { startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
 import pino from 'pino';
 import postgres from 'postgres';
 import { migrate } from '../../../producer/src/db/migrate.js';
-import { startPrivatePostgres } from '../testing/private-postgres.js';
 import { BENCH_TEXT } from './plan.js';
 
 const PIECES = {
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   try {
     // isolation.ts reads this when it is first imported: set it before loading it.
     process.env.TEST_POSTGRES_URL = pg.url;
-    const { createTestDatabase } = await import('../testing/isolation.js');
+    const { createTestDatabase } = await import('@task-pipeline/testkit/isolation');
     const times = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
     const wal = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
     const loads: number[] = [loadavg()[0] as number];

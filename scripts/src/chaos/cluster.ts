@@ -4,16 +4,16 @@
 // With `brokerCluster`, RabbitMQ is a private 3-node cluster whose nodes every service is given
 // (AMQP_URL lists all three) and a second producer runs beside the first.
 import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
-import { type Service, startService, waitForHttp } from '../bench/processes.js';
-import { type PrivatePostgres, startPrivatePostgres } from '../testing/private-postgres.js';
-import { freePort, type RunResult } from '../testing/private-process.js';
+import { type PrivatePostgres, startPrivatePostgres } from '@task-pipeline/testkit/private-postgres';
+import { freePort, type RunResult } from '@task-pipeline/testkit/private-process';
 import {
   type PrivateRabbit,
   type PrivateRabbitCluster,
   startPrivateRabbit,
   startPrivateRabbitCluster,
-} from '../testing/private-rabbitmq.js';
+} from '@task-pipeline/testkit/private-rabbitmq';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
+import postgres from 'postgres';
 import { type PausableProxy, startPausableProxy } from './proxy.js';
 
 export interface ClusterOptions {

@@ -9,8 +9,8 @@ import {
   QUEUES,
   retryExchangeName,
 } from '@task-pipeline/rabbitmq';
+import { rabbitmqctl } from '@task-pipeline/testkit/isolation';
 import amqp from 'amqplib';
-import { rabbitmqctl } from '../testing/isolation.js';
 
 export const FUZZ_LABEL_HEADER = 'x-fuzz-label';
 

@@ -2,8 +2,8 @@
 // line at all (no stall, no silent close), never a 5xx, problem+json for every error, nothing leaked,
 // the tasks table unchanged by a rejected request, and the process still running afterwards.
 
+import { sendRaw } from '@task-pipeline/testkit/raw-http';
 import type { Sql } from 'postgres';
-import { sendRaw } from '../testing/raw-http.js';
 import type { HttpFinding } from './http-fuzz.js';
 import { findLeak, tableDigest } from './http-fuzz.js';
 import { type RawCase, type RawService, rawBytes } from './raw-arbitraries.js';

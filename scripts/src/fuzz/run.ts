@@ -5,11 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { QUEUES } from '@task-pipeline/rabbitmq';
+import { createTestDatabase, createTestVhost } from '@task-pipeline/testkit/isolation';
+import { freePort } from '@task-pipeline/testkit/private-process';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
 import postgres from 'postgres';
 import { request } from 'undici';
-import { type Service, startService, waitForHttp } from '../bench/processes.js';
-import { createTestDatabase, createTestVhost } from '../testing/isolation.js';
-import { freePort } from '../testing/private-process.js';
 import {
   drainParking,
   malformedMessages,

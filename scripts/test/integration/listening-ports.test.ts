@@ -3,17 +3,17 @@
 // authority, `*`, bad percent-escapes), huge and binary request lines and odd headers as raw bytes
 // over a socket. Each must answer 4xx problem+json and keep running.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Service, startService, waitForHttp } from '../../src/bench/processes.js';
-import { ODD_REQUESTS, type RawService } from '../../src/fuzz/raw-arbitraries.js';
 import {
   createTestDatabase,
   createTestVhost,
   type TestDatabase,
   type TestVhost,
-} from '../../src/testing/isolation.js';
-import { freePort } from '../../src/testing/private-process.js';
-import { sendRaw } from '../../src/testing/raw-http.js';
+} from '@task-pipeline/testkit/isolation';
+import { freePort } from '@task-pipeline/testkit/private-process';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
+import { sendRaw } from '@task-pipeline/testkit/raw-http';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { ODD_REQUESTS, type RawService } from '../../src/fuzz/raw-arbitraries.js';
 
 const HOST = '127.0.0.1';
 let database: TestDatabase;

@@ -4,17 +4,17 @@
 // are there too. scripts/test.sh installs promtool (Debian's prometheus package) when it can.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Service, startService, waitForHttp } from '../../src/bench/processes.js';
-import { type ApiClient, createApiClient } from '../../src/cli/api-client.js';
-import { createTasks, watchTasks } from '../../src/cli/task-runner.js';
 import {
   createTestDatabase,
   createTestVhost,
   type TestDatabase,
   type TestVhost,
-} from '../../src/testing/isolation.js';
-import { freePort } from '../../src/testing/private-process.js';
+} from '@task-pipeline/testkit/isolation';
+import { freePort } from '@task-pipeline/testkit/private-process';
+import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type ApiClient, createApiClient } from '../../src/cli/api-client.js';
+import { createTasks, watchTasks } from '../../src/cli/task-runner.js';
 
 // scripts/test.sh sets this only when promtool is missing and cannot be installed on this machine.
 const skipReason = spawnSync('promtool', ['--version']).error ? process.env.PROMTOOL_UNAVAILABLE : undefined;

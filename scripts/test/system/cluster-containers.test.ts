@@ -7,16 +7,16 @@
 //   npm run test:containers
 
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type CreatorResult, startCreator } from '../../src/chaos/creator.js';
-import { createFlipDetector } from '../../src/chaos/flip-detector.js';
 import {
   ComposeStack,
   type ContainerState,
   containerEngineUnavailable,
   docker,
-} from '../../src/testing/compose-stack.js';
-import { freePort } from '../../src/testing/private-process.js';
+} from '@task-pipeline/testkit/compose-stack';
+import { freePort } from '@task-pipeline/testkit/private-process';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type CreatorResult, startCreator } from '../../src/chaos/creator.js';
+import { createFlipDetector } from '../../src/chaos/flip-detector.js';
 
 const skipReason = containerEngineUnavailable();
 if (skipReason) console.warn(`cluster containers: skipped: ${skipReason}`);

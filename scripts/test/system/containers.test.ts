@@ -6,23 +6,23 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type ApiClient, createApiClient, type Task } from '../../src/cli/api-client.js';
-import { isTerminal } from '../../src/cli/progress.js';
-import { createTasks, watchTasks } from '../../src/cli/task-runner.js';
 import {
   ComposeStack,
   type ContainerState,
   containerEngineUnavailable,
   docker,
   REPO_ROOT,
-} from '../../src/testing/compose-stack.js';
+} from '@task-pipeline/testkit/compose-stack';
 import {
   type LocalRegistry,
   registryUnavailable,
   startLocalRegistry,
-} from '../../src/testing/local-registry.js';
-import { freePort } from '../../src/testing/private-process.js';
+} from '@task-pipeline/testkit/local-registry';
+import { freePort } from '@task-pipeline/testkit/private-process';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type ApiClient, createApiClient, type Task } from '../../src/cli/api-client.js';
+import { isTerminal } from '../../src/cli/progress.js';
+import { createTasks, watchTasks } from '../../src/cli/task-runner.js';
 
 const exec = promisify(execFile);
 const skipReason = containerEngineUnavailable();

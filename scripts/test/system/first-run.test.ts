@@ -11,16 +11,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { containerEngineUnavailable, REPO_ROOT } from '../../src/testing/compose-stack.js';
+import { containerEngineUnavailable, REPO_ROOT } from '@task-pipeline/testkit/compose-stack';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import {
   createTestVhost,
   TEST_POSTGRES_URL,
   type TestVhost,
   uniqueName,
-} from '../../src/testing/isolation.js';
-import { freePort, freePortPair, isAlive, waitFor } from '../../src/testing/private-process.js';
+} from '@task-pipeline/testkit/isolation';
+import { freePort, freePortPair, isAlive } from '@task-pipeline/testkit/private-process';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const exec = promisify(execFile);
 const skipReason = containerEngineUnavailable();
@@ -149,7 +150,10 @@ describe.skipIf(skipReason)('fresh clone, docker mode: ./run.sh, then what it pr
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
     });
-    await waitFor('log lines of the producer', () => /producer[-_]1/.test(output), 60_000, 200);
+    await eventually('log lines of the producer', () => /producer[-_]1/.test(output), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
     expect(child.exitCode, 'still following').toBeNull();
     process.kill(-(child.pid as number), 'SIGINT');
     await new Promise((resolve) => child.once('exit', resolve));
@@ -217,11 +221,10 @@ describe('fresh clone, local mode: ./run.sh --local, what it printed, then Ctrl-
     };
     run.stdout?.on('data', collect);
     run.stderr?.on('data', collect);
-    await waitFor(
+    await eventually(
       'the launcher to say it is ready',
       () => output.includes('Ctrl-C stops everything.') || run.exitCode !== null,
-      540_000,
-      200,
+      { timeoutMs: 540_000, intervalMs: 200 },
     );
     console.log(`first run, local mode: ./run.sh --local ready after ${seconds(started)}`);
     expect(run.exitCode, output.slice(-3000)).toBeNull();

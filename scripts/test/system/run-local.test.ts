@@ -4,18 +4,19 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type ApiClient, createApiClient } from '../../src/cli/api-client.js';
-import { createTasks, watchTasks } from '../../src/cli/task-runner.js';
-import { REPO_ROOT } from '../../src/testing/compose-stack.js';
+import { REPO_ROOT } from '@task-pipeline/testkit/compose-stack';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import {
   createTestVhost,
   TEST_POSTGRES_URL,
   type TestVhost,
   uniqueName,
-} from '../../src/testing/isolation.js';
-import { freePort, freePortPair, isAlive, portIsFree, waitFor } from '../../src/testing/private-process.js';
+} from '@task-pipeline/testkit/isolation';
+import { freePort, freePortPair, isAlive, portIsFree } from '@task-pipeline/testkit/private-process';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type ApiClient, createApiClient } from '../../src/cli/api-client.js';
+import { createTasks, watchTasks } from '../../src/cli/task-runner.js';
 
 /** Direct children of a process, from /proc/<pid>/stat ("pid (comm) state ppid ..."). */
 function childrenOf(pid: number): number[] {
@@ -90,11 +91,10 @@ describe('./run.sh --local', () => {
   });
 
   test('builds, creates the database and starts a producer and two consumers', async () => {
-    await waitFor(
+    await eventually(
       'the launcher to report ready',
       () => output.includes('Ctrl-C stops everything.') || run.exitCode !== null,
-      300_000,
-      200,
+      { timeoutMs: 300_000, intervalMs: 200 },
     );
     expect(run.exitCode, output.slice(-3000)).toBeNull();
     expect(output).toContain('run.sh: npm run build');

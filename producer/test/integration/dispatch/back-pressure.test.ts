@@ -1,29 +1,21 @@
 // Back-pressure (PROTOCOL §6.4): with no consumer, `sent` stays within DISPATCH_MAX_IN_FLIGHT plus one
 // batch and the backlog waits in PostgreSQL; as messages are consumed and reported, it flows again.
 // With two dispatchers on one database, the cap holds for both together, within a batch of each.
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { describe, expect, test } from 'vitest';
 import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
 import {
-  createServices,
   drainQueues,
-  eventually,
   insertTasks,
   queueDepths,
   report,
-  type Services,
   startDispatcher,
   statusCounts,
-} from './support.js';
+  useServices,
+} from '../../support/dispatch.js';
 
-let services: Services;
-
-beforeAll(async () => {
-  services = await createServices('dispatch_backpressure');
-});
-afterAll(async () => {
-  await services?.cleanup();
-});
-
+const services = useServices('dispatch_backpressure');
 const MAX_IN_FLIGHT = 100;
 const BATCH = 40;
 /** Small batches against the same cap: two replicas that do not see each other overshoot by many. */
@@ -49,13 +41,13 @@ describe('back-pressure', () => {
       // next one, a quarter of a second later): wait for the cap itself, not for the first pause.
       let held: Record<string, number> = {};
       await eventually(
+        'the in-flight pause at the cap, with every claimed batch recorded',
         async () => {
           held = await statusCounts(sql);
           const { paused, batchesInFlight } = d.dispatcher.stats();
           return paused === 'in_flight' && batchesInFlight === 0 && (held.sent ?? 0) >= MAX_IN_FLIGHT;
         },
-        30_000,
-        'the in-flight pause at the cap, with every claimed batch recorded',
+        { timeoutMs: 30_000 },
       );
       expect(held.sent).toBeLessThanOrEqual(MAX_IN_FLIGHT + BATCH);
       expect(held.waiting).toBe(500 - (held.sent ?? 0));
@@ -106,18 +98,18 @@ describe('back-pressure', () => {
       // one), so the cap is reached a little later than both first pause: wait for the cap itself.
       let sent = 0;
       await eventually(
+        'both dispatchers held back by the shared cap, with the cap reached',
         async () => {
           sent = (await statusCounts(sql)).sent ?? 0;
           return held(a) && held(b) && sent >= MAX_IN_FLIGHT;
         },
-        60_000,
-        'both dispatchers held back by the shared cap, with the cap reached',
+        { timeoutMs: 60_000 },
       );
       expect(sent).toBeLessThanOrEqual(MAX_IN_FLIGHT + 2 * TWO_BATCH);
       // Both took part: otherwise this shows nothing about two replicas.
       expect(a.dispatcher.stats().dispatched).toBeGreaterThan(0);
       expect(b.dispatcher.stats().dispatched).toBeGreaterThan(0);
-      await eventually(() => observed.length >= 4, 10_000, 'the observations to land');
+      await eventually('the observations to land', () => observed.length >= 4, { timeoutMs: 10_000 });
       expect(Math.max(...observed)).toBeLessThanOrEqual(MAX_IN_FLIGHT + 2 * TWO_BATCH);
     } finally {
       await Promise.all([a.close(), b.close()]);

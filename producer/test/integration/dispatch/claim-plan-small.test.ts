@@ -1,12 +1,12 @@
 // The claim over a small table (30,000 waiting tasks): where a join of the picked ids to the table
 // looks cheap enough for the planner to hash-join a scan of the whole table. The claimed rows must be
 // reached through the primary key at any size (claim-plan.test.ts covers a million rows).
+
+import type { TestDatabase } from '@task-pipeline/testkit/isolation';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../../../scripts/src/testing/isolation.js';
-import { migrate } from '../../../src/db/migrate.js';
 import { buildClaimPlan, randomStartIds } from '../../../src/dispatch/claim-query.js';
-import { logger } from './support.js';
+import { createProducerDatabase } from '../../support/database.js';
 
 interface PlanNode {
   'Node Type': string;
@@ -21,8 +21,7 @@ let db: TestDatabase;
 let sql: postgres.Sql;
 
 beforeAll(async () => {
-  db = await createTestDatabase('claim_plan_small');
-  await migrate(db.url, logger);
+  db = await createProducerDatabase('claim_plan_small');
   sql = postgres(db.url, { max: 1, onnotice: () => undefined });
   await sql`
     INSERT INTO tasks (id, text, priority)

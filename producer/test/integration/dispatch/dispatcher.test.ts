@@ -1,31 +1,24 @@
 // The dispatch loop on the real PostgreSQL and RabbitMQ: every task out exactly once, nothing lost
 // when a route or a channel fails, no duplicates between dispatchers, random and priority order.
 import { EXCHANGES, HEADERS, JSON_CONTENT_TYPE, PRIORITIES, WORK_QUEUES } from '@task-pipeline/rabbitmq';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { BatchResult } from '../../../src/dispatch/dispatcher.js';
 import {
-  createServices,
   drainQueues,
-  eventually,
   gate,
   insertTasks,
   resetState,
-  type Services,
   startDispatcher,
   statusCounts,
   type TestDispatcher,
+  useServices,
   withChannel,
-} from './support.js';
+} from '../../support/dispatch.js';
 
-let services: Services;
 const running: TestDispatcher[] = [];
 
-beforeAll(async () => {
-  services = await createServices('dispatcher');
-});
-afterAll(async () => {
-  await services?.cleanup();
-});
+const services = useServices('dispatcher');
 beforeEach(async () => {
   await resetState(services);
 });
@@ -51,7 +44,7 @@ describe('dispatcher', () => {
   test('5,000 waiting tasks: each published exactly once, as the contract message, and sent', async () => {
     const tasks = await insertTasks(services.sql, 5_000, (i) => PRIORITIES[i % 3] ?? 'low');
     await start();
-    await eventually(allSent(5_000), 120_000, 'all 5,000 tasks sent');
+    await eventually('all 5,000 tasks sent', allSent(5_000), { timeoutMs: 120_000 });
 
     const messages = await drainQueues(services.vhost.url);
     expect(messages).toHaveLength(5_000);
@@ -78,7 +71,7 @@ describe('dispatcher', () => {
     await insertTasks(services.sql, 3_000);
     const a = await start({ config: { batchSize: 100 } });
     const b = await start({ config: { batchSize: 100 } });
-    await eventually(allSent(3_000), 120_000, 'all tasks sent');
+    await eventually('all tasks sent', allSent(3_000), { timeoutMs: 120_000 });
     const messages = await drainQueues(services.vhost.url);
     expect(messages).toHaveLength(3_000);
     expect(new Set(messages.map((m) => m.messageId)).size).toBe(3_000);
@@ -94,14 +87,14 @@ describe('dispatcher', () => {
     await withChannel(vhost.url, (ch) => ch.unbindQueue(WORK_QUEUES.high, EXCHANGES.tasks, 'high'));
     const tasks = await insertTasks(services.sql, 200, (i) => (i % 2 === 0 ? 'high' : 'medium'));
     d.dispatcher.wake();
-    await eventually(allSent(100), 60_000, 'medium tasks sent');
+    await eventually('medium tasks sent', allSent(100), { timeoutMs: 60_000 });
     await eventually(
+      'every high task failed as unroutable at least once',
       () =>
         d.metrics.publishFailures
           .get()
           .then((m) => m.values.some((v) => v.labels.reason === 'UNROUTABLE' && v.value >= 100)),
-      60_000,
-      'every high task failed as unroutable at least once',
+      { timeoutMs: 60_000 },
     );
     const rows = await services.sql<{ status: string; priority: string; n: number }[]>`
       SELECT status, priority::text, count(*)::int AS n FROM tasks GROUP BY 1, 2 ORDER BY 1, 2`;
@@ -115,7 +108,7 @@ describe('dispatcher', () => {
 
     // The binding is back (the topology is re-asserted on reconnect; here by hand): the rest go out.
     await withChannel(vhost.url, (ch) => ch.bindQueue(WORK_QUEUES.high, EXCHANGES.tasks, 'high'));
-    await eventually(allSent(200), 90_000, 'high tasks sent after the binding returned');
+    await eventually('high tasks sent after the binding returned', allSent(200), { timeoutMs: 90_000 });
     const late = await drainQueues(vhost.url);
     expect(new Set(late.map((m) => m.messageId))).toEqual(
       new Set(tasks.filter((t) => t.priority === 'high').map((t) => t.id)),
@@ -133,15 +126,17 @@ describe('dispatcher', () => {
     const pausedFor = async (reason: string) =>
       (await d.metrics.dispatcherPaused.get()).values.find((v) => v.labels.reason === reason)?.value;
     await eventually(
+      'the hold after failed batches, as a pause reason',
       async () =>
         d.dispatcher.stats().paused === 'publish_failures' && (await pausedFor('publish_failures')) === 1,
-      60_000,
-      'the hold after failed batches, as a pause reason',
+      { timeoutMs: 60_000 },
     );
 
     await withChannel(vhost.url, (ch) => ch.bindQueue(WORK_QUEUES.high, EXCHANGES.tasks, 'high'));
-    await eventually(allSent(40), 90_000, 'every task sent once the route is back');
-    await eventually(() => d.dispatcher.stats().paused === undefined, 30_000, 'the pause to end');
+    await eventually('every task sent once the route is back', allSent(40), { timeoutMs: 90_000 });
+    await eventually('the pause to end', () => d.dispatcher.stats().paused === undefined, {
+      timeoutMs: 30_000,
+    });
     expect(await pausedFor('publish_failures')).toBe(0);
   });
 
@@ -160,7 +155,7 @@ describe('dispatcher', () => {
         },
       },
     });
-    await eventually(() => reached, 30_000, 'the first batch half published');
+    await eventually('the first batch half published', () => reached, { timeoutMs: 30_000 });
     const stopped = d.dispatcher.stop(10_000);
     held.open();
     await stopped;
@@ -197,7 +192,7 @@ describe('dispatcher', () => {
         afterBatch: (r) => results.push(r),
       },
     });
-    await eventually(allSent(400), 90_000, 'all tasks sent after the channel came back');
+    await eventually('all tasks sent after the channel came back', allSent(400), { timeoutMs: 90_000 });
     const first = results[0];
     expect(first?.claimed).toHaveLength(400);
     expect((first?.failed.length ?? 0) + (first?.unpublished.length ?? 0)).toBeGreaterThan(0);

@@ -1,22 +1,14 @@
 // The record and release statements' outcome, row by row: changed, skipped because another
 // transaction holds the row (the dispatcher retries those), or left alone because it no longer
 // matches the claim (reported, re-claimed); the dispatcher's retry logic relies on telling them apart.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { beforeEach, describe, expect, test } from 'vitest';
 import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
-import { createServices, dispatchRepository, insertTasks, resetState, type Services } from './support.js';
+import { dispatchRepository, insertTasks, resetState, useServices } from '../../support/dispatch.js';
 
-let services: Services;
-
-beforeAll(async () => {
-  services = await createServices('dispatch_fenced');
-});
+const services = useServices('dispatch_fenced');
 
 beforeEach(async () => {
   await resetState(services);
-});
-
-afterAll(async () => {
-  await services?.cleanup();
 });
 
 /** Five claimed tasks (attempt 1), as the claim leaves them. */

@@ -1,32 +1,26 @@
 // Fresh tasks claimed by the insert that creates them (PROTOCOL §6.1): only while the dispatcher has
 // nothing waiting for it, with the same lease and attempt fence as a claim, so a crash between the
 // insert and the publish loses nothing.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
 import { createTaskRepository } from '../../../src/tasks/repository.js';
 import {
-  createServices,
   drainQueues,
-  eventually,
   gate,
   insertTasks,
   queueDepths,
   resetState,
-  type Services,
   startDispatcher,
   statusCounts,
   type TestDispatcher,
-} from './support.js';
+  useServices,
+} from '../../support/dispatch.js';
 
-let services: Services;
 const running: TestDispatcher[] = [];
 
-beforeAll(async () => {
-  services = await createServices('dispatch_insert_claim');
-});
-afterAll(async () => {
-  await services?.cleanup();
-});
+const services = useServices('dispatch_insert_claim');
 beforeEach(async () => {
   await resetState(services);
 });
@@ -43,7 +37,7 @@ async function start(options: Parameters<typeof startDispatcher>[1] = {}) {
 /** The work messages published, once `n` are queued. */
 async function queued(n: number) {
   const total = async () => Object.values(await queueDepths(services.vhost.url)).reduce((a, b) => a + b, 0);
-  await eventually(async () => (await total()) === n, 30_000, `${n} messages queued`);
+  await eventually(`${n} messages queued`, async () => (await total()) === n, { timeoutMs: 30_000 });
   return drainQueues(services.vhost.url);
 }
 
@@ -54,9 +48,22 @@ function repositoryFor(d: TestDispatcher) {
   });
 }
 
-/** The dispatcher has looked at the table once and found nothing waiting. */
+/**
+ * The dispatcher has looked at the table once and found nothing waiting: an insert may claim now.
+ * (Its first count comes before its first claim returns: waiting for the count alone let a loaded
+ * machine create the tasks while the claim was still out, and they queued behind it instead.)
+ * The probe's reservation is given straight back.
+ */
 async function idle(d: TestDispatcher) {
-  await eventually(() => d.dispatcher.stats().sentCount !== undefined, 10_000, 'a first claim');
+  await eventually(
+    'an insert may claim',
+    () => {
+      const probe = d.dispatcher.claimOnInsert(1);
+      probe?.abandoned();
+      return probe !== undefined;
+    },
+    { timeoutMs: 10_000 },
+  );
 }
 
 describe('a create while the dispatcher is idle', () => {
@@ -78,7 +85,9 @@ describe('a create while the dispatcher is idle', () => {
     }
     const messages = await queued(3);
     expect(messages.map((m) => m.body.attempt)).toEqual([1, 1, 1]);
-    await eventually(async () => (await statusCounts(services.sql)).sent === 3, 10_000, 'all recorded sent');
+    await eventually('all recorded sent', async () => (await statusCounts(services.sql)).sent === 3, {
+      timeoutMs: 10_000,
+    });
     const [row] = await services.sql<
       { n: number }[]
     >`select count(*)::int as n from tasks where attempts <> 1`;
@@ -96,11 +105,15 @@ describe('a create behind a backlog', () => {
     });
     await insertTasks(services.sql, 500);
     d.dispatcher.wake();
-    await eventually(() => d.dispatcher.stats().batchesInFlight > 0, 10_000, 'a full batch claimed');
+    await eventually('a full batch claimed', () => d.dispatcher.stats().batchesInFlight > 0, {
+      timeoutMs: 10_000,
+    });
     const result = await repositoryFor(d).create({ text: 'behind the backlog', priority: 'medium' });
     expect(result).toMatchObject({ outcome: 'created', claimed: false, task: { attempts: 0 } });
     hold.open();
-    await eventually(async () => (await statusCounts(services.sql)).sent === 501, 30_000, 'everything sent');
+    await eventually('everything sent', async () => (await statusCounts(services.sql)).sent === 501, {
+      timeoutMs: 30_000,
+    });
   });
 });
 

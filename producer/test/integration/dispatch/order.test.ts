@@ -1,29 +1,22 @@
 // Claim order: high priority first, then random within a priority (DISPATCH_ORDER=random), or oldest
 // first (fifo). Random is measured as the rank correlation between creation and publish order.
 import { PRIORITIES, type Priority, WORK_QUEUES } from '@task-pipeline/rabbitmq';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { eventually } from '@task-pipeline/testkit/eventually';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import {
-  createServices,
   drainQueues,
-  eventually,
   insertTasks,
   logger,
   resetState,
-  type Services,
   startDispatcher,
   statusCounts,
   type TestDispatcher,
-} from './support.js';
+  useServices,
+} from '../../support/dispatch.js';
 
-let services: Services;
 const running: TestDispatcher[] = [];
 
-beforeAll(async () => {
-  services = await createServices('dispatch_order');
-});
-afterAll(async () => {
-  await services?.cleanup();
-});
+const services = useServices('dispatch_order');
 beforeEach(async () => {
   await resetState(services);
 });
@@ -50,7 +43,9 @@ async function publishOrderOf(
   // Created while no dispatcher runs (DISPATCHER_ENABLED=false), dispatched afterwards.
   const tasks = await insertTasks(services.sql, count);
   running.push(await startDispatcher(services, { config: { order } }));
-  await eventually(async () => (await statusCounts(services.sql)).sent === count, 60_000, 'all sent');
+  await eventually('all sent', async () => (await statusCounts(services.sql)).sent === count, {
+    timeoutMs: 60_000,
+  });
   // One queue, one publishing channel: the queue holds the messages in publish order.
   const messages = await drainQueues(services.vhost.url, [WORK_QUEUES.medium]);
   return { created: tasks.map((t) => t.id), published: messages.map((m) => m.messageId) };
@@ -80,7 +75,9 @@ describe('claim order', () => {
         hooks: { afterClaim: (tasks) => void claimOrder.push(...tasks.map((t) => t.priority)) },
       }),
     );
-    await eventually(async () => (await statusCounts(services.sql)).sent === 900, 60_000, 'all sent');
+    await eventually('all sent', async () => (await statusCounts(services.sql)).sent === 900, {
+      timeoutMs: 60_000,
+    });
     expect(claimOrder).toHaveLength(900);
     const ranks = claimOrder.map((p) => PRIORITIES.indexOf(p));
     expect(ranks).toEqual([...ranks].sort((x, y) => x - y));

@@ -1,21 +1,19 @@
 // Wake-up across replicas (PROTOCOL §6.5) through two real producers on one database and one vhost:
 // with a 60 s poll, only the NOTIFY sent by the creating replica can make the other one dispatch fast.
+
+import { eventually } from '@task-pipeline/testkit/eventually';
 import type { FastifyBaseLogger } from 'fastify';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import { buildApp, type ProducerApp } from '../../../src/app.js';
 import { loadConfig } from '../../../src/config.js';
 import { NOTIFY_MIN_INTERVAL_MS, TASKS_CREATED_CHANNEL } from '../../../src/dispatch/wakeup.js';
-import { createServices, drainQueues, eventually, logger, type Services, statusCounts } from './support.js';
+import { drainQueues, logger, statusCounts, useServices } from '../../support/dispatch.js';
 
-let services: Services;
 const apps: ProducerApp[] = [];
 
-beforeAll(async () => {
-  services = await createServices('dispatch_wakeup');
-});
+const services = useServices('dispatch_wakeup');
 afterAll(async () => {
   for (const app of apps.splice(0)) await app.close();
-  await services?.cleanup();
 });
 
 async function startProducer(env: Record<string, string>): Promise<{ app: ProducerApp; url: string }> {
@@ -55,12 +53,14 @@ describe('cross-replica wake-up', () => {
     const b = await startProducer({ DISPATCHER_ENABLED: 'true' });
     await b.app.broker.waitForConnect();
     // B has found the backlog empty and now sleeps until a wake-up or its 60 s poll.
-    await eventually(() => b.app.dispatcher.stats().running, 10_000, 'B dispatching');
+    await eventually('B dispatching', () => b.app.dispatcher.stats().running, { timeoutMs: 10_000 });
     expect(a.app.dispatcher.stats()).toMatchObject({ enabled: false, running: false });
 
     for (const round of [1, 2]) {
       const id = await createTask(a.url, `wake up ${round}`);
-      await eventually(async () => (await statusOf(id)) === 'sent', 10_000, `task ${round} sent by B`);
+      await eventually(`task ${round} sent by B`, async () => (await statusOf(id)) === 'sent', {
+        timeoutMs: 10_000,
+      });
       const messages = await drainQueues(services.vhost.url);
       expect(messages.map((m) => m.messageId)).toEqual([id]);
     }
@@ -82,12 +82,12 @@ describe('cross-replica wake-up', () => {
       const ids = await Promise.all(Array.from({ length: 200 }, (_, i) => createTask(url, `burst ${i}`)));
       const burstMs = performance.now() - started;
       await eventually(
-        async () => (await statusCounts(services.sql)).sent === ids.length + 2,
-        30_000,
         'the burst sent',
+        async () => (await statusCounts(services.sql)).sent === ids.length + 2,
+        { timeoutMs: 30_000 },
       );
       // Rate limit: one NOTIFY per NOTIFY_MIN_INTERVAL_MS per replica at most, plus the trailing one.
-      await eventually(() => notifications.length > 0, 5_000, 'a notification');
+      await eventually('a notification', () => notifications.length > 0, { timeoutMs: 5_000 });
       expect(notifications.length).toBeLessThanOrEqual(Math.ceil(burstMs / NOTIFY_MIN_INTERVAL_MS) + 2);
       expect(notifications.length).toBeLessThan(ids.length);
     } finally {

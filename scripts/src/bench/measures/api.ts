@@ -1,9 +1,10 @@
 // Measure 3: create-task and update-task-status through autocannon (closed loop, c connections, d
 // seconds) against our producer and against the naive route, on the same tasks table. The producer's
 // dispatcher is off: this measures the API, not the API competing with dispatch for the same cores.
+
+import { freePort } from '@task-pipeline/testkit/private-process';
+import type { Service } from '@task-pipeline/testkit/processes';
 import autocannon, { type Result } from 'autocannon';
-import { freePort } from '../../testing/private-process.js';
-import type { Service } from '../processes.js';
 import type { Progress } from '../progress.js';
 import type { ApiRow, HttpStats } from '../results.js';
 import { type Sandbox, seedTasks, withSandbox } from '../sandbox.js';

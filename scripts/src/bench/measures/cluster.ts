@@ -9,7 +9,7 @@ import {
   type PrivateRabbit,
   startPrivateRabbit,
   startPrivateRabbitCluster,
-} from '../../testing/private-rabbitmq.js';
+} from '@task-pipeline/testkit/private-rabbitmq';
 import type { SampledProcess } from '../resources.js';
 import type { ClusterResult } from '../results.js';
 import { attempt, type MeasureContext } from './common.js';

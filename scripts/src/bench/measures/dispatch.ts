@@ -3,9 +3,9 @@
 // same durable quorum queue that the same auto-ack sink drains. Each is a rate over a fixed window,
 // with the CPU of every process it counted (the publisher, and the servers it used) over that window.
 
+import { assertRunning, type Service } from '@task-pipeline/testkit/processes';
 import { rawWorkMessage } from '../baselines/raw-message.js';
 import type { ServerGroup } from '../cpu.js';
-import { assertRunning, type Service } from '../processes.js';
 import type { Progress } from '../progress.js';
 import { betweenIdleSamples, sampleResources } from '../resources.js';
 import type { DispatchRow, MeasuredRate, RawBrokerResult } from '../results.js';
@@ -78,7 +78,9 @@ async function publishRate(
         bar.finish(`${formatNumber(rate.perSecond)} msg/s`);
         return { ...rate, resources, cpuItems: rate.count - countedBefore };
       },
-      async () => publisher?.service.stop(),
+      async () => {
+        await publisher?.service.stop();
+      },
     );
   } finally {
     await sink.close();

@@ -6,7 +6,8 @@
 // is counted from the same moment.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../../testing/private-process.js';
+import { freePort } from '@task-pipeline/testkit/private-process';
+import { assertRunning, REPO_ROOT, type Service, stopAll } from '@task-pipeline/testkit/processes';
 import {
   defaultSettings,
   describeSettings,
@@ -16,7 +17,6 @@ import {
 } from '../baselines/peer-settings.js';
 import { peerProbe, prefillPeer } from '../baselines/peers.js';
 import type { ServerGroup } from '../cpu.js';
-import { assertRunning, REPO_ROOT, type Service, stopAll } from '../processes.js';
 import { betweenIdleSamples, type SampledProcess, sampleResources } from '../resources.js';
 import type { DrainRow } from '../results.js';
 import { countUnfinished, lastFinishedAt, type Sandbox, type Sql, withSandbox } from '../sandbox.js';

@@ -5,9 +5,9 @@
 // goes first and is not counted: the first seconds of fresh processes (JIT, pools, channels) would
 // otherwise make the p99 (a run at 1,000/s counted 1.3 s for the first 3 s, 0.1 s after).
 import { performance } from 'node:perf_hooks';
+import { freePort } from '@task-pipeline/testkit/private-process';
+import { assertRunning, type Service, stopAll } from '@task-pipeline/testkit/processes';
 import { Pool } from 'undici';
-import { freePort } from '../../testing/private-process.js';
-import { assertRunning, type Service, stopAll } from '../processes.js';
 import { betweenIdleSamples, sampleResources } from '../resources.js';
 import type { LatencyResult } from '../results.js';
 import { countUnfinished, withSandbox } from '../sandbox.js';

@@ -1,8 +1,9 @@
 // The launcher's broker check with a cluster's node list in AMQP_URL: one node answering is enough,
 // and what it prints never shows a password.
+
+import { TEST_AMQP_URL } from '@task-pipeline/testkit/isolation';
 import { describe, expect, test } from 'vitest';
 import { checkRabbitmq, LaunchError, redact } from '../../../src/launcher/preflight.js';
-import { TEST_AMQP_URL } from '../../../src/testing/isolation.js';
 
 describe('checkRabbitmq over a broker list', () => {
   test('passes when a later node of the list answers, fails naming every node when none does', async () => {

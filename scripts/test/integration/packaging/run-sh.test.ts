@@ -15,8 +15,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { REPO_ROOT } from '@task-pipeline/testkit/compose-stack';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { REPO_ROOT } from '../../../src/testing/compose-stack.js';
 
 // The stand-in answers `docker info`, `docker compose ...` and `docker inspect`; HEALTH sets what
 // every container reports, RUNNING_SERVICES which services `ps --services` lists as running.
