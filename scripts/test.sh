@@ -92,6 +92,15 @@ for tier in "${TIERS[@]}"; do
   stage "$tier" run_vitest "$RESULTS/$tier.json" --project "$tier"
 done
 
+# The migrated template databases the tiers copied from (testkit's isolation) go with the run; a
+# later run builds its own in a second. Test databases and vhosts are dropped by their own files.
+drop_templates() {
+  local url=${TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
+  psql "$url" -Atqc "select datname from pg_database where datname like 'tp\_template\_%'" |
+    while read -r db; do psql "$url" -qc "drop database if exists \"$db\"" || true; done
+}
+stage cleanup drop_templates
+
 echo
 echo "Stage durations:"
 for i in "${!STAGE_NAMES[@]}"; do printf '  %-14s %s\n' "${STAGE_NAMES[$i]}" "${STAGE_RESULTS[$i]}"; done
