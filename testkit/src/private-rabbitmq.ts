@@ -181,7 +181,7 @@ export interface PrivateRabbitCluster {
  * duplicate delivery, which the attempt fencing absorbs. The compose profile's nodes mount the same file.
  */
 export const CLUSTER_ADVANCED_CONFIG = readFileSync(
-  new URL('../../../rabbitmq/cluster-advanced.config', import.meta.url),
+  new URL('../../rabbitmq/cluster-advanced.config', import.meta.url),
   'utf8',
 );
 
