@@ -7,24 +7,13 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createTaskRepository } from '../../src/tasks/repository.js';
 import { createProducerDatabase } from '../support/database.js';
+import { type ExplainedStatement, explainStatement, type SentStatement } from '../support/plans.js';
 
 const ROWS = 200_000;
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  Plans?: PlanNode[];
-}
-
-interface Sent {
-  query: string;
-  params: unknown[];
-}
-
 let db: TestDatabase;
 let sql: postgres.Sql;
-let sent: Sent[] = [];
+let sent: SentStatement[] = [];
 let ids: string[];
 
 beforeAll(async () => {
@@ -53,31 +42,17 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function nodes(plan: PlanNode): PlanNode[] {
-  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
-}
-
 /** Runs `action`, then EXPLAINs every statement it sent that touches tasks. */
-async function explainStatements(
-  action: () => Promise<unknown>,
-): Promise<{ query: string; nodes: PlanNode[] }[]> {
+async function explainStatements(action: () => Promise<unknown>): Promise<ExplainedStatement[]> {
   sent = [];
   await action();
   const statements = sent.filter((s) => /\btasks\b/.test(s.query) && !/^\s*(begin|commit)/i.test(s.query));
   const explained = [];
-  for (const statement of statements) {
-    const [row] = await sql.unsafe<{ 'QUERY PLAN': { Plan: PlanNode }[] }[]>(
-      `explain (format json) ${statement.query}`,
-      statement.params as postgres.ParameterOrJSON<never>[],
-    );
-    const plan = row?.['QUERY PLAN'][0]?.Plan;
-    if (!plan) throw new Error(`no plan for ${statement.query}`);
-    explained.push({ query: statement.query.replace(/\s+/g, ' ').trim(), nodes: nodes(plan) });
-  }
+  for (const statement of statements) explained.push(await explainStatement(sql, statement));
   return explained;
 }
 
-function expectIndexOnly(explained: { query: string; nodes: PlanNode[] }[], index: string) {
+function expectIndexOnly(explained: ExplainedStatement[], index: string) {
   expect(explained.length).toBeGreaterThan(0);
   for (const { query, nodes: planNodes } of explained) {
     const onTasks = planNodes.filter((n) => n['Relation Name'] === 'tasks');

@@ -12,6 +12,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { RedriveTasksSchema, TaskListQuerySchema } from '../../src/schemas/operator.js';
 import { createOperatorRepository } from '../../src/tasks/operator-repository.js';
 import { MATCH_COUNT_BOUND, SCAN_BUDGET, type TaskFilter } from '../../src/tasks/operator-types.js';
+import { type ExplainedStatement, explainStatement, type SentStatement } from '../support/plans.js';
 
 const ROWS = 10_000_000;
 const SENT = 10_000;
@@ -21,18 +22,9 @@ const INDEXES = new Set(['tasks_created', 'tasks_error', 'tasks_sent', 'tasks_cl
 /** EXPLAIN ANALYZE's execution times of the read statements, for the figures in BENCHMARKS.md. */
 const executionMs: number[] = [];
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  Plans?: PlanNode[];
-}
-
 let db: TestDatabase;
 let sql: postgres.Sql;
-let sent: { query: string; params: unknown[] }[] = [];
+let sent: SentStatement[] = [];
 let midCursor: string;
 
 beforeAll(async () => {
@@ -93,34 +85,22 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function nodes(plan: PlanNode): PlanNode[] {
-  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
-}
-
 /** Runs `action`, then explains (and, unless it writes, runs) every statement it sent on tasks. */
-async function explainStatements(
-  action: () => Promise<unknown>,
-): Promise<{ query: string; nodes: PlanNode[] }[]> {
+async function explainStatements(action: () => Promise<unknown>): Promise<ExplainedStatement[]> {
   sent = [];
   await action();
   const explained = [];
   for (const statement of sent.filter((s) => /\btasks\b/.test(s.query))) {
     const writes = /\bupdate\s+tasks\b/i.test(statement.query);
-    const [row] = await sql.unsafe<{ 'QUERY PLAN': { Plan: PlanNode; 'Execution Time'?: number }[] }[]>(
-      `explain (${writes ? '' : 'analyze, timing off, '}format json) ${statement.query}`,
-      statement.params as postgres.ParameterOrJSON<never>[],
-    );
-    const plan = row?.['QUERY PLAN'][0]?.Plan;
-    if (!plan) throw new Error(`no plan for ${statement.query}`);
-    const ms = row?.['QUERY PLAN'][0]?.['Execution Time'];
-    if (ms !== undefined) executionMs.push(ms);
-    explained.push({ query: statement.query.replace(/\s+/g, ' ').trim(), nodes: nodes(plan) });
+    const result = await explainStatement(sql, statement, { analyze: !writes });
+    if (result.executionMs !== undefined) executionMs.push(result.executionMs);
+    explained.push(result);
   }
   return explained;
 }
 
 /** Index access only, and (when run) at most `maxRows` rows read from tasks in all. */
-function expectBounded(explained: { query: string; nodes: PlanNode[] }[], maxRows: number, label: string) {
+function expectBounded(explained: ExplainedStatement[], maxRows: number, label: string) {
   expect(explained.length, label).toBeGreaterThan(0);
   for (const { query, nodes: planNodes } of explained) {
     const onTasks = planNodes.filter((n) => n['Relation Name'] === 'tasks');

@@ -7,15 +7,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildClaimPlan, randomStartIds } from '../../../src/dispatch/claim-query.js';
 import { createProducerDatabase } from '../../support/database.js';
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  Plans?: PlanNode[];
-}
-
-const nodes = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+import { type PlanNode, planNodes } from '../../support/plans.js';
 
 let db: TestDatabase;
 let sql: postgres.Sql;
@@ -64,7 +56,7 @@ async function explainClaim(generic: boolean): Promise<PlanNode> {
 describe('the claim over 30,000 waiting tasks', () => {
   for (const generic of [false, true]) {
     test(`reaches the claimed rows through the primary key, no scan of the table (${generic ? 'generic' : 'custom'} plan)`, async () => {
-      const all = nodes(await explainClaim(generic));
+      const all = planNodes(await explainClaim(generic));
       expect(all.filter((n) => n['Node Type'] === 'Seq Scan')).toEqual([]);
       expect(all.some((n) => n['Index Name'] === 'tasks_pkey')).toBe(true);
     });

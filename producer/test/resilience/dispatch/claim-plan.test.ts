@@ -9,20 +9,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildClaimPlan, type DispatchOrder, randomStartIds } from '../../../src/dispatch/claim-query.js';
 import { createProducerDatabase } from '../../support/database.js';
 import { dispatchRepository, logger } from '../../support/dispatch.js';
+import { type PlanNode, planNodes } from '../../support/plans.js';
 
 const WAITING = 1_000_000;
 const FINISHED = 200_000;
 const SENT = 10_000;
 const BATCH = 500;
-
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  Plans?: PlanNode[];
-}
 
 let db: TestDatabase;
 let sql: postgres.Sql;
@@ -58,12 +50,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function nodes(plan: PlanNode): PlanNode[] {
-  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
-}
-
 function expectIndexedClaim(plan: PlanNode, index: string) {
-  const all = nodes(plan);
+  const all = planNodes(plan);
   expect(all.map((n) => n['Node Type'])).not.toContain('Sort');
   expect(all.filter((n) => n['Node Type'] === 'Seq Scan')).toEqual([]);
   const scans = all.filter((n) => n['Node Type'] === 'Index Scan' && n['Index Name'] === index);
@@ -129,7 +117,7 @@ describe(`dispatcher plans over ${WAITING.toLocaleString('en')} waiting tasks`, 
       const json = await explainClaim(order, 'json', { analyze: true });
       const text = await explainClaim(order, 'text', { analyze: true });
       logger.info({ order, plan: text }, 'claim plan (EXPLAIN ANALYZE, rolled back)');
-      const scanned = nodes(json)
+      const scanned = planNodes(json)
         .filter((n) => n['Index Name'] === index)
         .reduce((sum, n) => sum + (n['Actual Rows'] ?? 0) * (n['Actual Loops'] ?? 1), 0);
       expect(scanned).toBeGreaterThanOrEqual(BATCH);
@@ -163,7 +151,7 @@ describe(`dispatcher plans over ${WAITING.toLocaleString('en')} waiting tasks`, 
         `EXPLAIN (FORMAT JSON) ${statement.query}`,
         statement.params as postgres.ParameterOrJSON<never>[],
       );
-      const all = nodes(row?.['QUERY PLAN'][0]?.Plan as PlanNode);
+      const all = planNodes(row?.['QUERY PLAN'][0]?.Plan as PlanNode);
       const onTasks = all.filter((n) => n['Relation Name'] === 'tasks');
       expect(onTasks.length, statement.query).toBeGreaterThan(0);
       for (const node of onTasks) expect(node['Node Type'], statement.query).not.toBe('Seq Scan');
