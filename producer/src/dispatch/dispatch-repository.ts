@@ -4,7 +4,6 @@
 // batch updates of the same tasks, which arrive while confirms are still pending.
 import type { Priority } from '@task-pipeline/rabbitmq/contract';
 import type { PendingQuery, Row, Sql } from 'postgres';
-import type { ProducerConfig } from '../config.js';
 import { type CancellableQuery, withDeadline } from '../db/deadline.js';
 import { buildClaimPlan, type ClaimPlanInput, claimOrderComparator } from './claim-query.js';
 
@@ -89,9 +88,7 @@ export const MIN_STATEMENT_DEADLINE_MS = 5_000;
  * it is 20 s, two orders of magnitude above the slowest claims measured (20–90 ms for 500 rows at 1M
  * waiting rows, a few seconds under load), so only a statement that is stuck reaches it.
  */
-export function statementDeadlineMs(
-  config: Pick<ProducerConfig['dispatch'], 'leaseSeconds' | 'confirmTimeoutMs'>,
-): number {
+export function statementDeadlineMs(config: { leaseSeconds: number; confirmTimeoutMs: number }): number {
   return config.leaseSeconds * 1000 - 2 * config.confirmTimeoutMs;
 }
 
