@@ -9,12 +9,15 @@ import { ProducerEnvSchema } from '../../../producer/src/config.js';
 export type Env = Record<string, string | undefined>;
 
 /**
- * The node flags every service runs with, here as in the images' CMD (a test keeps them equal). A young
- * generation of 8 MiB instead of V8's default of up to 32 MiB: the services allocate fast and keep
- * little, and paired drains showed peak RSS 178-180 -> 133-148 MiB (producer) and 126-134 -> 116-119
- * MiB (consumer) at the same CPU per task.
+ * The node flags every service runs with, here as in the images' CMD (a test keeps them equal). The
+ * young generation is fixed at V8's cap (2 × 16 MiB), which V8 otherwise scales down with the memory
+ * it sees (a small container). A smaller one (4 MiB semi-spaces) had cut peak RSS under Node 20 at
+ * the same CPU; under Node 24, which the images and the benchmark run, three alternating pairs of
+ * drains showed 4 MiB costing 7% more CPU per task (161-162 vs 150-151 µs, all processes) and 6-10% of
+ * the drain rate, for 20-40 MiB less producer RSS and 15-20 MiB more per consumer
+ * (`BENCH_NODE=<wrapper> npm run bench -- --only=drain`; BENCHMARKS.md, issue 16 notes).
  */
-export const SERVICE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=4'];
+export const SERVICE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=16'];
 
 export interface ServicePlan {
   /** Log prefix and process name: `producer`, `consumer-1`, ... */
