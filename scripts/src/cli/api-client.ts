@@ -1,21 +1,12 @@
 // A client of the producer's public API (PROTOCOL §4), as a user sees it: create a task, read a
 // task. No database, no broker, no token.
 import { Pool } from 'undici';
+import type { Task } from '../../../producer/src/tasks/task.js';
 
-export type TaskStatus = 'waiting' | 'sent' | 'success' | 'error';
-
-export interface Task {
-  taskId: string;
-  text: string;
-  priority: 'high' | 'medium' | 'low';
-  status: TaskStatus;
-  attempts: number;
-  error: string | null;
-  createdAt: string;
-  updatedAt: string;
-  sentAt: string | null;
-  finishedAt: string | null;
-}
+export type { TaskStatus } from '../../../producer/src/tasks/status-transitions.js';
+// The task as the API returns it is the producer's domain task (type-only: nothing of the producer
+// is loaded, the client stays a plain HTTP client).
+export type { Task } from '../../../producer/src/tasks/task.js';
 
 export interface CreateTaskBody {
   text: string;
