@@ -1,3 +1,4 @@
 export * from './backoff.js';
+export * from './client-error.js';
 export * from './coalesce.js';
 export * from './env.js';

@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { clientErrorAnswer } from '@task-pipeline/common';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 
@@ -74,14 +75,9 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
   // over 16 KiB, a CONNECT, an Expect it cannot meet. Each gets a problem+json answer, then the
   // connection closes.
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
-    if (err.code === 'ECONNRESET' || socket.destroyed) return;
-    const [status, detail] =
-      err.code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'request line and headers exceed 16 KiB']
-        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'the request did not arrive in time']
-          : [400, 'the request is not valid HTTP'];
-    rawProblem(socket, status, detail);
+    const answer = clientErrorAnswer(err.code);
+    if (!answer || socket.destroyed) return;
+    rawProblem(socket, answer.status, answer.detail);
   });
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     rawProblem(socket, 405, `${req.method} is not allowed here`, 'allow: GET, HEAD\r\n');

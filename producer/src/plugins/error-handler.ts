@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CoalesceDeadlineError, CoalesceQueueFullError } from '@task-pipeline/common';
+import { CoalesceDeadlineError, CoalesceQueueFullError, clientErrorAnswer } from '@task-pipeline/common';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
@@ -102,14 +102,9 @@ function rawProblem(socket: Duplex, status: number, detail: string): void {
  * a request timeout) get problem+json and an x-request-id too; the connection is closed after.
  */
 export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, detail] =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'request line and headers exceed 16 KiB']
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'the request did not arrive in time']
-        : [400, 'the request is not valid HTTP'];
-  rawProblem(socket, status, detail);
+  const answer = clientErrorAnswer(err.code);
+  if (!answer || socket.destroyed) return;
+  rawProblem(socket, answer.status, answer.detail);
 }
 
 /**
