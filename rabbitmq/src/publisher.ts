@@ -34,7 +34,8 @@ interface Pending {
   deadline: number;
   settle: (err?: Error) => void;
   settled: boolean;
-  describe: () => string;
+  messageId: string;
+  target: string;
 }
 
 export interface ConfirmedPublisherOptions {
@@ -98,24 +99,28 @@ function createConfirmedPublisher(
       arm();
       return;
     }
+    compact();
     while (head < queue.length) {
       const entry = queue[head] as Pending;
-      if (!entry.settled) {
-        if (entry.deadline > now) break;
-        entry.settle(
-          new PublishError(
-            'CONFIRM_TIMEOUT',
-            `no confirm for ${entry.describe()} within ${confirmTimeoutMs} ms`,
-          ),
-        );
-      }
-      head += 1;
+      if (entry.deadline > now) break;
+      // Settling the oldest entry compacts the queue past it (and any settled ones behind it).
+      entry.settle(
+        new PublishError(
+          'CONFIRM_TIMEOUT',
+          `no confirm for ${entry.messageId} to ${entry.target} within ${confirmTimeoutMs} ms`,
+        ),
+      );
     }
-    compact();
     arm();
   }
 
-  /** Drops settled entries from the front, so the queue does not grow with every publish ever made. */
+  /**
+   * Drops settled entries from the front. Called on every settle of the oldest entry, not only when
+   * the timer fires: confirms arrive in publish order, so this keeps the queue to the publishes still
+   * unconfirmed. Left to the timer (every confirm-timeout), the settled entries of the last seconds
+   * outlived two scavenges and were promoted: tens of thousands of them at a drain's rate (issue 16,
+   * BENCHMARKS.md).
+   */
   function compact(): void {
     while (head < queue.length && (queue[head] as Pending).settled) head += 1;
     if (head === queue.length) {
@@ -140,15 +145,17 @@ function createConfirmedPublisher(
     },
     publish(exchange, routingKey, content, options) {
       return new Promise<void>((resolve, reject) => {
-        const target = () => `${exchange || '(default)'}/${routingKey}`;
+        const target = `${exchange || '(default)'}/${routingKey}`;
         const entry: Pending = {
           deadline: performance.now() + confirmTimeoutMs,
           settled: false,
-          describe: () => `${options.messageId} to ${target()}`,
+          messageId: options.messageId,
+          target,
           settle: (err) => {
             if (entry.settled) return;
             entry.settled = true;
             pending -= 1;
+            if (queue[head] === entry) compact();
             if (err) reject(err);
             else resolve();
           },
@@ -172,13 +179,13 @@ function createConfirmedPublisher(
                   new PublishError(
                     closed ? 'CHANNEL_CLOSED' : 'NACKED',
                     closed
-                      ? `channel closed before ${target()} was confirmed`
-                      : `broker nacked a publish to ${target()}`,
+                      ? `channel closed before ${target} was confirmed`
+                      : `broker nacked a publish to ${target}`,
                     { cause: err },
                   ),
                 );
               } else if (wasReturned) {
-                entry.settle(new PublishError('UNROUTABLE', `no queue is bound for ${target()}`));
+                entry.settle(new PublishError('UNROUTABLE', `no queue is bound for ${target}`));
               } else {
                 entry.settle();
               }
@@ -186,7 +193,7 @@ function createConfirmedPublisher(
           );
         } catch (err) {
           entry.settle(
-            new PublishError('CHANNEL_CLOSED', `cannot publish to ${target()}: channel closed`, {
+            new PublishError('CHANNEL_CLOSED', `cannot publish to ${target}: channel closed`, {
               cause: err,
             }),
           );
