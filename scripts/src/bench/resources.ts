@@ -79,11 +79,13 @@ export function postgresProcessCounts(cmdline: string, database: string): boolea
   return backend === null || backend[1] === database;
 }
 
-/** The pids of a shared server group, as a measure on `database` counts them. */
-export function serverPids(server: ServerGroup, database: string | undefined): number[] {
+/** The pids of a shared server group, as a measure on `scope.database` counts them. */
+export function serverPids(server: ServerGroup, scope: Omit<ServerScope, 'servers'> = {}): number[] {
   if (server === 'rabbitmq') return processesNamed('beam.smp').map((p) => p.pid);
+  const { database, harnessPids = [] } = scope;
   return processesNamed('postgres')
     .filter((p) => database === undefined || postgresProcessCounts(p.cmdline, database))
+    .filter((p) => !harnessPids.includes(p.pid))
     .map((p) => p.pid);
 }
 
@@ -96,6 +98,11 @@ export interface ServerScope {
   servers: readonly ServerGroup[];
   /** The measure's database: PostgreSQL backends of other databases are other tenants'. */
   database?: string;
+  /**
+   * Backends serving the harness itself (the drain probe's counts): measuring, not the system, so
+   * they count for no system.
+   */
+  harnessPids?: readonly number[];
 }
 
 interface Tracked {
@@ -124,7 +131,7 @@ function sampler(processes: readonly SampledProcess[], scope: ServerScope, inter
     ...scope.servers.map((server) => ({
       name: SERVER_LABELS[server],
       server,
-      pids: () => serverPids(server, scope.database),
+      pids: () => serverPids(server, scope),
     })),
   ].map((t) => ({ ...t, last: new Map<number, number>(), total: 0, peak: 0, peakRss: 0 }));
   let lastSample = Date.now();
