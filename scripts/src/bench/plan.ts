@@ -26,7 +26,7 @@ export interface BenchPlan {
    */
   dispatch: { backlogs: readonly number[]; windowMs: number; rawWindow: number };
   /** Measure 2: end-to-end drain of a pre-filled backlog, ours and the peers. */
-  drain: { tasks: number; timeoutMs: number };
+  drain: { tasks: number; timeoutMs: number; peers?: boolean };
   /** Measure 3: autocannon against our routes and the naive ones. */
   api: { connections: number; durationS: number; sentRows: number };
   /** Measure 4: open-loop creates at a fixed rate, create → success latency. */
@@ -114,12 +114,15 @@ export const USAGE = `usage: npm run bench -- [--quick | --full] [--only=dispatc
   --full     the default plus the 1M-row scale run and the cluster measure (a 3-node private
              RabbitMQ cluster against a single private node: about 4 minutes more)
   --only     a comma-separated subset of the measures
-  --out      write BENCHMARKS.md and docs/bench/ under DIR instead of the repository root`;
+  --out      write BENCHMARKS.md and docs/bench/ under DIR instead of the repository root
+  --no-peers the drain without pg-boss and graphile-worker: for before/after runs of our own
+             changes (the report then has no peer ratios)`;
 
 export function parseArgs(argv: readonly string[]): CliOptions {
   let profile: Profile = 'default';
   let measures: readonly MeasureName[] | undefined;
   let outDir: string | undefined;
+  let peers = true;
   for (const arg of argv) {
     if (arg === '--quick' || arg === '--full') {
       if (profile !== 'default') throw new UsageError('--quick and --full exclude each other');
@@ -131,6 +134,8 @@ export function parseArgs(argv: readonly string[]): CliOptions {
         throw new UsageError(`--only takes ${MEASURES.join(', ')}; got ${unknown.join(', ') || 'nothing'}`);
       }
       measures = MEASURES.filter((m) => names.includes(m));
+    } else if (arg === '--no-peers') {
+      peers = false;
     } else if (arg.startsWith('--out=')) {
       outDir = arg.slice('--out='.length);
       if (!outDir) throw new UsageError('--out needs a directory');
@@ -138,5 +143,6 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       throw new UsageError(`unknown argument ${arg}`);
     }
   }
-  return { plan: planFor(profile, measures), outDir };
+  const plan = planFor(profile, measures);
+  return { plan: peers ? plan : { ...plan, drain: { ...plan.drain, peers } }, outDir };
 }

@@ -28,6 +28,8 @@ import { seedWithBar } from './dispatch.js';
 export interface DrainOptions {
   tasks: number;
   timeoutMs: number;
+  /** Drain the peers too (the default); `--no-peers` leaves them out. */
+  peers?: boolean;
 }
 
 export const WORKER_PROCESSES = 2;
@@ -230,7 +232,7 @@ export async function measureDrain(options: DrainOptions, ctx: MeasureContext): 
   const rows = [
     await attempt(ctx, 'drain: task-pipeline', () => oursDrain(options.tasks, options.timeoutMs, ctx)),
   ];
-  for (const peer of PEERS) {
+  for (const peer of options.peers === false ? [] : PEERS) {
     rows.push(
       await attempt(ctx, `drain: ${peer}`, () => peerDrain(peer, options.tasks, options.timeoutMs, ctx)),
     );

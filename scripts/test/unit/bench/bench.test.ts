@@ -15,6 +15,8 @@ describe('bench arguments', () => {
     expect(planFor('default').scale.backlogs).not.toContain(1_000_000);
     expect(parseArgs(['--only=api,dispatch']).plan.measures).toEqual(['dispatch', 'api']);
     expect(parseArgs(['--out=/tmp/x']).outDir).toBe('/tmp/x');
+    expect(parseArgs([]).plan.drain.peers).not.toBe(false);
+    expect(parseArgs(['--quick', '--no-peers']).plan.drain).toMatchObject({ tasks: 10_000, peers: false });
     expect(planFor('default').measures).toEqual(MEASURES.filter((m) => m !== 'cluster'));
     // The cluster measure comes with --full, or alone.
     expect(parseArgs(['--full']).plan.measures).toEqual(MEASURES);
