@@ -3,6 +3,9 @@
 // most time. Same arguments as `npm run bench`; results go to a temp folder, not the repository.
 //   npx tsx --conditions=source scripts/src/bench/profile-run.ts --quick --only=drain
 // With BENCH_CPU_PROF=DIR, our services also write CPU profiles (see profile-summary.ts).
+// `--pg-setting=NAME=VALUE` (repeatable) sets a server setting of the private cluster, e.g.
+// `--pg-setting=shared_buffers=1GB --full --only=scale` to see the backlog measure on a server sized
+// for its table.
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,9 +14,22 @@ import postgres from 'postgres';
 
 const TOP = 15;
 
+const PG_SETTING = '--pg-setting=';
+
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const extraSettings = Object.fromEntries(
+    args
+      .filter((a) => a.startsWith(PG_SETTING))
+      .map((a) => {
+        const [name, ...value] = a.slice(PG_SETTING.length).split('=');
+        if (!name || value.length === 0) throw new Error(`${a}: expected ${PG_SETTING}NAME=VALUE`);
+        return [name, value.join('=')];
+      }),
+  );
   const pg = await startPrivatePostgres({
     settings: {
+      ...extraSettings,
       shared_preload_libraries: 'pg_stat_statements',
       'pg_stat_statements.track': 'all',
       // The shared server's durability, so commit costs are the real ones.
@@ -32,7 +48,7 @@ async function main(): Promise<void> {
       import('./run.js'),
     ]);
     const outDir = await mkdtemp(join(tmpdir(), 'bench-profile-'));
-    const { plan } = parseArgs(process.argv.slice(2));
+    const { plan } = parseArgs(args.filter((a) => !a.startsWith(PG_SETTING)));
     await runBench(plan, { outDir, progress: createProgress(), command: 'profile-run' });
     const rows = await admin<
       { calls: string; total_ms: number; mean_ms: number; rows: string; wal_bytes: string; query: string }[]
