@@ -192,9 +192,11 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
     },
 
     /**
-     * The in-flight figure apart from this dispatcher: `sent` tasks counted up to the cap (an
-     * index-only scan of tasks_sent) and what the other live dispatchers hold in dispatcher_claims;
-     * rows of dispatchers gone for good are dropped on the way.
+     * The in-flight figure apart from this dispatcher: `sent` tasks from task_counts (kept by the
+     * statements that change a status, in their transactions) and what the other live dispatchers
+     * hold in dispatcher_claims; rows of dispatchers gone for good are dropped on the way. Counting
+     * the rows instead (up to the cap, through tasks_sent) read a heap page per sent task: 277 ms a
+     * count once a 1M-row table outgrew shared_buffers, every second (BENCHMARKS.md, issue 16).
      */
     async countInFlight(options: { cap: number; dispatcherId: string }): Promise<InFlight> {
       const { cap, dispatcherId } = options;
@@ -204,7 +206,7 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
           WITH gone AS (
             DELETE FROM dispatcher_claims WHERE expires_at < now() AND dispatcher_id <> ${dispatcherId}
           )
-          SELECT (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE status = 'sent' LIMIT ${cap}) s)::int AS sent,
+          SELECT (SELECT least(coalesce(sum(count), 0), ${cap}) FROM task_counts WHERE status = 'sent')::int AS sent,
                  coalesce(sum(claimed), 0)::int AS claimed_elsewhere,
                  count(*)::int AS others
             FROM dispatcher_claims
@@ -242,15 +244,15 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
     },
 
     /**
-     * The gauges' numbers; full counts, so refreshed on a timer, never per scrape. `staleSentAfterS`:
-     * how long ago a sent task was sent to count as stale (a range of the small tasks_sent index).
+     * The gauges' numbers: counts from task_counts, the oldest and the stale sent tasks from the
+     * small tasks_sent index (`staleSentAfterS`: how long ago a sent task was sent to count as stale).
      */
     async counts(staleSentAfterS: number): Promise<TaskCounts> {
       const [row] = await deadline(
         'gauge counts',
         sql<{ waiting: number; sent: number; oldest_sent_at: Date | null; stale_sent: number }[]>`
-          SELECT (SELECT count(*) FROM tasks WHERE status = 'waiting')::int AS waiting,
-                 (SELECT count(*) FROM tasks WHERE status = 'sent')::int AS sent,
+          SELECT (SELECT coalesce(sum(count), 0) FROM task_counts WHERE status = 'waiting')::int AS waiting,
+                 (SELECT coalesce(sum(count), 0) FROM task_counts WHERE status = 'sent')::int AS sent,
                  (SELECT min(sent_at) FROM tasks WHERE status = 'sent') AS oldest_sent_at,
                  (SELECT count(*) FROM tasks
                    WHERE status = 'sent' AND sent_at < now() - make_interval(secs => ${staleSentAfterS}))::int

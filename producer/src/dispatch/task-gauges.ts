@@ -1,6 +1,6 @@
 // The waiting/sent gauges, the oldest-sent age and the stale-sent count (a message lost in the broker
-// shows up there),
-// counted on a timer so a scrape never runs a count over a large table.
+// shows up there), read on a timer rather than per scrape: the counts come from task_counts, but the
+// stale-sent count is a range of tasks_sent, which grows with what is in flight.
 import type { ProducerMetrics } from '../metrics.js';
 import type { DispatchRepository } from './dispatch-repository.js';
 import type { DispatchLogger } from './dispatcher.js';
