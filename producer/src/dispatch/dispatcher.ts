@@ -1,7 +1,7 @@
 // The dispatch loop (PROTOCOL §6): claim → publish with confirms → record, in batches. Claims run one
-// at a time (so priority order holds across batches) while up to `pipelineDepth` claimed batches wait
-// for their confirms and records: waiting for quorum confirms is most of a batch's time, and
-// overlapping it is what makes the loop fast. Everything it calls is injected, so it runs in tests
+// at a time (so priority order holds across batches) while up to `pipelineDepth` batches' worth of
+// claimed tasks wait for their confirms and records: waiting for quorum confirms is most of a batch's
+// time, and overlapping it is what makes the loop fast. Everything it calls is injected, so it runs in tests
 // without Fastify.
 import { randomUUID } from 'node:crypto';
 import { backoffMs } from '@task-pipeline/common';
@@ -111,8 +111,10 @@ export interface DispatcherOptions {
   logger: DispatchLogger;
   hooks?: DispatcherHooks;
   /**
-   * Claimed batches in flight at once (publishing, awaiting confirms, recording). The unconfirmed
-   * publish window is therefore at most pipelineDepth × DISPATCH_BATCH_SIZE messages.
+   * Full batches in flight at once (publishing, awaiting confirms, recording): the tasks claimed and
+   * not yet recorded stay within pipelineDepth × DISPATCH_BATCH_SIZE, which bounds the unconfirmed
+   * publish window. The loop claims while a whole batch still fits; an insert's claim (a few tasks,
+   * when idle) while its tasks fit.
    */
   pipelineDepth?: number;
   random?: () => number;
@@ -138,7 +140,7 @@ const sleep = (ms: number) =>
 export class Dispatcher {
   readonly #o: Required<Omit<DispatcherOptions, 'hooks'>> & { hooks: DispatcherHooks };
   readonly #signal = createWakeSignal();
-  readonly #batches = new Set<Promise<void>>();
+  readonly #batches = new Set<Promise<boolean>>();
   #abort = new AbortController();
   #loop: Promise<void> | undefined;
   #stopping = false;
@@ -152,12 +154,12 @@ export class Dispatcher {
   #claimedElsewhere = 0;
   /** What this dispatcher may still claim before it counts again (in-flight.ts). */
   #share = 0;
-  /** Tasks this replica claimed and has not recorded or released yet. */
+  /** Tasks this replica claimed (or an insert is claiming) and has not recorded or released yet. */
   #unrecorded = 0;
-  /** Inserts under way that claim what they insert (claimOnInsert). */
-  #claimingInserts = 0;
   /** The last claim took a full batch: more may be waiting, so creates queue up behind it. */
   #backlog = true;
+  /** The loop is waiting for claimed tasks to be recorded (the window is full), not for work. */
+  #windowFull = false;
   #publishFailureStreak = 0;
   #databaseFailureStreak = 0;
   /** Where each priority's next claim starts (random order): random at first, then continuing. */
@@ -275,13 +277,15 @@ export class Dispatcher {
       broker.connected &&
       !broker.blocked &&
       publisher.current() !== undefined &&
-      this.#batches.size + this.#claimingInserts < this.#o.pipelineDepth &&
+      // Counted in tasks, not batches: at a steady trickle of creates, small insert batches each
+      // awaiting a confirm filled four batch slots, and a third of the tasks fell back to waiting and
+      // the loop's claim (a round trip and a commit more; BENCHMARKS.md, issue 16).
+      this.#unrecorded + count <= this.#window() &&
       // The share stays reserved in the claims row for a lease after its count: taking from it
       // meanwhile keeps the cap, even when the loop (idle, polling) has not counted again since.
       now - this.#sentCountAt <= config.leaseSeconds * 1000 &&
       count <= this.#share;
     if (!free) return undefined;
-    this.#claimingInserts += 1;
     this.#unrecorded += count;
     this.#share -= count;
     const claimedAt = performance.now();
@@ -289,7 +293,6 @@ export class Dispatcher {
     const settle = () => {
       if (settled) return false;
       settled = true;
-      this.#claimingInserts -= 1;
       return true;
     };
     return {
@@ -311,6 +314,11 @@ export class Dispatcher {
   }
 
   readonly #onBroker = () => this.#signal.wake();
+
+  /** The most tasks claimed and not yet recorded at once (see pipelineDepth). */
+  #window(): number {
+    return this.#o.pipelineDepth * this.#o.config.batchSize;
+  }
 
   async #run(): Promise<void> {
     const { config, logger } = this.#o;
@@ -346,8 +354,8 @@ export class Dispatcher {
       this.#setPaused('broker_blocked');
       return wait(config.pollIntervalMs);
     }
-    if (this.#batches.size + this.#claimingInserts >= this.#o.pipelineDepth)
-      return wait(config.pollIntervalMs);
+    this.#windowFull = this.#unrecorded + config.batchSize > this.#window();
+    if (this.#windowFull) return wait(config.pollIntervalMs);
     const room = await this.#room();
     this.#databaseFailureStreak = 0;
     if (room <= 0) {
@@ -406,15 +414,23 @@ export class Dispatcher {
     return claimed;
   }
 
-  #track(batch: Promise<unknown>): void {
+  /**
+   * Keeps a batch in #batches until it ends, then wakes the loop if that can change its next step:
+   * it waits for room in the window, the backlog goes on, or tasks of the batch are claimable again.
+   * Otherwise (an insert's claim done while idle) a wake-up would only run a claim that finds nothing.
+   */
+  #track(batch: Promise<BatchResult>): void {
     const tracked = batch.then(
-      () => undefined,
-      (err: unknown) => this.#o.logger.error({ err }, 'dispatch batch failed unexpectedly'),
+      (result) => result.failed.length + result.unpublished.length > 0,
+      (err: unknown) => {
+        this.#o.logger.error({ err }, 'dispatch batch failed unexpectedly');
+        return true;
+      },
     );
     this.#batches.add(tracked);
-    void tracked.finally(() => {
+    void tracked.then((returned) => {
       this.#batches.delete(tracked);
-      this.#signal.wake();
+      if (returned || this.#windowFull || this.#backlog) this.#signal.wake();
     });
   }
 

@@ -446,6 +446,28 @@ describe('dispatcher loop', () => {
     expect(dispatcher.stats().paused).toBeUndefined();
   });
 
+  test('claimOnInsert: counted in tasks, so small inserts fill the whole window, not pipelineDepth batches', async () => {
+    const s = setup({ pipelineDepth: 2, dispatch: { batchSize: 3 } });
+    s.publisher.answer = () => 'hold';
+    s.dispatcher.start();
+    await until(() => s.repository.claimLimits.length === 1);
+    // Window: 2 × 3 tasks. Six one-task inserts each await their confirm; the seventh does not fit.
+    for (let i = 0; i < 6; i += 1) {
+      const offer = s.dispatcher.claimOnInsert(1);
+      expect(offer, `insert ${i + 1}`).toBeDefined();
+      const [id] = s.repository.add('medium', 1);
+      const row = s.repository.rows.get(id as string) as Row;
+      row.attempts = 1;
+      offer?.claimed([{ ...row, attempt: 1 }]);
+    }
+    await until(() => s.publisher.pending === 6);
+    expect(s.dispatcher.claimOnInsert(1)).toBeUndefined();
+    // One confirmed and recorded: one task of room again.
+    s.publisher.confirmOne();
+    await until(() => s.repository.withStatus('sent').length === 1);
+    expect(s.dispatcher.claimOnInsert(1)).toBeDefined();
+  });
+
   test('claimOnInsert: offered while idle with room, refused while paused', async () => {
     const s = setup();
     s.dispatcher.start();
@@ -459,6 +481,9 @@ describe('dispatcher loop', () => {
     }
     offer?.claimed(ids.map((id) => ({ ...(s.repository.rows.get(id) as Row), attempt: 1 })));
     await until(() => s.repository.withStatus('sent').length === 2);
+    // The insert's batch ended with nothing left waiting: no claim that could only find nothing.
+    await flush();
+    expect(s.repository.claimLimits).toHaveLength(1);
     s.broker.connected = false;
     expect(s.dispatcher.claimOnInsert(1)).toBeUndefined();
   });
