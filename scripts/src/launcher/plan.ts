@@ -9,20 +9,18 @@ import { ProducerEnvSchema } from '../../../producer/src/config.js';
 export type Env = Record<string, string | undefined>;
 
 /**
- * The node flags every service runs with, here as in the images' CMD (a test keeps them equal).
- * - `--max-semi-space-size=8`: a fixed young generation (V8 otherwise scales it with the memory it
- *   sees, a small container included). 16 MiB had been 7% cheaper in CPU than 4 MiB under Node 24;
- *   8 MiB sits between them and keeps 16 MiB of new space off each process's peak RSS.
- * - `--heap-growing-percent=50`: the old generation may grow to 1.5 × what the last full GC kept
- *   alive before the next one, instead of V8's factor of up to 4 when memory is plentiful. The
- *   producer's live set in a drain is ~30 MB, but its old generation grew to ~125 MB before V8
- *   collected it.
- * Together, in alternating drains (`BENCH_NODE=<wrapper> npm run bench -- --only=drain --no-peers`):
- * producer peak RSS 231-233 → 141-154 MiB, consumers 135-138 → 126-128 MiB, with no change in
- * the drain rate or the CPU per task beyond the noise of a loaded machine (BENCHMARKS.md, issue 16
- * notes). Capping the old generation instead (`--max-old-space-size`) cost a third more producer CPU.
+ * The node flags every service runs with, here as in the images' CMD (a test keeps them equal). The
+ * young generation is fixed at V8's cap (2 × 16 MiB), which V8 otherwise scales down with the memory
+ * it sees (a small container): under Node 24, 4 MiB semi-spaces cost 7% more CPU per task and 6-10%
+ * of the drain rate (three alternating pairs).
+ * Memory can be traded for CPU: `--max-semi-space-size=8 --heap-growing-percent=50` (the old
+ * generation grows to 1.5 × its live set between full collections instead of up to 4 ×) brought the
+ * producer's peak RSS in the drain from 220-247 to 141-146 MiB and the consumers' from 134-162 to
+ * 126-129 MiB, but in four alternating pairs of drains (`BENCH_NODE=<wrapper> npm run bench --
+ * --only=drain --no-peers`) it cost 8% of the drain rate and 9% more CPU per task (the producer's
+ * own +27%). The throughput targets come first here; BENCHMARKS.md (issue 16 notes) has the runs.
  */
-export const SERVICE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=8', '--heap-growing-percent=50'];
+export const SERVICE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=16'];
 
 export interface ServicePlan {
   /** Log prefix and process name: `producer`, `consumer-1`, ... */
