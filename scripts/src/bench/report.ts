@@ -221,7 +221,8 @@ on the same Node.js: the images' major, which pg-boss 12 and graphile-worker 0.1
 
 CPU is read from \`/proc\` over each measured window and divided by the items finished in it. A
 system's processes count whole; the shared servers count as PostgreSQL's backends connected to the
-part's own database plus its background processes, and RabbitMQ's one \`beam.smp\`, each less
+part's own database (but the one the harness counts progress on) plus its background processes, and
+RabbitMQ's one \`beam.smp\`, each less
 other tenants' load, estimated by the lower of two idle samples of the same group just before and
 just after the run (printed in section 5; on a busy machine this estimate is rough). Absolute
 numbers swing by ±25% between runs here: compare the ratios, which are measured in the same run on
