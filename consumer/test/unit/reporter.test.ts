@@ -229,25 +229,36 @@ describe('reporter loop', () => {
       [stale.taskId, 200],
       [failing.taskId, 500],
     ]);
-    client.answer = (reports) => ({
-      status: 200,
-      results: reports.map((r) => {
-        const status = codes.get(r.taskId) ?? 200;
-        return {
-          taskId: r.taskId,
-          status,
-          ...(r.taskId === stale.taskId ? { stale: true } : {}),
-          ...(status >= 400 ? { problem: { title: 'no', detail: `detail ${r.taskId}` } } : {}),
-        };
-      }),
+    // The retry of the 500 waits for the test's word (its backoff is a millisecond): the request count
+    // stays put while the test looks, however slowly the machine runs it.
+    let letRetryThrough = () => {};
+    const retryMayGo = new Promise<void>((resolve) => {
+      letRetryThrough = resolve;
     });
+    client.answer = async (reports) => {
+      if (client.requests.length > 1) await retryMayGo;
+      return {
+        status: 200,
+        results: reports.map((r) => {
+          const status = codes.get(r.taskId) ?? 200;
+          return {
+            taskId: r.taskId,
+            status,
+            ...(r.taskId === stale.taskId ? { stale: true } : {}),
+            ...(status >= 400 ? { problem: { title: 'no', detail: `detail ${r.taskId}` } } : {}),
+          };
+        }),
+      };
+    };
     const tag = channel.deliverResults([missing, invalid, conflict, stale, failing]);
     await until(() => client.requests.length === 2);
     expect(client.requests[1]?.map((r) => r.taskId)).toEqual([failing.taskId]);
     // The message waits for its last report's answer.
     expect(channel.settled.has(tag)).toBe(false);
     codes.delete(failing.taskId);
+    letRetryThrough();
     await until(() => channel.settled.get(tag) === 'ack');
+    expect(client.requests).toHaveLength(2);
     const parkedIds = publisher.parked.map((p) => JSON.parse(p.content.toString()).results[0].taskId);
     expect(parkedIds.sort()).toEqual([missing.taskId, invalid.taskId].sort());
     expect(publisher.reasons()).toEqual(
