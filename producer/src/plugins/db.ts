@@ -59,6 +59,21 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return typeof code === 'string' && UNAVAILABLE_ERROR_CODES.has(code);
 }
 
+/**
+ * Every statement reaches tasks through an index, whatever size the table had when it was planned.
+ * PostgreSQL settles on one generic plan per prepared statement after five runs and keeps it until
+ * the table is analyzed again; a producer starts on an empty or small table, where a scan is the
+ * cheapest plan, and kept it once the table had grown: a report batch took 10 ms for 8 rows at 40,000
+ * rows (24 ms with a scan per row) against 0.5 ms by the primary key, until autovacuum's next analyze
+ * (producer/test/integration/cached-plans.test.ts). Every statement here is written for an index
+ * (query-plans.test.ts holds them to it on a large table), so a scan is priced out where an index
+ * serves; planning every run afresh (`plan_cache_mode`) cost the API 15% of its requests per second
+ * (BENCHMARKS.md, issue 16). A statement that has no index to use (the small dispatcher_claims) still
+ * scans, at a price that would have it compiled by JIT for a tenth of a second: JIT is off, as it
+ * pays only for long analytical queries, which the producer does not run.
+ */
+export const PLANNING = { enable_seqscan: 'off', jit: 'off' } as const;
+
 function createPool(url: string, max: number, connection: Record<string, string>): Sql {
   return postgres(url, {
     max,
@@ -69,7 +84,7 @@ function createPool(url: string, max: number, connection: Record<string, string>
     // Our statements pass lists as JSON or as array literals cast in SQL, so the lookup is not needed.
     fetch_types: false,
     onnotice: () => undefined,
-    connection,
+    connection: { ...PLANNING, ...connection },
   });
 }
 

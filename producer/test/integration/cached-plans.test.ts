@@ -1,10 +1,14 @@
 // PostgreSQL settles on one generic plan for a prepared statement after five runs and keeps it until
 // the table is analyzed again. A producer starts on an empty or small table and fills it, so its
-// statements must reach rows by index under a plan made while the table was small. Counted in one
-// transaction (pg_stat_xact_user_tables), so the figures are this test's alone and current.
+// statements must not keep a plan that scans the table, made while it was small (PLANNING, db.ts).
+// Each case runs on a connection set up like the pools', in one transaction, rolled back, and counts
+// the table's sequential scans there (pg_stat_xact_user_tables): this test's alone, and current.
 import type { TestDatabase } from '@task-pipeline/testkit/isolation';
 import postgres from 'postgres';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createDispatchRepository } from '../../src/dispatch/dispatch-repository.js';
+import { PLANNING } from '../../src/plugins/db.js';
+import { createOperatorRepository } from '../../src/tasks/operator-repository.js';
 import { createTaskRepository } from '../../src/tasks/repository.js';
 import { createProducerDatabase } from '../support/database.js';
 
@@ -13,7 +17,8 @@ let sql: postgres.Sql;
 
 beforeAll(async () => {
   db = await createProducerDatabase('cached_plans');
-  sql = postgres(db.url, { max: 1, onnotice: () => undefined });
+  // One connection: the statements prepared by one case's runs are the ones its last run uses.
+  sql = postgres(db.url, { max: 1, onnotice: () => undefined, connection: PLANNING });
 });
 
 afterAll(async () => {
@@ -21,46 +26,87 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function sentTasks(tx: postgres.TransactionSql, count: number): Promise<string[]> {
-  const rows = await tx<{ id: string }[]>`
-    insert into tasks (id, text, status, attempts, sent_at)
-    select gen_random_uuid(), 'task ' || g, 'sent', 1, now() from generate_series(1, ${count}) g
-    returning id`;
-  return rows.map((r) => r.id);
+/** Tasks in every status, at attempt 1; returns the ids of the sent and of the waiting ones. */
+async function addTasks(tx: postgres.TransactionSql, count: number): Promise<Ids> {
+  const rows = await tx<{ id: string; status: string }[]>`
+    insert into tasks (id, text, status, attempts, error, sent_at, finished_at)
+    select gen_random_uuid(), 'task ' || g, s.status, 1,
+           case when s.status = 'error' then 'failed' end,
+           case when s.status <> 'waiting' then now() end,
+           case when s.status in ('success', 'error') then now() end
+      from generate_series(1, ${count}) g,
+           lateral (select (array['sent', 'sent', 'waiting', 'success', 'error'])[1 + g % 5] as status) s
+    returning id, status`;
+  const of = (status: string) => rows.filter((r) => r.status === status).map((r) => r.id);
+  return { sent: of('sent'), waiting: of('waiting') };
 }
 
-test('report batches planned on a small table still reach rows by the primary key once it has grown', async () => {
-  await sql
-    .begin(async (tx) => {
-      const repo = createTaskRepository(tx as unknown as postgres.Sql, { deadlineMs: 60_000 });
-      const report = (ids: string[]) =>
-        repo.reportBatchMinimal(ids.map((taskId) => ({ taskId, taskStatus: 'success', attempt: 1 })));
-      const small = await sentTasks(tx, 60);
-      await tx`analyze tasks`;
-      for (let i = 0; i < 10; i++) await report(small.slice(i * 5, i * 5 + 5));
+interface Ids {
+  sent: string[];
+  waiting: string[];
+}
 
-      const grown = await sentTasks(tx, 30_000);
-      const seqScans = async () =>
-        (
-          await tx<{ n: number }[]>`
-          select seq_scan::int as n from pg_stat_xact_user_tables where relname = 'tasks'`
-        )[0]?.n;
-      const before = await seqScans();
-      const results = await report(grown.slice(0, 8));
-      expect(results.map((r) => r.outcome)).toEqual(new Array(8).fill('applied'));
-      expect(await seqScans()).toBe(before);
-
-      // The batch ran under the cached generic plan, the case this is about.
-      const [plans] = await tx<{ generic: number }[]>`
-        select generic_plans::int as generic from pg_prepared_statements
-         where statement like '%jsonb_to_recordset%'`;
-      expect(plans?.generic).toBeGreaterThan(0);
-      throw new RolledBack();
-    })
-    .catch((err: unknown) => {
-      if (!(err instanceof RolledBack)) throw err;
-    });
-});
-
-/** Leaves the database as it was: the test's rows go with its transaction. */
 class RolledBack extends Error {}
+
+type Run = (tx: postgres.TransactionSql, ids: Ids, round: number) => Promise<unknown>;
+
+const repository = (tx: postgres.TransactionSql) =>
+  createTaskRepository(tx as unknown as postgres.Sql, { deadlineMs: 60_000 });
+const operator = (tx: postgres.TransactionSql) =>
+  createOperatorRepository(tx as unknown as postgres.Sql, { deadlineMs: 60_000, staleSentAfterS: 60 });
+
+const cases: [string, Run][] = [
+  [
+    'a report batch',
+    (tx, ids, round) =>
+      repository(tx).reportBatchMinimal(
+        ids.sent
+          .slice(round * 4, round * 4 + 4)
+          .map((taskId) => ({ taskId, taskStatus: 'success', attempt: 1 })),
+      ),
+  ],
+  ['get-task-data', (tx, ids, round) => repository(tx).get(ids.sent[round] as string)],
+  ['a redrive', (tx, ids, round) => repository(tx).redrive(ids.sent[round] as string)],
+  ['the newest page of the operator list', (tx) => operator(tx).list({ limit: 20, order: 'newest' })],
+  ['a page of failed tasks', (tx) => operator(tx).list({ limit: 20, order: 'oldest', status: ['error'] })],
+  ['a task with its history', (tx, ids, round) => operator(tx).detail(ids.sent[round] as string)],
+  ['the operator stats', (tx) => operator(tx).stats()],
+  [
+    "the dispatcher's record of confirmed tasks",
+    (tx, ids, round) =>
+      createDispatchRepository(tx as unknown as postgres.Sql, { statementDeadlineMs: 60_000 }).recordSent(
+        ids.waiting.slice(round * 2, round * 2 + 2).map((id) => ({
+          id,
+          text: '',
+          priority: 'medium',
+          createdAt: new Date(),
+          attempt: 1,
+        })),
+      ),
+  ],
+];
+
+describe('statements planned on a small table, run once it has grown', () => {
+  test.each(cases)('%s reads no whole table', async (_name, run) => {
+    await sql
+      .begin(async (tx) => {
+        const small = await addTasks(tx, 100);
+        await tx`analyze tasks`;
+        for (let round = 0; round < 8; round += 1) await run(tx, small, round);
+
+        const grown = await addTasks(tx, 30_000);
+        const seqScans = async () =>
+          (
+            await tx<{ n: number }[]>`
+              select seq_scan::int as n from pg_stat_xact_user_tables where relname = 'tasks'`
+          )[0]?.n;
+        const before = await seqScans();
+        await run(tx, grown, 0);
+        expect(await seqScans()).toBe(before);
+        throw new RolledBack();
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof RolledBack)) throw err;
+      });
+  });
+});
