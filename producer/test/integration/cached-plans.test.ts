@@ -10,7 +10,7 @@ import { createDispatchRepository } from '../../src/dispatch/dispatch-repository
 import { PLANNING } from '../../src/plugins/db.js';
 import { createOperatorRepository } from '../../src/tasks/operator-repository.js';
 import { createTaskRepository } from '../../src/tasks/repository.js';
-import { createProducerDatabase } from '../support/database.js';
+import { createProducerDatabase, inRolledBackTransaction } from '../support/database.js';
 
 let db: TestDatabase;
 let sql: postgres.Sql;
@@ -45,8 +45,6 @@ interface Ids {
   sent: string[];
   waiting: string[];
 }
-
-class RolledBack extends Error {}
 
 type Run = (tx: postgres.TransactionSql, ids: Ids, round: number) => Promise<unknown>;
 
@@ -88,25 +86,20 @@ const cases: [string, Run][] = [
 
 describe('statements planned on a small table, run once it has grown', () => {
   test.each(cases)('%s reads no whole table', async (_name, run) => {
-    await sql
-      .begin(async (tx) => {
-        const small = await addTasks(tx, 100);
-        await tx`analyze tasks`;
-        for (let round = 0; round < 8; round += 1) await run(tx, small, round);
+    await inRolledBackTransaction(sql, async (tx) => {
+      const small = await addTasks(tx, 100);
+      await tx`analyze tasks`;
+      for (let round = 0; round < 8; round += 1) await run(tx, small, round);
 
-        const grown = await addTasks(tx, 30_000);
-        const seqScans = async () =>
-          (
-            await tx<{ n: number }[]>`
-              select seq_scan::int as n from pg_stat_xact_user_tables where relname = 'tasks'`
-          )[0]?.n;
-        const before = await seqScans();
-        await run(tx, grown, 0);
-        expect(await seqScans()).toBe(before);
-        throw new RolledBack();
-      })
-      .catch((err: unknown) => {
-        if (!(err instanceof RolledBack)) throw err;
-      });
+      const grown = await addTasks(tx, 30_000);
+      const seqScans = async () =>
+        (
+          await tx<{ n: number }[]>`
+            select seq_scan::int as n from pg_stat_xact_user_tables where relname = 'tasks'`
+        )[0]?.n;
+      const before = await seqScans();
+      await run(tx, grown, 0);
+      expect(await seqScans()).toBe(before);
+    });
   });
 });

@@ -2,6 +2,7 @@
 // version of producer/migrations (the test kit's createMigratedDatabase), not a migration run per file.
 import { createMigratedDatabase, type Migrations, type TestDatabase } from '@task-pipeline/testkit/isolation';
 import pino from 'pino';
+import type postgres from 'postgres';
 import { MIGRATIONS_DIR, migrate } from '../../src/db/migrate.js';
 
 const silent = pino({ level: 'silent' });
@@ -14,3 +15,23 @@ export const PRODUCER_MIGRATIONS: Migrations = {
 export function createProducerDatabase(prefix: string): Promise<TestDatabase> {
   return createMigratedDatabase(prefix, PRODUCER_MIGRATIONS);
 }
+
+/** Runs `work` in a transaction that is then rolled back, and returns what it returned. */
+export async function inRolledBackTransaction<T>(
+  sql: postgres.Sql,
+  work: (tx: postgres.TransactionSql) => Promise<T>,
+): Promise<T> {
+  let result: { value: T } | undefined;
+  await sql
+    .begin(async (tx) => {
+      result = { value: await work(tx) };
+      throw new RolledBack();
+    })
+    .catch((err: unknown) => {
+      if (!(err instanceof RolledBack)) throw err;
+    });
+  if (!result) throw new Error('the rolled-back transaction returned nothing');
+  return result.value;
+}
+
+class RolledBack extends Error {}

@@ -6,7 +6,7 @@ import type { TestDatabase } from '@task-pipeline/testkit/isolation';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildClaimPlan, randomStartIds } from '../../../src/dispatch/claim-query.js';
-import { createProducerDatabase } from '../../support/database.js';
+import { createProducerDatabase, inRolledBackTransaction } from '../../support/database.js';
 import { type PlanNode, planNodes } from '../../support/plans.js';
 
 let db: TestDatabase;
@@ -25,8 +25,6 @@ afterAll(async () => {
   await db?.drop();
 });
 
-class Rollback extends Error {}
-
 async function explainClaim(generic: boolean): Promise<PlanNode> {
   const plan = buildClaimPlan({
     order: 'random',
@@ -34,21 +32,15 @@ async function explainClaim(generic: boolean): Promise<PlanNode> {
     leaseSeconds: 30,
     startIds: randomStartIds(() => crypto.randomUUID()),
   });
-  let result: PlanNode | undefined;
-  await sql
-    .begin(async (tx) => {
-      if (generic) await tx.unsafe('SET LOCAL plan_cache_mode = force_generic_plan');
-      // PREPARE outlives a rollback: a name per plan mode.
-      const name = `small_claim_${generic ? 'generic' : 'custom'}`;
-      await tx.unsafe(`PREPARE ${name} (int, float8, uuid, uuid, uuid) AS ${plan.text}`);
-      const args = plan.params.map((p) => (typeof p === 'string' ? `'${p}'` : String(p))).join(', ');
-      const rows = await tx.unsafe(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE ${name}(${args})`);
-      result = (rows[0]?.['QUERY PLAN'] as { Plan: PlanNode }[] | undefined)?.[0]?.Plan;
-      throw new Rollback();
-    })
-    .catch((err: unknown) => {
-      if (!(err instanceof Rollback)) throw err;
-    });
+  const result = await inRolledBackTransaction(sql, async (tx) => {
+    if (generic) await tx.unsafe('SET LOCAL plan_cache_mode = force_generic_plan');
+    // PREPARE outlives a rollback: a name per plan mode.
+    const name = `small_claim_${generic ? 'generic' : 'custom'}`;
+    await tx.unsafe(`PREPARE ${name} (int, float8, uuid, uuid, uuid) AS ${plan.text}`);
+    const args = plan.params.map((p) => (typeof p === 'string' ? `'${p}'` : String(p))).join(', ');
+    const rows = await tx.unsafe(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE ${name}(${args})`);
+    return (rows[0]?.['QUERY PLAN'] as { Plan: PlanNode }[] | undefined)?.[0]?.Plan;
+  });
   if (!result) throw new Error('no plan');
   return result;
 }

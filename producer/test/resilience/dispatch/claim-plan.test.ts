@@ -7,7 +7,7 @@ import type { TestDatabase } from '@task-pipeline/testkit/isolation';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildClaimPlan, type DispatchOrder, randomStartIds } from '../../../src/dispatch/claim-query.js';
-import { createProducerDatabase } from '../../support/database.js';
+import { createProducerDatabase, inRolledBackTransaction } from '../../support/database.js';
 import { dispatchRepository, logger } from '../../support/dispatch.js';
 import { type PlanNode, planNodes } from '../../support/plans.js';
 
@@ -78,32 +78,23 @@ async function explainClaim<F extends 'json' | 'text'>(
     ...(format === 'json' ? ['FORMAT JSON'] : []),
   ];
   const explain = explainOptions.length > 0 ? `EXPLAIN (${explainOptions.join(', ')})` : 'EXPLAIN';
-  let result: PlanNode | string | undefined;
-  await sql
-    .begin(async (tx) => {
-      if (options.generic) await tx.unsafe('SET LOCAL plan_cache_mode = force_generic_plan');
-      const types = order === 'random' ? '(int, float8, uuid, uuid, uuid)' : '(int, float8)';
-      // PREPARE outlives a rollback: a fresh name each time, deallocated right after.
-      probes += 1;
-      const name = `claim_probe_${probes}`;
-      await tx.unsafe(`PREPARE ${name} ${types} AS ${plan.text}`);
-      const args = plan.params.map((p) => (typeof p === 'string' ? `'${p}'` : String(p))).join(', ');
-      const rows = await tx.unsafe(`${explain} EXECUTE ${name}(${args})`);
-      await tx.unsafe(`DEALLOCATE ${name}`);
-      result =
-        format === 'json'
-          ? (rows[0]?.['QUERY PLAN'] as { Plan: PlanNode }[] | undefined)?.[0]?.Plan
-          : rows.map((r) => r['QUERY PLAN'] as string).join('\n');
-      throw new Rollback();
-    })
-    .catch((err: unknown) => {
-      if (!(err instanceof Rollback)) throw err;
-    });
+  const result = await inRolledBackTransaction(sql, async (tx) => {
+    if (options.generic) await tx.unsafe('SET LOCAL plan_cache_mode = force_generic_plan');
+    const types = order === 'random' ? '(int, float8, uuid, uuid, uuid)' : '(int, float8)';
+    // PREPARE outlives a rollback: a fresh name each time, deallocated right after.
+    probes += 1;
+    const name = `claim_probe_${probes}`;
+    await tx.unsafe(`PREPARE ${name} ${types} AS ${plan.text}`);
+    const args = plan.params.map((p) => (typeof p === 'string' ? `'${p}'` : String(p))).join(', ');
+    const rows = await tx.unsafe(`${explain} EXECUTE ${name}(${args})`);
+    await tx.unsafe(`DEALLOCATE ${name}`);
+    return format === 'json'
+      ? (rows[0]?.['QUERY PLAN'] as { Plan: PlanNode }[] | undefined)?.[0]?.Plan
+      : rows.map((r) => r['QUERY PLAN'] as string).join('\n');
+  });
   if (result === undefined) throw new Error('no plan');
   return result as F extends 'json' ? PlanNode : string;
 }
-
-class Rollback extends Error {}
 
 describe(`dispatcher plans over ${WAITING.toLocaleString('en')} waiting tasks`, () => {
   for (const order of ['random', 'fifo'] as const) {
