@@ -188,8 +188,8 @@ export const CLUSTER_ADVANCED_CONFIG = readFileSync(
 /**
  * `size` private nodes joined into one cluster: all boot at once as lone nodes, then each but the
  * first in turn stops its app, `join_cluster`s the first and starts again (joins one at a time: each
- * changes the cluster's schema). Booting together is most of the saving: 3 nodes formed a cluster
- * in 18 s this way against 36 s booted one after the other, on the 2-core machine otherwise idle.
+ * changes the cluster's schema). Three nodes formed a cluster in 18 s this way against 36 s booted
+ * one after the other, on the 2-core machine otherwise idle.
  * A node killed or stopped later rejoins by itself when started: membership is kept in its data folder.
  */
 export async function startPrivateRabbitCluster(size = 3): Promise<PrivateRabbitCluster> {
