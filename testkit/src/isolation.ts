@@ -152,5 +152,28 @@ export async function createTestVhost(prefix: string): Promise<TestVhost> {
   };
 }
 
+/**
+ * A test file's database and vhost (or none: a promise of undefined), made at once, then `setup` on
+ * them. If making either fails, or `setup` does, whatever was made is dropped before the error goes
+ * on: a setup that fails half-way (a migration that does not apply, an app that does not start) leaves
+ * nothing on the shared servers.
+ */
+export async function withIsolation<V extends TestVhost | undefined, T>(
+  database: Promise<TestDatabase>,
+  vhost: Promise<V>,
+  setup: (db: TestDatabase, vhost: V) => Promise<T>,
+): Promise<T> {
+  const [db, madeVhost] = await Promise.allSettled([database, vhost]);
+  try {
+    if (db.status === 'rejected') throw db.reason;
+    if (madeVhost.status === 'rejected') throw madeVhost.reason;
+    return await setup(db.value, madeVhost.value);
+  } catch (error) {
+    const made = [db, madeVhost].flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
+    await Promise.all(made.map((resource) => resource.drop().catch(() => undefined)));
+    throw error;
+  }
+}
+
 /** Runs `rabbitmqctl` against the shared node, for tests that inspect or poke a vhost. */
 export { rabbitmqctl };

@@ -2,7 +2,12 @@
 // listening on a real port. stop()/start() take it away and bring it back on the same port (the
 // producer-outage test); the database and the queues survive.
 
-import { createTestVhost, type TestDatabase, type TestVhost } from '@task-pipeline/testkit/isolation';
+import {
+  createTestVhost,
+  type TestDatabase,
+  type TestVhost,
+  withIsolation,
+} from '@task-pipeline/testkit/isolation';
 import { freePort } from '@task-pipeline/testkit/private-process';
 import pino from 'pino';
 import postgres from 'postgres';
@@ -39,66 +44,64 @@ export interface RealProducer {
   close(): Promise<void>;
 }
 
-export async function startRealProducer(
-  prefix: string,
-  env: Record<string, string> = {},
-): Promise<RealProducer> {
-  const [db, vhost] = await Promise.all([createProducerDatabase(prefix), createTestVhost(prefix)]);
-  const config = loadConfig({
-    DATABASE_URL: db.url,
-    AMQP_URL: vhost.url,
-    STATUS_API_TOKEN: TEST_TOKEN,
-    DISPATCHER_ENABLED: 'true',
-    DISPATCH_POLL_INTERVAL_MS: '100',
-    ...env,
+export function startRealProducer(prefix: string, env: Record<string, string> = {}): Promise<RealProducer> {
+  return withIsolation(createProducerDatabase(prefix), createTestVhost(prefix), async (db, vhost) => {
+    const config = loadConfig({
+      DATABASE_URL: db.url,
+      AMQP_URL: vhost.url,
+      STATUS_API_TOKEN: TEST_TOKEN,
+      DISPATCHER_ENABLED: 'true',
+      DISPATCH_POLL_INTERVAL_MS: '100',
+      ...env,
+    });
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const sql = postgres(db.url, { max: 3, onnotice: () => undefined });
+    let app: ProducerApp | undefined;
+
+    const start = async () => {
+      app = await buildApp(config, { logger });
+      await app.listen({ port, host: '127.0.0.1' });
+    };
+    const stop = async () => {
+      await app?.close();
+      app = undefined;
+    };
+    await start();
+
+    return {
+      url,
+      db,
+      vhost,
+      sql,
+      async createTask(text, priority) {
+        const res = await request(`${url}/api/v1/create-task`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(priority ? { text, priority } : { text }),
+        });
+        const body = (await res.body.json()) as { taskId: string };
+        if (res.statusCode !== 201) throw new Error(`create-task answered ${res.statusCode}`);
+        return body.taskId;
+      },
+      async tasks() {
+        return sql<TaskRow[]>`
+          select id::text as "taskId", priority, status, attempts, error,
+                 updated_at as "updatedAt", finished_at as "finishedAt"
+            from tasks`;
+      },
+      async counts() {
+        const rows = await sql<{ status: string; n: number }[]>`
+          select status, count(*)::int as n from tasks group by status`;
+        return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+      },
+      stop,
+      start,
+      async close() {
+        await stop();
+        await sql.end({ timeout: 1 });
+        await Promise.all([db.drop(), vhost.drop()]);
+      },
+    };
   });
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const sql = postgres(db.url, { max: 3, onnotice: () => undefined });
-  let app: ProducerApp | undefined;
-
-  const start = async () => {
-    app = await buildApp(config, { logger });
-    await app.listen({ port, host: '127.0.0.1' });
-  };
-  const stop = async () => {
-    await app?.close();
-    app = undefined;
-  };
-  await start();
-
-  return {
-    url,
-    db,
-    vhost,
-    sql,
-    async createTask(text, priority) {
-      const res = await request(`${url}/api/v1/create-task`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(priority ? { text, priority } : { text }),
-      });
-      const body = (await res.body.json()) as { taskId: string };
-      if (res.statusCode !== 201) throw new Error(`create-task answered ${res.statusCode}`);
-      return body.taskId;
-    },
-    async tasks() {
-      return sql<TaskRow[]>`
-        select id::text as "taskId", priority, status, attempts, error,
-               updated_at as "updatedAt", finished_at as "finishedAt"
-          from tasks`;
-    },
-    async counts() {
-      const rows = await sql<{ status: string; n: number }[]>`
-        select status, count(*)::int as n from tasks group by status`;
-      return Object.fromEntries(rows.map((r) => [r.status, r.n]));
-    },
-    stop,
-    start,
-    async close() {
-      await stop();
-      await sql.end({ timeout: 1 });
-      await Promise.all([db.drop(), vhost.drop()]);
-    },
-  };
 }

@@ -12,7 +12,12 @@ import {
   WorkMessageSchema,
 } from '@task-pipeline/rabbitmq';
 import { perSuite } from '@task-pipeline/testkit/hooks';
-import { createTestVhost, type TestDatabase, type TestVhost } from '@task-pipeline/testkit/isolation';
+import {
+  createTestVhost,
+  type TestDatabase,
+  type TestVhost,
+  withIsolation,
+} from '@task-pipeline/testkit/isolation';
 import amqp, { type Channel, type ConfirmChannel } from 'amqplib';
 import pino from 'pino';
 import postgres, { type Sql } from 'postgres';
@@ -80,18 +85,19 @@ export function useServices(prefix: string): Services {
 }
 
 /** A fresh migrated database and an empty vhost for one test file. */
-export async function createServices(prefix: string): Promise<Services> {
-  const [db, vhost] = await Promise.all([createProducerDatabase(prefix), createTestVhost(prefix)]);
-  const sql = postgres(db.url, { max: 10, onnotice: () => undefined });
-  return {
-    db,
-    vhost,
-    sql,
-    async cleanup() {
-      await sql.end({ timeout: 1 });
-      await Promise.all([db.drop(), vhost.drop()]);
-    },
-  };
+export function createServices(prefix: string): Promise<Services> {
+  return withIsolation(createProducerDatabase(prefix), createTestVhost(prefix), async (db, vhost) => {
+    const sql = postgres(db.url, { max: 10, onnotice: () => undefined });
+    return {
+      db,
+      vhost,
+      sql,
+      async cleanup() {
+        await sql.end({ timeout: 1 });
+        await Promise.all([db.drop(), vhost.drop()]);
+      },
+    };
+  });
 }
 
 export async function startBroker(url: string, name = 'test-dispatcher'): Promise<Broker> {

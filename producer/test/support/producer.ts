@@ -1,7 +1,12 @@
 // A real producer for HTTP tests: its own migrated database (and vhost), buildApp listening on an
 // ephemeral port, and a client that speaks to it over the socket like any other caller.
 import { perSuite } from '@task-pipeline/testkit/hooks';
-import { createTestVhost, type TestDatabase, type TestVhost } from '@task-pipeline/testkit/isolation';
+import {
+  createTestVhost,
+  type TestDatabase,
+  type TestVhost,
+  withIsolation,
+} from '@task-pipeline/testkit/isolation';
 import pino from 'pino';
 import postgres from 'postgres';
 import { request } from 'undici';
@@ -96,40 +101,39 @@ export interface StartOptions {
   connectVia?: (databaseUrl: string) => Promise<string>;
 }
 
-export async function startTestProducer(prefix: string, options: StartOptions = {}): Promise<TestProducer> {
-  const [db, vhost] = await Promise.all([
-    createProducerDatabase(prefix),
-    options.broker === 'unreachable' ? undefined : createTestVhost(prefix),
-  ]);
-  const config = loadConfig({
-    DATABASE_URL: options.connectVia ? await options.connectVia(db.url) : db.url,
-    AMQP_URL: vhost?.url ?? 'amqp://guest:guest@127.0.0.1:1',
-    STATUS_API_TOKEN: TOKEN,
-    DISPATCHER_ENABLED: 'false',
-    ...options.env,
+export function startTestProducer(prefix: string, options: StartOptions = {}): Promise<TestProducer> {
+  const vhost = options.broker === 'unreachable' ? Promise.resolve(undefined) : createTestVhost(prefix);
+  return withIsolation(createProducerDatabase(prefix), vhost, async (db, vhost) => {
+    const config = loadConfig({
+      DATABASE_URL: options.connectVia ? await options.connectVia(db.url) : db.url,
+      AMQP_URL: vhost?.url ?? 'amqp://guest:guest@127.0.0.1:1',
+      STATUS_API_TOKEN: TOKEN,
+      DISPATCHER_ENABLED: 'false',
+      ...options.env,
+    });
+    const app = await buildApp(config, { logger });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.server.address();
+    if (address === null || typeof address === 'string') throw new Error('no TCP address');
+    const baseUrl = `http://127.0.0.1:${address.port}`;
+    const sql = postgres(db.url, { max: 5, onnotice: () => undefined });
+    const exchanges: Exchange[] = [];
+    return {
+      app,
+      baseUrl,
+      http: httpClient(baseUrl, exchanges),
+      exchanges,
+      sql,
+      db,
+      vhost,
+      async close() {
+        // app.close() may have run already (tests that need the producer's backends gone); it is idempotent.
+        await app.close();
+        await sql.end({ timeout: 1 });
+        await Promise.all([db.drop(), vhost?.drop()]);
+      },
+    };
   });
-  const app = await buildApp(config, { logger });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  const baseUrl = `http://127.0.0.1:${address.port}`;
-  const sql = postgres(db.url, { max: 5, onnotice: () => undefined });
-  const exchanges: Exchange[] = [];
-  return {
-    app,
-    baseUrl,
-    http: httpClient(baseUrl, exchanges),
-    exchanges,
-    sql,
-    db,
-    vhost,
-    async close() {
-      // app.close() may have run already (tests that need the producer's backends gone); it is idempotent.
-      await app.close();
-      await sql.end({ timeout: 1 });
-      await Promise.all([db.drop(), vhost?.drop()]);
-    },
-  };
 }
 
 /** startTestProducer for the current suite (its beforeAll), closed in its afterAll. */
