@@ -16,9 +16,10 @@ export const REDRIVE_SELECTION_COLUMNS = [
 ] as const;
 
 /**
- * One statement for a whole batch. The candidates' rows are locked in id order (as the report batch
- * locks them, so the two queue instead of deadlocking) and only those still error or sent when locked
- * are changed: a report or another redrive that got in first wins. What each redrive reset goes to
+ * One statement for a whole batch. The candidates' rows are reached by `id = any(…)` (a lookup per
+ * id in any cached plan, as in the report batch) and locked in id order (as the report batch locks
+ * them, so the two queue instead of deadlocking); only those still error or sent when locked are
+ * changed: a report or another redrive that got in first wins. What each redrive reset goes to
  * task_redrives in the same statement, as the selection saw it (a report landing between selection
  * and lock can only have turned sent into error, which the record then shows as sent).
  * `returning`: the columns of the redriven rows to return.
@@ -33,7 +34,7 @@ export function redriveStatement<T extends readonly string[]>(
     with candidates as materialized (${selection}),
     locked as materialized (
       select id from tasks
-       where id in (select id from candidates) and status in ${redrivable}
+       where id = any(array(select id from candidates)) and status in ${redrivable}
        order by id for update
     ),
     redriven as (

@@ -245,6 +245,9 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
    * sharing tasks queue up instead of deadlocking), each report whose guard holds on its locked row
    * is written, and the locked rows, current as of the lock, tell every other report why not. The
    * statement returns `returned` columns of each row (the whole task, or only what decides a report).
+   * Rows are reached as `id = any(array(…))`, a lookup per id in any plan: with `id in (select …)`,
+   * the generic plan made while the table held a thousand rows (the recordset is always estimated at
+   * a hundred) merge-joined the reports with the whole primary key, and kept doing so as it grew.
    */
   async function reportRound<T extends ReportedTask>(
     updates: readonly StatusUpdate[],
@@ -266,14 +269,14 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
           as r(id uuid, status text, attempt int, error text)
       ),
       locked as materialized (
-        select ${sql(returned)} from tasks where id in (select id from r) order by id for update
+        select ${sql(returned)} from tasks where id = any(array(select id from r)) order by id for update
       ),
       applied as (
         update tasks t
            set status = r.status, error = r.error, claimed_until = null,
                finished_at = now(), updated_at = now()
           from r join locked l on l.id = r.id
-         where t.id = r.id
+         where t.id = any(array(select id from locked)) and t.id = r.id
            and l.attempts = coalesce(r.attempt, l.attempts)
            and (l.status in ${sql(REPORTABLE_FROM as TaskStatus[])}
                 or (r.status = 'success' and l.status = 'error' and l.error = ${RECOVERABLE_ERROR}))
