@@ -245,9 +245,11 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
    * sharing tasks queue up instead of deadlocking), each report whose guard holds on its locked row
    * is written, and the locked rows, current as of the lock, tell every other report why not. The
    * statement returns `returned` columns of each row (the whole task, or only what decides a report).
-   * Rows are reached as `id = any(array(…))`, a lookup per id in any plan: with `id in (select …)`,
+   * Rows are locked as `id = any(array(…))`, a lookup per id in any plan: with `id in (select …)`,
    * the generic plan made while the table held a thousand rows (the recordset is always estimated at
    * a hundred) merge-joined the reports with the whole primary key, and kept doing so as it grew.
+   * (The update then joins the locked rows one by one: the same array there would be searched once
+   * per row.)
    */
   async function reportRound<T extends ReportedTask>(
     updates: readonly StatusUpdate[],
@@ -276,7 +278,7 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
            set status = r.status, error = r.error, claimed_until = null,
                finished_at = now(), updated_at = now()
           from r join locked l on l.id = r.id
-         where t.id = any(array(select id from locked)) and t.id = r.id
+         where t.id = r.id
            and l.attempts = coalesce(r.attempt, l.attempts)
            and (l.status in ${sql(REPORTABLE_FROM as TaskStatus[])}
                 or (r.status = 'success' and l.status = 'error' and l.error = ${RECOVERABLE_ERROR}))
