@@ -11,6 +11,7 @@ import { createDispatchRepository } from '../../src/dispatch/dispatch-repository
 import { PLANNING } from '../../src/plugins/db.js';
 import { createOperatorRepository } from '../../src/tasks/operator-repository.js';
 import { createTaskRepository } from '../../src/tasks/repository.js';
+import { retentionBatch } from '../../src/tasks/retention.js';
 import { createProducerDatabase, inRolledBackTransaction } from '../support/database.js';
 
 let db: TestDatabase;
@@ -70,6 +71,8 @@ const cases: [string, Run][] = [
   ['a page of failed tasks', (tx) => operator(tx).list({ limit: 20, order: 'oldest', status: ['error'] })],
   ['a task with its history', (tx, ids, round) => operator(tx).detail(ids.sent[round] as string)],
   ['the operator stats', (tx) => operator(tx).stats()],
+  // Nothing here is old enough to go: the walk from the oldest end stops at once, whatever the size.
+  ['a retention batch', (tx) => retentionBatch(tx as unknown as postgres.Sql, 3_600, { deadlineMs: 60_000 })],
   [
     "the dispatcher's record of confirmed tasks",
     (tx, ids, round) =>
