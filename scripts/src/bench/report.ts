@@ -3,7 +3,15 @@
 // findings, before/after) is carried over from the existing file.
 import { accountOf, type CpuAccount } from './cpu.js';
 import { type ProcessUsage, SERVER_LABELS } from './resources.js';
-import type { BenchResults, ClusterResult, DrainRow, HttpStats, Measured, Rate } from './results.js';
+import type {
+  BenchResults,
+  ClusterResult,
+  DrainRow,
+  HttpStats,
+  Measured,
+  Rate,
+  ScaleRow,
+} from './results.js';
 import { formatBytes, formatNumber, formatRatio, ratio } from './stats.js';
 import {
   type BarChart,
@@ -185,15 +193,20 @@ function flatRows(r: BenchResults): string[][] {
     return [['Flat with the backlog', '–', '–', '–', `${target} (needs two backlogs: \`--full\`) –`]];
   }
   return (['dispatch', 'drain'] as const).map((part) => {
-    const flat = flatness(small[part]?.perSecond, large[part]?.perSecond);
+    const [smallRate, largeRate] = [pastWarmUp(small, part), pastWarmUp(large, part)];
+    const flat = flatness(smallRate?.perSecond, largeRate?.perSecond);
     return [
-      `${part === 'dispatch' ? 'Dispatch' : 'Drain'}, ${formatNumber(large.backlog)} waiting`,
-      rateCell(large[part]),
-      `${formatNumber(small.backlog)} waiting ${rateCell(small[part])}`,
+      `${part === 'dispatch' ? 'Dispatch' : 'Drain'}, ${formatNumber(large.backlog)} waiting (past the warm-up)`,
+      rateCell(largeRate),
+      `${formatNumber(small.backlog)} waiting ${rateCell(smallRate)}`,
       formatRatio(flat.ratio),
       `${target} ${flat.verdict}`,
     ];
   });
+}
+
+function pastWarmUp(row: ScaleRow | undefined, part: 'dispatch' | 'drain'): Rate | undefined {
+  return part === 'dispatch' ? row?.dispatchPastWarmUp : row?.drainPastWarmUp;
 }
 
 function machine(r: BenchResults): string {
@@ -459,10 +472,15 @@ function scaleSection(r: BenchResults): string {
   const rows = r.scale.map((s) => [
     formatNumber(s.backlog),
     rateCell(s.dispatch),
-    formatRatio(flatness(small?.dispatch?.perSecond, s.dispatch?.perSecond).ratio),
+    rateCell(pastWarmUp(s, 'dispatch')),
+    formatRatio(
+      flatness(pastWarmUp(small, 'dispatch')?.perSecond, pastWarmUp(s, 'dispatch')?.perSecond).ratio,
+    ),
     rateCell(s.drain),
-    formatRatio(flatness(small?.drain?.perSecond, s.drain?.perSecond).ratio),
+    rateCell(pastWarmUp(s, 'drain')),
+    formatRatio(flatness(pastWarmUp(small, 'drain')?.perSecond, pastWarmUp(s, 'drain')?.perSecond).ratio),
   ]);
+  const warmUp = small?.warmUp;
   const explains = r.scale
     .filter((s) => s.explain)
     .map(
@@ -472,10 +490,14 @@ function scaleSection(r: BenchResults): string {
   return `## 6. Scale
 
 Dispatch rate into the sink and end-to-end drain rate (producer + 2 consumers), each over a fixed
-window or until the backlog is empty, at each backlog size (1M with \`--full\`), and each as a
-ratio to the smallest backlog's (the target: within ${formatNumber(TARGETS.flatWithin * 100)}%).
+window or until the backlog is empty, at each backlog size (1M with \`--full\`). The smallest
+backlog is through in about a second, and its start (the first batch, code not yet optimised)
+weighs on that; a large backlog's window hardly feels it. So each is also timed past the same
+warm-up, from the moment its ${formatNumber(warmUp)}th task was sent (dispatch) or finished (drain)
+to the end of its window, by the tasks' own \`sent_at\` and \`finished_at\`, and those rates are
+compared with the smallest backlog's (the target: within ${formatNumber(TARGETS.flatWithin * 100)}%).
 
-${table(['Waiting rows', 'Dispatch', '÷ smallest', 'Drain', '÷ smallest'], rows)}
+${table(['Waiting rows', 'Dispatch', 'past the warm-up', '÷ smallest', 'Drain', 'past the warm-up', '÷ smallest'], rows)}
 
 ${explains.join('\n\n')}
 `;

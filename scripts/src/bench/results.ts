@@ -100,6 +100,11 @@ export interface ScaleRow {
   backlog: number;
   dispatch: MeasuredRate | undefined;
   drain: Rate | undefined;
+  /** The items every backlog's rates past the warm-up leave out (stats.ts, rateAfterWarmUp). */
+  warmUp: number;
+  /** The same windows from the warm-up on, timed by the tasks' sent_at and finished_at. */
+  dispatchPastWarmUp: Rate | undefined;
+  drainPastWarmUp: Rate | undefined;
   explain: string | undefined;
 }
 

@@ -124,11 +124,13 @@ export async function oursDispatchRate(
   ctx: MeasureContext,
   label = 'dispatcher',
   beforeStart?: (sandbox: Sandbox) => Promise<void>,
+  /** Reads what it needs from the database once the window is over, before the sandbox goes. */
+  after?: (sandbox: Sandbox) => Promise<void>,
 ): Promise<MeasuredRate> {
   return withSandbox('dispatch_ours', async (sandbox) => {
     await seedWithBar(sandbox, backlog, ctx.progress, label);
     await beforeStart?.(sandbox);
-    return publishRate(
+    const rate = await publishRate(
       ctx,
       sandbox,
       `${label} @ ${formatNumber(backlog)}`,
@@ -148,6 +150,8 @@ export async function oursDispatchRate(
         };
       },
     );
+    await after?.(sandbox);
+    return rate;
   });
 }
 

@@ -1,8 +1,9 @@
 // Measure 6: dispatch rate (into the sink) and end-to-end drain rate at small and large backlogs,
 // each over a fixed window, with the plan PostgreSQL picks for the claim statement at that size.
 import { buildClaimPlan, randomStartIds } from '../../../../producer/src/dispatch/claim-query.js';
-import type { ScaleRow } from '../results.js';
+import type { Rate, ScaleRow } from '../results.js';
 import type { Sql } from '../sandbox.js';
+import { rateAfterWarmUp } from '../stats.js';
 import { attempt, type MeasureContext } from './common.js';
 import { oursDispatchRate } from './dispatch.js';
 import { oursDrain } from './drain.js';
@@ -36,19 +37,64 @@ export async function explainClaim(sql: Sql): Promise<string> {
   return lines.join('\n');
 }
 
+/**
+ * The share of the smallest backlog every backlog's rates past the warm-up leave out. A 10k backlog
+ * is dispatched in under a second, so its whole-window rate is mostly its start.
+ */
+const WARM_UP_SHARE = 0.2;
+
+/** When each task reached `column` (ms), in no order. */
+async function completionTimes(sql: Sql, column: 'sent_at' | 'finished_at'): Promise<number[]> {
+  const rows = await sql<{ at: number }[]>`
+    select (extract(epoch from ${sql(column)}) * 1000)::float8 as at from tasks where ${sql(column)} is not null`;
+  return rows.map((r) => r.at);
+}
+
 export async function measureScale(options: ScaleOptions, ctx: MeasureContext): Promise<ScaleRow[]> {
   const rows: ScaleRow[] = [];
+  const warmUp = Math.max(1, Math.floor(Math.min(...options.backlogs) * WARM_UP_SHARE));
   for (const backlog of options.backlogs) {
     let explain: string | undefined;
+    let dispatchPastWarmUp: Rate | undefined;
+    let drainPastWarmUp: Rate | undefined;
     const dispatch = await attempt(ctx, `scale: dispatch @ ${backlog}`, () =>
-      oursDispatchRate(backlog, options.windowMs, ctx, 'scale: dispatch', async (sandbox) => {
-        explain = await explainClaim(sandbox.sql);
-      }),
+      oursDispatchRate(
+        backlog,
+        options.windowMs,
+        ctx,
+        'scale: dispatch',
+        async (sandbox) => {
+          explain = await explainClaim(sandbox.sql);
+        },
+        async (sandbox) => {
+          dispatchPastWarmUp = rateAfterWarmUp(
+            await completionTimes(sandbox.sql, 'sent_at'),
+            warmUp,
+            options.windowMs,
+          );
+        },
+      ),
     );
     const drain = await attempt(ctx, `scale: drain @ ${backlog}`, () =>
-      oursDrain(backlog, options.windowMs, ctx, 'scale: drain'),
+      oursDrain(backlog, options.windowMs, ctx, 'scale: drain', {
+        after: async (sandbox) => {
+          drainPastWarmUp = rateAfterWarmUp(
+            await completionTimes(sandbox.sql, 'finished_at'),
+            warmUp,
+            options.windowMs,
+          );
+        },
+      }),
     );
-    rows.push({ backlog, dispatch, drain: drain?.rate, explain });
+    rows.push({
+      backlog,
+      dispatch,
+      drain: drain?.rate,
+      warmUp,
+      dispatchPastWarmUp,
+      drainPastWarmUp,
+      explain,
+    });
   }
   return rows;
 }
