@@ -209,6 +209,12 @@ function pastWarmUp(row: ScaleRow | undefined, part: 'dispatch' | 'drain'): Rate
   return part === 'dispatch' ? row?.dispatchPastWarmUp : row?.drainPastWarmUp;
 }
 
+/** A run too short to leave anything past the warm-up (the smoke test's 200 tasks) has no such rate. */
+function pastWarmUpCell(row: ScaleRow, part: 'dispatch' | 'drain'): string {
+  if (!row[part]) return 'failed';
+  return pastWarmUp(row, part) ? rateCell(pastWarmUp(row, part)) : '–';
+}
+
 function machine(r: BenchResults): string {
   const m = r.machine;
   return `## Machine and method
@@ -472,12 +478,12 @@ function scaleSection(r: BenchResults): string {
   const rows = r.scale.map((s) => [
     formatNumber(s.backlog),
     rateCell(s.dispatch),
-    rateCell(pastWarmUp(s, 'dispatch')),
+    pastWarmUpCell(s, 'dispatch'),
     formatRatio(
       flatness(pastWarmUp(small, 'dispatch')?.perSecond, pastWarmUp(s, 'dispatch')?.perSecond).ratio,
     ),
     rateCell(s.drain),
-    rateCell(pastWarmUp(s, 'drain')),
+    pastWarmUpCell(s, 'drain'),
     formatRatio(flatness(pastWarmUp(small, 'drain')?.perSecond, pastWarmUp(s, 'drain')?.perSecond).ratio),
   ]);
   const warmUp = small?.warmUp;

@@ -39,7 +39,7 @@ export async function explainClaim(sql: Sql): Promise<string> {
 
 /**
  * The share of the smallest backlog every backlog's rates past the warm-up leave out. A 10k backlog
- * is dispatched in under a second, so its whole-window rate is mostly its start.
+ * is dispatched in about a second, so its start weighs on its whole-window rate.
  */
 const WARM_UP_SHARE = 0.2;
 

@@ -3,7 +3,7 @@ import { MEASURES, parseArgs, planFor, UsageError } from '../../../src/bench/pla
 import { renderBar } from '../../../src/bench/progress.js';
 import { NOTES_MARKER, renderReport } from '../../../src/bench/report.js';
 import type { ProcessUsage } from '../../../src/bench/resources.js';
-import type { BenchResults } from '../../../src/bench/results.js';
+import type { BenchResults, ScaleRow } from '../../../src/bench/results.js';
 import { formatRatio, percentile, rateAfterWarmUp, ratio } from '../../../src/bench/stats.js';
 import { renderBarChart } from '../../../src/bench/svg.js';
 
@@ -228,6 +228,22 @@ describe('bench report', () => {
     expect(markdown).toContain(
       '| 10,000 | 8,000 tasks/s | 10,000 tasks/s | 1× | 4,500 tasks/s | 5,000 tasks/s | 1× |',
     );
+    // Nothing past the warm-up (a run too short for one) is a dash, not a failure.
+    const short = renderReport(
+      {
+        ...full,
+        scale: [
+          {
+            ...(full.scale?.[0] as ScaleRow),
+            dispatchPastWarmUp: undefined,
+            drain: undefined,
+            drainPastWarmUp: undefined,
+          },
+        ],
+      },
+      undefined,
+    ).markdown;
+    expect(short).toContain('| 10,000 | 8,000 tasks/s | – | – | failed | failed | – |');
     expect(markdown).toContain(
       '| drain: task-pipeline | rabbitmq (beam.smp) | – | 0% | 0% | 30% / 10% | 0.04 | 40 |',
     );
