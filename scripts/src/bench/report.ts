@@ -212,7 +212,8 @@ function pastWarmUp(row: ScaleRow | undefined, part: 'dispatch' | 'drain'): Rate
 /** A run too short to leave anything past the warm-up (the smoke test's 200 tasks) has no such rate. */
 function pastWarmUpCell(row: ScaleRow, part: 'dispatch' | 'drain'): string {
   if (!row[part]) return 'failed';
-  return pastWarmUp(row, part) ? rateCell(pastWarmUp(row, part)) : '–';
+  const rate = pastWarmUp(row, part);
+  return rate ? rateCell(rate) : '–';
 }
 
 function machine(r: BenchResults): string {

@@ -43,11 +43,20 @@ export async function explainClaim(sql: Sql): Promise<string> {
  */
 const WARM_UP_SHARE = 0.2;
 
-/** When each task reached `column` (ms), in no order. */
-async function completionTimes(sql: Sql, column: 'sent_at' | 'finished_at'): Promise<number[]> {
+/** The rate past the warm-up of the tasks that reached `column` (sent_at: dispatched, finished_at: done). */
+async function rateByColumn(
+  sql: Sql,
+  column: 'sent_at' | 'finished_at',
+  warmUp: number,
+  windowMs: number,
+): Promise<Rate | undefined> {
   const rows = await sql<{ at: number }[]>`
     select (extract(epoch from ${sql(column)}) * 1000)::float8 as at from tasks where ${sql(column)} is not null`;
-  return rows.map((r) => r.at);
+  return rateAfterWarmUp(
+    rows.map((r) => r.at),
+    warmUp,
+    windowMs,
+  );
 }
 
 export async function measureScale(options: ScaleOptions, ctx: MeasureContext): Promise<ScaleRow[]> {
@@ -67,22 +76,14 @@ export async function measureScale(options: ScaleOptions, ctx: MeasureContext): 
           explain = await explainClaim(sandbox.sql);
         },
         async (sandbox) => {
-          dispatchPastWarmUp = rateAfterWarmUp(
-            await completionTimes(sandbox.sql, 'sent_at'),
-            warmUp,
-            options.windowMs,
-          );
+          dispatchPastWarmUp = await rateByColumn(sandbox.sql, 'sent_at', warmUp, options.windowMs);
         },
       ),
     );
     const drain = await attempt(ctx, `scale: drain @ ${backlog}`, () =>
       oursDrain(backlog, options.windowMs, ctx, 'scale: drain', {
         after: async (sandbox) => {
-          drainPastWarmUp = rateAfterWarmUp(
-            await completionTimes(sandbox.sql, 'finished_at'),
-            warmUp,
-            options.windowMs,
-          );
+          drainPastWarmUp = await rateByColumn(sandbox.sql, 'finished_at', warmUp, options.windowMs);
         },
       }),
     );
