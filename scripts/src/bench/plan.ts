@@ -31,8 +31,12 @@ export interface BenchPlan {
   api: { connections: number; durationS: number; sentRows: number };
   /** Measure 4: open-loop creates at a fixed rate, create → success latency. */
   latency: { ratePerS: number; warmUpMs: number; durationMs: number; settleTimeoutMs: number };
-  /** Measure 6: dispatch and drain at small and (with --full) large backlogs. */
-  scale: { backlogs: readonly number[]; windowMs: number };
+  /**
+   * Measure 6: dispatch and drain at small and (with --full) large backlogs. `smallRuns`: how many
+   * times the smallest backlog is measured when a larger one is compared with it (its median run
+   * counts): it is through in about a second, so one run's noise would decide the comparison.
+   */
+  scale: { backlogs: readonly number[]; windowMs: number; smallRuns: number };
   /** Measure 7: the same drain on a private single node and on a private 3-node cluster. */
   cluster: { tasks: number; timeoutMs: number };
   /** How long the shared servers are sampled idle before each run whose CPU is counted. */
@@ -54,7 +58,7 @@ const DEFAULT_PLAN: BenchPlan = {
   drain: { tasks: 100_000, timeoutMs: 300_000 },
   api: { connections: 64, durationS: 10, sentRows: 200_000 },
   latency: { ratePerS: 1_000, warmUpMs: 5_000, durationMs: 30_000, settleTimeoutMs: 60_000 },
-  scale: { backlogs: [10_000], windowMs: 15_000 },
+  scale: { backlogs: [10_000], windowMs: 15_000, smallRuns: 1 },
   cluster: { tasks: 100_000, timeoutMs: 300_000 },
   idleSampleMs: 3_000,
 };
@@ -69,7 +73,7 @@ export function planFor(profile: Profile, measures?: readonly MeasureName[]): Be
     case 'default':
       return base;
     case 'full':
-      return { ...base, scale: { backlogs: [10_000, 1_000_000], windowMs: 20_000 } };
+      return { ...base, scale: { backlogs: [10_000, 1_000_000], windowMs: 20_000, smallRuns: 3 } };
     case 'quick':
       return {
         ...base,
@@ -77,7 +81,7 @@ export function planFor(profile: Profile, measures?: readonly MeasureName[]): Be
         drain: { tasks: 10_000, timeoutMs: 120_000 },
         api: { connections: 64, durationS: 2, sentRows: 40_000 },
         latency: { ratePerS: 1_000, warmUpMs: 2_000, durationMs: 5_000, settleTimeoutMs: 30_000 },
-        scale: { backlogs: [10_000], windowMs: 5_000 },
+        scale: { backlogs: [10_000], windowMs: 5_000, smallRuns: 1 },
         cluster: { tasks: 10_000, timeoutMs: 120_000 },
         idleSampleMs: 1_000,
       };
@@ -91,7 +95,7 @@ export function planFor(profile: Profile, measures?: readonly MeasureName[]): Be
         drain: { tasks: 200, timeoutMs: 60_000 },
         api: { connections: 4, durationS: 1, sentRows: 200 },
         latency: { ratePerS: 100, warmUpMs: 500, durationMs: 1_000, settleTimeoutMs: 30_000 },
-        scale: { backlogs: [200], windowMs: 60_000 },
+        scale: { backlogs: [200], windowMs: 60_000, smallRuns: 1 },
         cluster: { tasks: 200, timeoutMs: 60_000 },
         idleSampleMs: 300,
       };

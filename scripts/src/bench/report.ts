@@ -198,7 +198,7 @@ function flatRows(r: BenchResults): string[][] {
     return [
       `${part === 'dispatch' ? 'Dispatch' : 'Drain'}, ${formatNumber(large.backlog)} waiting (past the warm-up)`,
       rateCell(largeRate),
-      `${formatNumber(small.backlog)} waiting ${rateCell(smallRate)}`,
+      `${formatNumber(small.backlog)} waiting${small.runs > 1 ? ` (median of ${small.runs} runs)` : ''} ${rateCell(smallRate)}`,
       formatRatio(flat.ratio),
       `${target} ${flat.verdict}`,
     ];
@@ -213,7 +213,10 @@ function pastWarmUp(row: ScaleRow | undefined, part: 'dispatch' | 'drain'): Rate
 function pastWarmUpCell(row: ScaleRow, part: 'dispatch' | 'drain'): string {
   if (!row[part]) return 'failed';
   const rate = pastWarmUp(row, part);
-  return rate ? rateCell(rate) : '–';
+  if (!rate) return '–';
+  if (row.runs <= 1) return rateCell(rate);
+  const each = part === 'dispatch' ? row.dispatchRunsPastWarmUp : row.drainRunsPastWarmUp;
+  return `${rateCell(rate)} (median of ${each.map((r) => formatNumber(r)).join(' / ')})`;
 }
 
 function machine(r: BenchResults): string {
@@ -488,6 +491,11 @@ function scaleSection(r: BenchResults): string {
     formatRatio(flatness(pastWarmUp(small, 'drain')?.perSecond, pastWarmUp(s, 'drain')?.perSecond).ratio),
   ]);
   const warmUp = small?.warmUp;
+  const repeated =
+    small && small.runs > 1
+      ? `\nThe smallest backlog is measured ${small.runs} times and its median run counts (each run's rate
+past the warm-up follows it): one window of about a second would otherwise let its noise decide.`
+      : '';
   const explains = r.scale
     .filter((s) => s.explain)
     .map(
@@ -502,7 +510,7 @@ backlog is through in about a second, and its start (the first batch, code not y
 weighs on that; a large backlog's window hardly feels it. So each is also timed past the same
 warm-up, from the moment its ${formatNumber(warmUp)}th task was sent (dispatch) or finished (drain)
 to the end of its window, by the tasks' own \`sent_at\` and \`finished_at\`, and those rates are
-compared with the smallest backlog's (the target: within ${formatNumber(TARGETS.flatWithin * 100)}%).
+compared with the smallest backlog's (the target: within ${formatNumber(TARGETS.flatWithin * 100)}%).${repeated}
 
 ${table(['Waiting rows', 'Dispatch', 'past the warm-up', '÷ smallest', 'Drain', 'past the warm-up', '÷ smallest'], rows)}
 

@@ -105,6 +105,13 @@ export interface ScaleRow {
   /** The same windows from the warm-up on, timed by the tasks' sent_at and finished_at. */
   dispatchPastWarmUp: Rate | undefined;
   drainPastWarmUp: Rate | undefined;
+  /**
+   * Runs of this backlog (plan.scale.smallRuns for the smallest, 1 otherwise): the row is the median
+   * run of each part, and these are every run's rates past the warm-up (tasks/s, in run order).
+   */
+  runs: number;
+  dispatchRunsPastWarmUp: (number | undefined)[];
+  drainRunsPastWarmUp: (number | undefined)[];
   explain: string | undefined;
 }
 

@@ -52,3 +52,15 @@ export function rateAfterWarmUp(completedAt: readonly number[], warmUp: number, 
   if (count === 0 || elapsedMs <= 0) return undefined;
   return { count, elapsedMs, perSecond: perSecond(count, elapsedMs) };
 }
+
+/**
+ * The middle run of repeated ones by `key` (the lower middle of an even count); runs without a key
+ * (a run too short to leave anything past its warm-up) rank below every run with one. One noisy run
+ * cannot pick the figure, and the run returned is a real one, so every figure of it stays consistent.
+ */
+export function medianRun<T>(runs: readonly T[], key: (run: T) => number | undefined): T | undefined {
+  const ranked = [...runs].sort(
+    (a, b) => (key(a) ?? Number.NEGATIVE_INFINITY) - (key(b) ?? Number.NEGATIVE_INFINITY),
+  );
+  return ranked[Math.floor((ranked.length - 1) / 2)];
+}
