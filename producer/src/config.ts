@@ -35,6 +35,9 @@ export const ProducerEnvSchema = z
     DISPATCH_LEASE_S: int(1).default(30),
     DISPATCH_CONFIRM_TIMEOUT_MS: int(100).default(5000),
     DISPATCH_MAX_IN_FLIGHT: int(1).default(10_000),
+    // How long confirmed tasks wait before they are recorded as sent: a task whose result this
+    // producer applies meanwhile needs no record at all (PROTOCOL §6, step 3). 0 records at once.
+    DISPATCH_RECORD_DELAY_MS: int(0, 10_000).default(50),
     // PostgreSQL's statement_timeout and lock_timeout of the API's connections. A request whose
     // statement outlasts them answers 503 with Retry-After; the reporters' requests time out at 10 s.
     API_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),
@@ -67,6 +70,15 @@ export const ProducerEnvSchema = z
           `must be at least 2 × DISPATCH_CONFIRM_TIMEOUT_MS + ${MIN_STATEMENT_DEADLINE_MS / 1000} s ` +
           `(${(2 * env.DISPATCH_CONFIRM_TIMEOUT_MS + MIN_STATEMENT_DEADLINE_MS) / 1000} s), so that the ` +
           `dispatcher's statements get at least ${MIN_STATEMENT_DEADLINE_MS / 1000} s (they get ${deadlineMs / 1000} s)`,
+      });
+    }
+    if (env.DISPATCH_RECORD_DELAY_MS > env.DISPATCH_CONFIRM_TIMEOUT_MS) {
+      // Publishing stops early enough for a confirm timeout, the delay and the record to fit in the
+      // lease; a delay past the confirm timeout would eat into the record's own share of it.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DISPATCH_RECORD_DELAY_MS'],
+        message: `must not exceed DISPATCH_CONFIRM_TIMEOUT_MS (${env.DISPATCH_CONFIRM_TIMEOUT_MS})`,
       });
     }
     if (env.OPERATOR_READ_TOKEN !== undefined && env.OPERATOR_READ_TOKEN === env.STATUS_API_TOKEN) {
@@ -117,6 +129,7 @@ function toConfig(e: z.output<typeof ProducerEnvSchema>) {
       leaseSeconds: e.DISPATCH_LEASE_S,
       confirmTimeoutMs: e.DISPATCH_CONFIRM_TIMEOUT_MS,
       maxInFlight: e.DISPATCH_MAX_IN_FLIGHT,
+      recordDelayMs: e.DISPATCH_RECORD_DELAY_MS,
     },
   };
 }

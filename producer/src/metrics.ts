@@ -29,7 +29,7 @@ export function createProducerMetrics() {
     }),
     tasksDispatched: new Counter({
       name: 'tasks_dispatched_total',
-      help: 'Tasks published, confirmed by the broker and recorded as sent',
+      help: 'Tasks published and confirmed by the broker, then recorded as sent or found reported first',
       labelNames: ['priority'] as const,
       registers,
     }),

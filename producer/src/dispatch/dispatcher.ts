@@ -156,6 +156,14 @@ export class Dispatcher {
   #share = 0;
   /** Tasks this replica claimed (or an insert is claiming) and has not recorded or released yet. */
   #unrecorded = 0;
+  /**
+   * Confirmed tasks waiting out DISPATCH_RECORD_DELAY_MS before their record, and when their confirm
+   * came (the sent_at a report of them writes). Part of #unrecorded, but no longer of the publish
+   * window: their messages are in the queue.
+   */
+  readonly #awaitingRecord = new Map<string, Date>();
+  /** Of those, the tasks whose report this replica applied meanwhile: nothing left to record. */
+  readonly #reportedFirst = new Set<string>();
   /** The last claim took a full batch: more may be waiting, so creates queue up behind it. */
   #backlog = true;
   /** The loop is waiting for claimed tasks to be recorded (the window is full), not for work. */
@@ -194,6 +202,27 @@ export class Dispatcher {
   /** New work may be waiting (a create here or on another replica, a broker that came back). */
   wake(): void {
     this.#signal.wake();
+  }
+
+  /** When the confirm of each of these tasks came, for those still waiting for their record. */
+  confirmedAt(taskIds: readonly string[]): ReadonlyMap<string, Date> {
+    const found = new Map<string, Date>();
+    if (this.#awaitingRecord.size === 0) return found;
+    for (const id of taskIds) {
+      const at = this.#awaitingRecord.get(id);
+      if (at) found.set(id, at);
+    }
+    return found;
+  }
+
+  /**
+   * Reports of these tasks were applied (the rows took their final status, with the confirm's time as
+   * sent_at): those still waiting for their record need none. Skipping it changes nothing the record
+   * would have: its fence (still waiting, same attempt) no longer holds for a reported row.
+   */
+  reported(taskIds: readonly string[]): void {
+    if (this.#awaitingRecord.size === 0) return;
+    for (const id of taskIds) if (this.#awaitingRecord.has(id)) this.#reportedFirst.add(id);
   }
 
   start(): void {
@@ -280,7 +309,7 @@ export class Dispatcher {
       // Counted in tasks, not batches: at a steady trickle of creates, small insert batches each
       // awaiting a confirm filled four batch slots, and a third of the tasks fell back to waiting and
       // the loop's claim (a round trip and a commit more; BENCHMARKS.md, issue 16).
-      this.#unrecorded + count <= this.#window() &&
+      this.#unconfirmed() + count <= this.#window() &&
       // The share stays reserved in the claims row for a lease after its count: taking from it
       // meanwhile keeps the cap, even when the loop (idle, polling) has not counted again since.
       now - this.#sentCountAt <= config.leaseSeconds * 1000 &&
@@ -315,9 +344,14 @@ export class Dispatcher {
 
   readonly #onBroker = () => this.#signal.wake();
 
-  /** The most tasks claimed and not yet recorded at once (see pipelineDepth). */
+  /** The most tasks claimed and not yet confirmed at once (see pipelineDepth). */
   #window(): number {
     return this.#o.pipelineDepth * this.#o.config.batchSize;
+  }
+
+  /** Claimed tasks not yet confirmed (or failed): what the publish window holds. */
+  #unconfirmed(): number {
+    return this.#unrecorded - this.#awaitingRecord.size;
   }
 
   async #run(): Promise<void> {
@@ -354,7 +388,7 @@ export class Dispatcher {
       this.#setPaused('broker_blocked');
       return wait(config.pollIntervalMs);
     }
-    this.#windowFull = this.#unrecorded + config.batchSize > this.#window();
+    this.#windowFull = this.#unconfirmed() + config.batchSize > this.#window();
     if (this.#windowFull) return wait(config.pollIntervalMs);
     const room = await this.#room();
     this.#databaseFailureStreak = 0;
@@ -438,11 +472,32 @@ export class Dispatcher {
     const { hooks, metrics } = this.#o;
     const started = performance.now();
     metrics.dispatchBatchSize.observe(claimed.length);
+    let settled = 0;
     try {
       await hooks.afterClaim?.(claimed);
       const { confirmed, failed, unpublished } = await this.#publish(claimed, claimedAt);
-      await hooks.beforeRecord?.(confirmed, failed);
-      const { sent, notRecorded } = await this.#record(confirmed);
+      const confirmedAt = new Date();
+      for (const task of confirmed) this.#awaitingRecord.set(task.id, confirmedAt);
+      // The window may have room now: the confirmed tasks left it.
+      if (confirmed.length > 0 && this.#windowFull) this.#signal.wake();
+      let recorded: { sent: string[]; notRecorded: string[] };
+      try {
+        await hooks.beforeRecord?.(confirmed, failed);
+        await this.#recordDelay();
+        const reportedFirst = confirmed.filter((t) => this.#reportedFirst.has(t.id));
+        recorded = await this.#record(confirmed.filter((t) => !this.#reportedFirst.has(t.id)));
+        recorded.notRecorded.push(...reportedFirst.map((t) => t.id));
+        this.#countDispatched(reportedFirst);
+      } finally {
+        for (const task of confirmed) {
+          this.#awaitingRecord.delete(task.id);
+          this.#reportedFirst.delete(task.id);
+        }
+        // Recorded (counted as sent from now on), finished, or left to their leases.
+        this.#unrecorded -= confirmed.length;
+        settled = confirmed.length;
+      }
+      const { sent, notRecorded } = recorded;
       await this.#releaseFailed(failed);
       if (confirmed.length > 0) {
         this.#publishFailureStreak = 0;
@@ -472,15 +527,17 @@ export class Dispatcher {
       hooks.afterBatch?.(result);
       return result;
     } finally {
-      this.#unrecorded -= claimed.length;
+      this.#unrecorded -= claimed.length - settled;
     }
   }
 
   async #publish(tasks: readonly ClaimedTask[], claimedAt: number) {
     const { broker, publisher: publishers, config, hooks, metrics } = this.#o;
-    // Publishing must end early enough that every confirm (bounded by the confirm timeout) and the
-    // record land before the lease runs out and another dispatcher may claim the task again.
-    const publishDeadline = claimedAt + config.leaseSeconds * 1000 - 2 * config.confirmTimeoutMs;
+    // Publishing must end early enough that every confirm (bounded by the confirm timeout), the record
+    // delay and the record land before the lease runs out and another dispatcher may claim the task
+    // again.
+    const publishDeadline =
+      claimedAt + config.leaseSeconds * 1000 - 2 * config.confirmTimeoutMs - config.recordDelayMs;
     const publisher = publishers.current();
     const outcomes: Promise<FailedPublish | ClaimedTask>[] = [];
     const unpublished: ClaimedTask[] = [];
@@ -519,12 +576,33 @@ export class Dispatcher {
   }
 
   /**
+   * Confirmed tasks wait DISPATCH_RECORD_DELAY_MS before their record (cut short by stop()): the
+   * result of a short task usually comes back within it, and a task this replica reported needs no
+   * record (see reported()). A record that would only find the row finished is a statement, a commit
+   * and a non-HOT row version saved.
+   */
+  #recordDelay(): Promise<void> {
+    const ms = this.#o.config.recordDelayMs;
+    const signal = this.#abort.signal;
+    if (ms <= 0 || signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /**
    * Confirmed → sent. Rows a report holds locked for a moment are retried a few times; a database
    * error is retried until it works or the dispatcher stops (the fence keeps a late record correct).
    * Whatever stays unrecorded keeps its lease, expires and goes out again: at-least-once.
    */
   async #record(confirmed: readonly ClaimedTask[]): Promise<{ sent: string[]; notRecorded: string[] }> {
-    const { repository, metrics, logger } = this.#o;
+    const { repository, logger } = this.#o;
     const sent: string[] = [];
     let remaining = confirmed;
     let lockedRounds = 0;
@@ -564,15 +642,18 @@ export class Dispatcher {
       }
       await sleep(backoffMs(lockedRounds, RECORD_LOCKED_BACKOFF, this.#o.random));
     }
-    const byPriority = new Map<Priority, number>();
     const sentIds = new Set(sent);
-    for (const task of confirmed) {
-      if (sentIds.has(task.id)) byPriority.set(task.priority, (byPriority.get(task.priority) ?? 0) + 1);
-    }
-    for (const [priority, n] of byPriority) metrics.tasksDispatched.inc({ priority }, n);
-    this.#dispatched += sent.length;
+    this.#countDispatched(confirmed.filter((t) => sentIds.has(t.id)));
     if (this.#sentCount !== undefined) this.#sentCount += sent.length;
     return { sent, notRecorded: confirmed.filter((t) => !sentIds.has(t.id)).map((t) => t.id) };
+  }
+
+  /** Confirmed tasks now accounted for: recorded as sent, or reported before their record. */
+  #countDispatched(tasks: readonly ClaimedTask[]): void {
+    const byPriority = new Map<Priority, number>();
+    for (const task of tasks) byPriority.set(task.priority, (byPriority.get(task.priority) ?? 0) + 1);
+    for (const [priority, n] of byPriority) this.#o.metrics.tasksDispatched.inc({ priority }, n);
+    this.#dispatched += tasks.length;
   }
 
   /**

@@ -19,7 +19,7 @@ export interface DispatcherStats {
   sentCount: number | undefined;
   /** Tasks the other dispatchers had claimed and not recorded at that count (back-pressure too). */
   claimedElsewhere: number;
-  /** Tasks this replica published, had confirmed and recorded as sent since start. */
+  /** Tasks this replica published and had confirmed, then recorded as sent or saw reported first. */
   dispatched: number;
 }
 
@@ -53,5 +53,9 @@ export interface DispatcherHandle {
   taskCreated(): void;
   /** See Dispatcher.claimOnInsert: undefined when this replica does not dispatch or is busy. */
   claimOnInsert(count: number): InsertClaim | undefined;
+  /** Reports to write: when this replica's dispatcher had the confirm of each task still unrecorded. */
+  confirmedAt(taskIds: readonly string[]): ReadonlyMap<string, Date>;
+  /** Reports written: their tasks, if still waiting for a record here, need none. */
+  reported(taskIds: readonly string[]): void;
   stats(): DispatcherStats;
 }

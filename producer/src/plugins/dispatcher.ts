@@ -68,6 +68,8 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
       wakeup.notify();
     },
     claimOnInsert: (count) => dispatcher?.claimOnInsert(count),
+    confirmedAt: (taskIds) => dispatcher?.confirmedAt(taskIds) ?? new Map(),
+    reported: (taskIds) => dispatcher?.reported(taskIds),
     stats: () => dispatcher?.stats() ?? DISABLED_DISPATCHER_STATS,
   } satisfies DispatcherHandle);
 

@@ -28,6 +28,7 @@ async function tasksPlugin(app: FastifyInstance, options: TasksPluginOptions): P
     createTaskRepository(app.sql, {
       deadlineMs: options.config.api.statementTimeoutMs + CLIENT_DEADLINE_MARGIN_MS,
       claimOnInsert: (count) => app.dispatcher.claimOnInsert(count),
+      unrecorded: app.dispatcher,
     }),
   );
 }

@@ -5,7 +5,7 @@ import { type CoalesceOptions, type CoalesceStats, coalesce } from '@task-pipeli
 import type { Priority } from '@task-pipeline/rabbitmq/contract';
 import type { Sql } from 'postgres';
 import { type CancellableQuery, isDatabaseTimeout, withDeadline } from '../db/deadline.js';
-import type { InsertClaim } from '../dispatch/types.js';
+import type { DispatcherHandle, InsertClaim } from '../dispatch/types.js';
 import { REDRIVE_SELECTION_COLUMNS, redriveStatement } from './redrive.js';
 import {
   decideRedrive,
@@ -69,6 +69,11 @@ export interface TaskRepositoryOptions {
   deadlineMs: number;
   /** The dispatcher's offer to claim fresh tasks in the insert that creates them (see InsertClaim). */
   claimOnInsert?: (count: number) => InsertClaim | undefined;
+  /**
+   * This producer's dispatcher, for tasks it had confirmed and not yet recorded: a report of one
+   * writes the confirm's time as its sent_at, and then tells the dispatcher that it needs no record.
+   */
+  unrecorded?: Pick<DispatcherHandle, 'confirmedAt' | 'reported'>;
 }
 
 export function toTask(row: TaskRow): Task {
@@ -257,18 +262,20 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
     toResult: (row: TaskRow) => T,
     signal?: AbortSignal,
   ): Promise<ReportResult<T>[]> {
+    const confirmedAt = options.unrecorded?.confirmedAt(updates.map((u) => u.taskId));
     const reports = updates.map((u) => ({
       id: u.taskId,
       status: u.taskStatus,
       attempt: u.attempt ?? null,
       error: u.taskStatus === 'error' ? (u.error ?? null) : null,
+      sent_at: confirmedAt?.get(u.taskId)?.toISOString() ?? null,
     }));
     const rows = await deadline(
       'report batch',
       sql<(TaskRow & { applied: boolean })[]>`
       with r as (
         select * from jsonb_to_recordset(${sql.json(reports)})
-          as r(id uuid, status text, attempt int, error text)
+          as r(id uuid, status text, attempt int, error text, sent_at timestamptz)
       ),
       locked as materialized (
         select ${sql(returned)} from tasks where id = any(array(select id from r)) order by id for update
@@ -276,7 +283,7 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
       applied as (
         update tasks t
            set status = r.status, error = r.error, claimed_until = null,
-               finished_at = now(), updated_at = now()
+               sent_at = coalesce(t.sent_at, r.sent_at), finished_at = now(), updated_at = now()
           from r join locked l on l.id = r.id
          where t.id = r.id
            and l.attempts = coalesce(r.attempt, l.attempts)
@@ -289,6 +296,9 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
       select ${sql(returned)}, false from locked where id not in (select id from applied)`,
       signal,
     );
+    if (confirmedAt && confirmedAt.size > 0) {
+      options.unrecorded?.reported(rows.filter((row) => row.applied).map((row) => row.id));
+    }
     const byId = new Map(rows.map((row) => [row.id, row]));
     return updates.map((update): ReportResult<T> => {
       const row = byId.get(update.taskId);

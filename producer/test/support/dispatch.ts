@@ -59,6 +59,8 @@ export const baseDispatchConfig: ProducerConfig['dispatch'] = {
   leaseSeconds: 300,
   confirmTimeoutMs: 5_000,
   maxInFlight: 100_000,
+  // The default: the crash-point tests walk the same steps the producer takes.
+  recordDelayMs: 50,
 };
 
 /** The dispatcher's repository with the statement deadline the plugin derives from `config`. */

@@ -58,6 +58,22 @@ describe('DISPATCH_LEASE_S and DISPATCH_CONFIRM_TIMEOUT_MS', () => {
   });
 });
 
+describe('DISPATCH_RECORD_DELAY_MS', () => {
+  test('50 ms by default; 0 records at once; up to the confirm timeout, not past it', () => {
+    const delay = (env: Record<string, string>) =>
+      loadConfig({ STATUS_API_TOKEN: TOKEN, ...env }).dispatch.recordDelayMs;
+    expect(delay({})).toBe(50);
+    expect(delay({ DISPATCH_RECORD_DELAY_MS: '0' })).toBe(0);
+    expect(delay({ DISPATCH_RECORD_DELAY_MS: '5000' })).toBe(5_000);
+    expect(refusal({ DISPATCH_RECORD_DELAY_MS: '5001' })).toBe(
+      'invalid configuration: DISPATCH_RECORD_DELAY_MS: must not exceed DISPATCH_CONFIRM_TIMEOUT_MS (5000)',
+    );
+    expect(refusal({ DISPATCH_RECORD_DELAY_MS: '-1' })).toMatch(
+      /^invalid configuration: DISPATCH_RECORD_DELAY_MS: /,
+    );
+  });
+});
+
 describe('the operator settings', () => {
   test('TASK_RETENTION: 7 days by default, units d/h/m/s, 0 keeps everything', () => {
     const retention = (value?: string) =>

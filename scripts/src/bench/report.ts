@@ -403,12 +403,13 @@ function stagesTable(l: NonNullable<BenchResults['latency']>): string {
     `${formatNumber(q.p50Ms)} ms`,
     `${formatNumber(q.p99Ms)} ms`,
   ];
-  return `Where the time goes (from the tasks' \`sent_at\`, stamped when the dispatcher records the confirm):
+  return `Where the time goes (from the tasks' \`sent_at\`: when the broker confirmed the message, as the
+dispatcher saw it, written by its record or by a report that came back first):
 
 ${table(
   ['Stage', 'p50', 'p99'],
   [
-    row('created → sent (claim, publish, confirm, record)', l.stages.createdToSent),
+    row('created → sent (insert with its claim, publish, confirm)', l.stages.createdToSent),
     row('sent → success (work queue, worker, result queue, reporter, report)', l.stages.sentToSuccess),
   ],
 )}`;

@@ -30,7 +30,7 @@ interface Row {
   text: string;
   priority: Priority;
   createdAt: Date;
-  status: 'waiting' | 'sent';
+  status: 'waiting' | 'sent' | 'success';
   attempts: number;
   /** performance.now() until which the row is leased. */
   claimedUntil: number;
@@ -118,7 +118,17 @@ class MemoryRepository implements DispatchStatements {
     return { done, locked: [] };
   }
 
+  /** The ids each record statement was given. */
+  readonly records: string[][] = [];
+
+  /** A report applied to the row (as the batch route would): it leaves the waiting state for good. */
+  report(id: string): void {
+    const row = this.rows.get(id);
+    if (row) row.status = 'success';
+  }
+
   async recordSent(tasks: readonly ClaimedTask[]): Promise<FencedOutcome> {
+    this.records.push(tasks.map((t) => t.id));
     return this.#fenced(tasks, (row) => {
       row.status = 'sent';
       row.claimedUntil = 0;
@@ -188,6 +198,8 @@ const config: ProducerConfig['dispatch'] = {
   leaseSeconds: 30,
   confirmTimeoutMs: 5_000,
   maxInFlight: 10_000,
+  // Recorded at once, so each step a test takes is the next step of the loop (the delay has its own tests).
+  recordDelayMs: 0,
 };
 
 const logger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -419,6 +431,64 @@ describe('dispatcher loop', () => {
     expect(batch?.sent).toHaveLength(1);
     expect(batch?.failed.map((f) => f.reason)).toEqual(['UNROUTABLE']);
     expect(dispatcher.stats().paused).toBeUndefined();
+  });
+
+  test('record delay: confirmed tasks wait it out; one reported meanwhile gets no record, and still counts', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const { dispatcher, repository, metrics, batches } = setup({ dispatch: { recordDelayMs: 1_000 } });
+    const [first, second, third] = repository.add('medium', 3) as [string, string, string];
+    dispatcher.start();
+    await advance(0);
+    // Confirmed and waiting: the route asks when, for the sent_at its report writes.
+    const confirmed = dispatcher.confirmedAt([first, second, third, 'not-ours']);
+    expect([...confirmed.keys()]).toEqual([first, second, third]);
+    expect(repository.records).toEqual([]);
+    repository.report(first);
+    dispatcher.reported([first, 'not-ours']);
+    await advance(999);
+    expect(repository.records).toEqual([]);
+    await advance(1);
+    expect(repository.records).toEqual([[second, third]]);
+    expect(repository.withStatus('sent').map((r) => r.id)).toEqual([second, third]);
+    expect(batches[0]).toMatchObject({ sent: [second, third], notRecorded: [first] });
+    const dispatched = (await metrics.tasksDispatched.get()).values;
+    expect(dispatched.map((v) => v.value)).toEqual([3]);
+    expect(dispatcher.stats().dispatched).toBe(3);
+    // Recorded: nothing of them is held any more.
+    expect(dispatcher.confirmedAt([first, second, third]).size).toBe(0);
+  });
+
+  test('record delay: a report the dispatcher was not told of leaves the record to the fence', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const { dispatcher, repository, batches } = setup({ dispatch: { recordDelayMs: 1_000 } });
+    const [first, second] = repository.add('medium', 2) as [string, string];
+    dispatcher.start();
+    await advance(0);
+    // Applied by another producer: this one still records both, and the fence skips the finished row.
+    repository.report(first);
+    await advance(1_000);
+    expect(repository.records).toEqual([[first, second]]);
+    expect(batches[0]).toMatchObject({ sent: [second], notRecorded: [first] });
+  });
+
+  test('record delay: the tasks waiting it out leave the publish window, and stop() cuts it short', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const { dispatcher, repository } = setup({
+      pipelineDepth: 1,
+      dispatch: { batchSize: 2, recordDelayMs: 4_000 },
+    });
+    repository.add('medium', 5);
+    dispatcher.start();
+    await advance(0);
+    // A window of one batch of 2, yet all five are claimed before any record: confirmed tasks do not
+    // hold the window.
+    expect(repository.claimLimits.slice(0, 3)).toEqual([2, 2, 2]);
+    expect(repository.records).toEqual([]);
+    const stopped = dispatcher.stop(10_000);
+    await advance(0);
+    await stopped;
+    expect(repository.records.flat()).toHaveLength(5);
+    expect(repository.withStatus('sent')).toHaveLength(5);
   });
 
   test('whole batches failing in a row: claims hold back for a growing backoff', async () => {

@@ -119,6 +119,8 @@ beforeAll(async () => {
       taskCreated += 1;
     },
     claimOnInsert: () => undefined,
+    confirmedAt: () => new Map(),
+    reported: () => undefined,
     stats: () => DISABLED_DISPATCHER_STATS,
   };
   app.decorate('dispatcher', dispatcher);

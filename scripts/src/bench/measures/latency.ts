@@ -145,7 +145,7 @@ export async function measureLatency(options: LatencyOptions, ctx: MeasureContex
         from (select extract(epoch from finished_at - created_at)::float8 * 1000 as ms
               from tasks where status = 'success' and text = ${PROBE_TEXT}) as t`;
       if (!row || Number(row.n) === 0) throw new MeasureError('NO_PROGRESS', 'no task reached success');
-      // A task whose report landed before the dispatcher recorded it has no sent_at: left out here.
+      // A task reported by another producer before its record has no sent_at: left out here.
       const [stages] = await sandbox.sql<
         { n: string; sent_p50: number; sent_p99: number; done_p50: number; done_p99: number }[]
       >`
