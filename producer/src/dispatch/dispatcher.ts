@@ -1,8 +1,8 @@
 // The dispatch loop (PROTOCOL §6): claim → publish with confirms → record, in batches. Claims run one
 // at a time (so priority order holds across batches) while up to `pipelineDepth` batches' worth of
-// claimed tasks wait for their confirms and records: waiting for quorum confirms is most of a batch's
-// time, and overlapping it is what makes the loop fast. Everything it calls is injected, so it runs in tests
-// without Fastify.
+// claimed tasks wait for their confirms: waiting for quorum confirms is most of a batch's time, and
+// overlapping it is what makes the loop fast. Confirmed tasks then wait out the record delay outside
+// that window. Everything it calls is injected, so it runs in tests without Fastify.
 import { randomUUID } from 'node:crypto';
 import { backoffMs } from '@task-pipeline/common';
 import {
@@ -111,9 +111,9 @@ export interface DispatcherOptions {
   logger: DispatchLogger;
   hooks?: DispatcherHooks;
   /**
-   * Full batches in flight at once (publishing, awaiting confirms, recording): the tasks claimed and
-   * not yet recorded stay within pipelineDepth × DISPATCH_BATCH_SIZE, which bounds the unconfirmed
-   * publish window. The loop claims while a whole batch still fits; an insert's claim (a few tasks,
+   * Full batches in flight at once (publishing, awaiting confirms): the tasks claimed and not yet
+   * confirmed stay within pipelineDepth × DISPATCH_BATCH_SIZE, which bounds the unconfirmed publish
+   * window. The loop claims while a whole batch still fits; an insert's claim (a few tasks,
    * when idle) while its tasks fit.
    */
   pipelineDepth?: number;
@@ -166,7 +166,7 @@ export class Dispatcher {
   readonly #reportedFirst = new Set<string>();
   /** The last claim took a full batch: more may be waiting, so creates queue up behind it. */
   #backlog = true;
-  /** The loop is waiting for claimed tasks to be recorded (the window is full), not for work. */
+  /** The loop is waiting for claimed tasks to be confirmed (the window is full), not for work. */
   #windowFull = false;
   #publishFailureStreak = 0;
   #databaseFailureStreak = 0;
@@ -349,7 +349,7 @@ export class Dispatcher {
     return this.#o.pipelineDepth * this.#o.config.batchSize;
   }
 
-  /** Claimed tasks not yet confirmed (or failed): what the publish window holds. */
+  /** Claimed tasks not confirmed (failed or unpublished ones until released): what the publish window holds. */
   #unconfirmed(): number {
     return this.#unrecorded - this.#awaitingRecord.size;
   }
