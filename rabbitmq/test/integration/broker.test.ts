@@ -69,7 +69,9 @@ describe('Broker', () => {
     });
     await broker.start();
     await broker.confirmChannel({ name: 'publish' }).wait();
+    // Both listeners before the close: the broker may be back before rabbitmqctl has even exited.
     const disconnected = new Promise((r) => broker.once('disconnected', r));
+    const reopened = new Promise<void>((r) => broker.once('channel-open', () => r()));
     const out = await rabbitmqctl('list_connections', '-p', vhost.name, 'pid', 'client_properties');
     const pid = out
       .split('\n')
@@ -78,7 +80,7 @@ describe('Broker', () => {
     expect(pid).toBeTruthy();
     await rabbitmqctl('close_connection', pid as string, 'test');
     await disconnected;
-    await new Promise<void>((r) => broker.once('channel-open', () => r()));
+    await reopened;
     expect(broker.ready).toBe(true);
     await broker.close();
   });
@@ -108,7 +110,10 @@ describe('Broker over a list of brokers', () => {
     await broker.waitForConnect();
     expect(broker.node).toBe(`127.0.0.1:${live.port}`);
 
+    // Both listeners before the close: refused at once, the dead node lets the broker be back on the
+    // live one before rabbitmqctl has even exited (a listener added after it waited forever).
     const disconnected = new Promise((r) => broker.once('disconnected', r));
+    const reconnected = new Promise<void>((r) => broker.once('connected', () => r()));
     const out = await rabbitmqctl('list_connections', '-p', vhost.name, 'pid', 'client_properties');
     const pid = out
       .split('\n')
@@ -117,7 +122,7 @@ describe('Broker over a list of brokers', () => {
     await rabbitmqctl('close_connection', pid as string, 'test');
     await disconnected;
     // Next in rotation is the dead node; then round again to the live one.
-    await new Promise<void>((r) => broker.once('connected', () => r()));
+    await reconnected;
     const livePort = `127.0.0.1:${live.port}`;
     expect(events).toEqual([
       'failed 127.0.0.1:1',
