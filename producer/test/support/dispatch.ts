@@ -11,6 +11,7 @@ import {
   type WorkMessage,
   WorkMessageSchema,
 } from '@task-pipeline/rabbitmq';
+import { eventually } from '@task-pipeline/testkit/eventually';
 import { perSuite } from '@task-pipeline/testkit/hooks';
 import {
   createTestVhost,
@@ -242,6 +243,13 @@ export async function drainQueues(
   } finally {
     await connection.close();
   }
+}
+
+/** The work messages published, taken from the queues once `n` of them are queued. */
+export async function takeQueued(url: string, n: number): Promise<QueuedMessage[]> {
+  const total = async () => Object.values(await queueDepths(url)).reduce((a, b) => a + b, 0);
+  await eventually(`${n} messages queued`, async () => (await total()) === n, { timeoutMs: 30_000 });
+  return drainQueues(url);
 }
 
 /** Runs `fn` on a throwaway channel of the vhost (topology changes, inspection). */

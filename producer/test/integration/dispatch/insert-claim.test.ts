@@ -7,14 +7,13 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
 import { createTaskRepository } from '../../../src/tasks/repository.js';
 import {
-  drainQueues,
   gate,
   insertTasks,
-  queueDepths,
   resetState,
   startDispatcher,
   statusCounts,
   type TestDispatcher,
+  takeQueued,
   useServices,
 } from '../../support/dispatch.js';
 
@@ -32,13 +31,6 @@ async function start(options: Parameters<typeof startDispatcher>[1] = {}) {
   const d = await startDispatcher(services, options);
   running.push(d);
   return d;
-}
-
-/** The work messages published, once `n` are queued. */
-async function queued(n: number) {
-  const total = async () => Object.values(await queueDepths(services.vhost.url)).reduce((a, b) => a + b, 0);
-  await eventually(`${n} messages queued`, async () => (await total()) === n, { timeoutMs: 30_000 });
-  return drainQueues(services.vhost.url);
 }
 
 function repositoryFor(d: TestDispatcher) {
@@ -83,7 +75,7 @@ describe('a create while the dispatcher is idle', () => {
         task: { status: 'waiting', attempts: 1 },
       });
     }
-    const messages = await queued(3);
+    const messages = await takeQueued(services.vhost.url, 3);
     expect(messages.map((m) => m.body.attempt)).toEqual([1, 1, 1]);
     await eventually('all recorded sent', async () => (await statusCounts(services.sql)).sent === 3, {
       timeoutMs: 10_000,
@@ -130,7 +122,7 @@ describe('an insert that claimed and then died', () => {
     await services.sql`update tasks set claimed_until = now() - interval '1 ms'`;
     const rescuer = await start();
     rescuer.dispatcher.wake();
-    const [message] = await queued(1);
+    const [message] = await takeQueued(services.vhost.url, 1);
     expect(message?.body).toMatchObject({
       taskId: result.outcome === 'created' ? result.task.taskId : '',
       attempt: 2,

@@ -9,12 +9,11 @@ import { createTaskRepository } from '../../../src/tasks/repository.js';
 import {
   baseDispatchConfig,
   dispatchRepository,
-  drainQueues,
   insertTasks,
-  queueDepths,
   resetState,
   startDispatcher,
   type TestDispatcher,
+  takeQueued,
   useServices,
 } from '../../support/dispatch.js';
 
@@ -53,12 +52,6 @@ async function start() {
   return { d, batches, records, tasks };
 }
 
-async function queued(n: number) {
-  const total = async () => Object.values(await queueDepths(services.vhost.url)).reduce((a, b) => a + b, 0);
-  await eventually(`${n} messages queued`, async () => (await total()) === n, { timeoutMs: 30_000 });
-  return drainQueues(services.vhost.url);
-}
-
 interface Row {
   id: string;
   status: string;
@@ -76,7 +69,7 @@ describe('the record delay', () => {
     const { d, batches, records, tasks } = await start();
     const [reported, left] = await insertTasks(services.sql, 2);
     if (!reported || !left) throw new Error('two tasks inserted');
-    const messages = await queued(2);
+    const messages = await takeQueued(services.vhost.url, 2);
     // Confirmed, not recorded: both rows still waiting, and the dispatcher knows when they were confirmed.
     expect((await rows([reported.id, left.id])).map((r) => r.status)).toEqual(['waiting', 'waiting']);
     const confirmedAt = d.dispatcher.confirmedAt([reported.id]).get(reported.id);
@@ -103,7 +96,7 @@ describe('the record delay', () => {
     const { d, batches, tasks } = await start();
     const [task] = await insertTasks(services.sql, 1);
     if (!task) throw new Error('one task inserted');
-    const [message] = await queued(1);
+    const [message] = await takeQueued(services.vhost.url, 1);
     await eventually('the batch recorded', () => batches.length === 1, { timeoutMs: DELAY_MS + 20_000 });
     const [sent] = await rows([task.id]);
     expect(sent).toMatchObject({ status: 'sent' });
