@@ -29,7 +29,7 @@ export function createProducerMetrics() {
     }),
     tasksDispatched: new Counter({
       name: 'tasks_dispatched_total',
-      help: 'Tasks published and confirmed by the broker, then recorded as sent or found reported first',
+      help: 'Tasks published and confirmed by the broker',
       labelNames: ['priority'] as const,
       registers,
     }),

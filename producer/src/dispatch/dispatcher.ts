@@ -487,7 +487,9 @@ export class Dispatcher {
         const reportedFirst = confirmed.filter((t) => this.#reportedFirst.has(t.id));
         recorded = await this.#record(confirmed.filter((t) => !this.#reportedFirst.has(t.id)));
         recorded.notRecorded.push(...reportedFirst.map((t) => t.id));
-        this.#countDispatched(reportedFirst);
+        // Every confirmed task was dispatched, whoever wrote its next status (the record, or a report
+        // that got there first on this producer or another).
+        this.#countDispatched(confirmed);
       } finally {
         for (const task of confirmed) {
           this.#awaitingRecord.delete(task.id);
@@ -643,12 +645,11 @@ export class Dispatcher {
       await sleep(backoffMs(lockedRounds, RECORD_LOCKED_BACKOFF, this.#o.random));
     }
     const sentIds = new Set(sent);
-    this.#countDispatched(confirmed.filter((t) => sentIds.has(t.id)));
     if (this.#sentCount !== undefined) this.#sentCount += sent.length;
     return { sent, notRecorded: confirmed.filter((t) => !sentIds.has(t.id)).map((t) => t.id) };
   }
 
-  /** Confirmed tasks now accounted for: recorded as sent, or reported before their record. */
+  /** Confirmed tasks: their messages are in the queue. */
   #countDispatched(tasks: readonly ClaimedTask[]): void {
     const byPriority = new Map<Priority, number>();
     for (const task of tasks) byPriority.set(task.priority, (byPriority.get(task.priority) ?? 0) + 1);

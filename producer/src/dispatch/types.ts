@@ -19,7 +19,7 @@ export interface DispatcherStats {
   sentCount: number | undefined;
   /** Tasks the other dispatchers had claimed and not recorded at that count (back-pressure too). */
   claimedElsewhere: number;
-  /** Tasks this replica published and had confirmed, then recorded as sent or saw reported first. */
+  /** Tasks this replica published and had confirmed by the broker since start. */
   dispatched: number;
 }
 
