@@ -69,10 +69,18 @@ async function main(): Promise<void> {
     const { plan } = parseArgs(args.filter((a) => !a.startsWith(PG_SETTING) && !a.startsWith(SLOW_PLANS)));
     await runBench(plan, { outDir, progress: createProgress(), command: 'profile-run' });
     const rows = await admin<
-      { calls: string; total_ms: number; mean_ms: number; rows: string; wal_bytes: string; query: string }[]
+      {
+        calls: string;
+        total_ms: number;
+        mean_ms: number;
+        rows: string;
+        wal_records: string;
+        wal_bytes: string;
+        query: string;
+      }[]
     >`
       select calls::text, total_exec_time as total_ms, mean_exec_time as mean_ms, rows::text,
-             wal_bytes::text, regexp_replace(query, '\\s+', ' ', 'g') as query
+             wal_records::text, wal_bytes::text, regexp_replace(query, '\\s+', ' ', 'g') as query
       from pg_stat_statements
       where query not ilike '%pg_stat_statements%'
       order by total_exec_time desc
@@ -80,7 +88,7 @@ async function main(): Promise<void> {
     console.log(`\nreport in ${outDir}/BENCHMARKS.md\ntop ${TOP} statements by total execution time:`);
     for (const r of rows) {
       console.log(
-        `${r.total_ms.toFixed(0).padStart(8)} ms total ${r.calls.padStart(8)} calls ${r.mean_ms.toFixed(2).padStart(8)} ms mean ${r.rows.padStart(8)} rows  ${r.query.slice(0, 160)}`,
+        `${r.total_ms.toFixed(0).padStart(8)} ms total ${r.calls.padStart(8)} calls ${r.mean_ms.toFixed(2).padStart(8)} ms mean ${r.rows.padStart(8)} rows ${r.wal_records.padStart(9)} WAL records ${r.wal_bytes.padStart(11)} WAL bytes  ${r.query.slice(0, 160)}`,
       );
     }
     const [wal] = await admin<{ wal_records: string; wal_sync: string; wal_write: string }[]>`
