@@ -37,7 +37,7 @@ export const ProducerEnvSchema = z
     DISPATCH_MAX_IN_FLIGHT: int(1).default(10_000),
     // How long confirmed tasks wait before they are recorded as sent: a task whose result this
     // producer applies meanwhile needs no record at all (PROTOCOL §6, step 3). 0 records at once.
-    DISPATCH_RECORD_DELAY_MS: int(0, 10_000).default(50),
+    DISPATCH_RECORD_DELAY_MS: int(0, 10_000).default(1000),
     // PostgreSQL's statement_timeout and lock_timeout of the API's connections. A request whose
     // statement outlasts them answers 503 with Retry-After; the reporters' requests time out at 10 s.
     API_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(5000),

@@ -168,14 +168,15 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
     },
 
     /**
-     * Confirmed messages → `sent`. A row whose report landed first (status no longer waiting) or that
-     * another dispatcher re-claimed (attempts moved on) is left alone.
+     * Confirmed messages → `sent`, with the time the broker confirmed them (PROTOCOL §3), not the
+     * record's: the record delay would shift it. A row whose report landed first (status no longer
+     * waiting) or that another dispatcher re-claimed (attempts moved on) is left alone.
      */
-    recordSent(tasks: readonly ClaimedTask[]): Promise<FencedOutcome> {
+    recordSent(tasks: readonly ClaimedTask[], confirmedAt: Date): Promise<FencedOutcome> {
       return fencedUpdate(
         'record',
         tasks,
-        sql`status = 'sent', sent_at = now(), updated_at = now(), claimed_until = NULL`,
+        sql`status = 'sent', sent_at = ${confirmedAt}, updated_at = now(), claimed_until = NULL`,
       );
     },
 

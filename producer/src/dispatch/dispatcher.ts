@@ -164,6 +164,8 @@ export class Dispatcher {
   readonly #awaitingRecord = new Map<string, Date>();
   /** Of those, the tasks whose report this replica applied meanwhile: nothing left to record. */
   readonly #reportedFirst = new Set<string>();
+  /** Ends each record delay now (stop() cuts them short). */
+  readonly #recordDelays = new Set<() => void>();
   /** The last claim took a full batch: more may be waiting, so creates queue up behind it. */
   #backlog = true;
   /** The loop is waiting for claimed tasks to be confirmed (the window is full), not for work. */
@@ -222,7 +224,14 @@ export class Dispatcher {
    */
   reported(taskIds: readonly string[]): void {
     if (this.#awaitingRecord.size === 0) return;
-    for (const id of taskIds) if (this.#awaitingRecord.has(id)) this.#reportedFirst.add(id);
+    for (const id of taskIds) {
+      // Finished: no longer in flight, so it stops counting against DISPATCH_MAX_IN_FLIGHT now, not
+      // when its batch's delay ends (with a long delay that would hold claims back for nothing).
+      if (this.#awaitingRecord.delete(id)) {
+        this.#reportedFirst.add(id);
+        this.#unrecorded -= 1;
+      }
+    }
   }
 
   start(): void {
@@ -242,6 +251,7 @@ export class Dispatcher {
     if (!this.#loop) return;
     this.#stopping = true;
     this.#abort.abort();
+    for (const cut of [...this.#recordDelays]) cut();
     this.#signal.wake();
     for (const event of BROKER_CHANGES) this.#o.broker.off(event, this.#onBroker);
     let timer: NodeJS.Timeout | undefined;
@@ -485,18 +495,21 @@ export class Dispatcher {
         await hooks.beforeRecord?.(confirmed, failed);
         await this.#recordDelay();
         const reportedFirst = confirmed.filter((t) => this.#reportedFirst.has(t.id));
-        recorded = await this.#record(confirmed.filter((t) => !this.#reportedFirst.has(t.id)));
+        recorded = await this.#record(
+          confirmed.filter((t) => !this.#reportedFirst.has(t.id)),
+          confirmedAt,
+        );
         recorded.notRecorded.push(...reportedFirst.map((t) => t.id));
         // Every confirmed task was dispatched, whoever wrote its next status (the record, or a report
         // that got there first on this producer or another).
         this.#countDispatched(confirmed);
       } finally {
+        // Recorded (counted as sent from now on), or left to their leases; reported ones left already.
         for (const task of confirmed) {
+          if (this.#reportedFirst.delete(task.id)) continue;
           this.#awaitingRecord.delete(task.id);
-          this.#reportedFirst.delete(task.id);
+          this.#unrecorded -= 1;
         }
-        // Recorded (counted as sent from now on), finished, or left to their leases.
-        this.#unrecorded -= confirmed.length;
         settled = confirmed.length;
       }
       const { sent, notRecorded } = recorded;
@@ -585,16 +598,17 @@ export class Dispatcher {
    */
   #recordDelay(): Promise<void> {
     const ms = this.#o.config.recordDelayMs;
-    const signal = this.#abort.signal;
-    if (ms <= 0 || signal.aborted) return Promise.resolve();
+    if (ms <= 0 || this.#stopping) return Promise.resolve();
+    // Kept in a set that stop() empties, not as abort listeners: a second's delay at a few batches a
+    // second overlaps more batches than an AbortSignal takes listeners before Node warns of a leak.
     return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        signal.removeEventListener('abort', done);
+        this.#recordDelays.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
+      this.#recordDelays.add(done);
     });
   }
 
@@ -603,7 +617,10 @@ export class Dispatcher {
    * error is retried until it works or the dispatcher stops (the fence keeps a late record correct).
    * Whatever stays unrecorded keeps its lease, expires and goes out again: at-least-once.
    */
-  async #record(confirmed: readonly ClaimedTask[]): Promise<{ sent: string[]; notRecorded: string[] }> {
+  async #record(
+    confirmed: readonly ClaimedTask[],
+    confirmedAt: Date,
+  ): Promise<{ sent: string[]; notRecorded: string[] }> {
     const { repository, logger } = this.#o;
     const sent: string[] = [];
     let remaining = confirmed;
@@ -612,7 +629,7 @@ export class Dispatcher {
     while (remaining.length > 0) {
       let outcome: Awaited<ReturnType<DispatchStatements['recordSent']>>;
       try {
-        outcome = await repository.recordSent(remaining);
+        outcome = await repository.recordSent(remaining, confirmedAt);
       } catch (err) {
         errors += 1;
         if (this.#stopping) {

@@ -84,6 +84,7 @@ const cases: [string, Run][] = [
           createdAt: new Date(),
           attempt: 1,
         })),
+        new Date(),
       ),
   ],
 ];

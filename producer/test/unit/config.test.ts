@@ -59,10 +59,10 @@ describe('DISPATCH_LEASE_S and DISPATCH_CONFIRM_TIMEOUT_MS', () => {
 });
 
 describe('DISPATCH_RECORD_DELAY_MS', () => {
-  test('50 ms by default; 0 records at once; up to the confirm timeout, not past it', () => {
+  test('1 s by default; 0 records at once; up to the confirm timeout, not past it', () => {
     const delay = (env: Record<string, string>) =>
       loadConfig({ STATUS_API_TOKEN: TOKEN, ...env }).dispatch.recordDelayMs;
-    expect(delay({})).toBe(50);
+    expect(delay({})).toBe(1_000);
     expect(delay({ DISPATCH_RECORD_DELAY_MS: '0' })).toBe(0);
     expect(delay({ DISPATCH_RECORD_DELAY_MS: '5000' })).toBe(5_000);
     expect(refusal({ DISPATCH_RECORD_DELAY_MS: '5001' })).toBe(

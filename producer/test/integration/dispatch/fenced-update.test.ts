@@ -11,6 +11,8 @@ beforeEach(async () => {
   await resetState(services);
 });
 
+const CONFIRMED_AT = new Date('2026-01-02T03:04:05.678Z');
+
 /** Five claimed tasks (attempt 1), as the claim leaves them. */
 async function claimFive(): Promise<ClaimedTask[]> {
   const tasks = await insertTasks(services.sql, 5);
@@ -43,16 +45,21 @@ describe.each([
       const repository = dispatchRepository(services.sql);
       const all = [free, held, reported, reclaimed, gone];
       const outcome =
-        method === 'recordSent' ? await repository.recordSent(all) : await repository.release(all, 60_000);
+        method === 'recordSent'
+          ? await repository.recordSent(all, CONFIRMED_AT)
+          : await repository.release(all, 60_000);
       expect(outcome).toEqual({ done: [free.id], locked: [held.id] });
     } finally {
       await holder`ROLLBACK`;
       holder.release();
     }
-    const rows = await services.sql<{ id: string; status: string; attempts: number; sent: boolean }[]>`
-      SELECT id, status, attempts, sent_at IS NOT NULL AS sent FROM tasks`;
+    const rows = await services.sql<
+      { id: string; status: string; attempts: number; sent: boolean; sent_at: Date | null }[]
+    >`SELECT id, status, attempts, sent_at IS NOT NULL AS sent, sent_at FROM tasks`;
     const byId = new Map(rows.map((r) => [r.id, r]));
     expect(byId.get(free.id)).toMatchObject({ status: statusAfter, sent: statusAfter === 'sent' });
+    // The broker's confirm time, not the statement's: the record delay must not shift sent_at.
+    if (method === 'recordSent') expect(byId.get(free.id)?.sent_at).toEqual(CONFIRMED_AT);
     expect(byId.get(held.id)).toMatchObject({ status: 'waiting', attempts: 1, sent: false });
     expect(byId.get(reported.id)).toMatchObject({ status: 'success', sent: false });
     expect(byId.get(reclaimed.id)).toMatchObject({ status: 'waiting', attempts: 2, sent: false });

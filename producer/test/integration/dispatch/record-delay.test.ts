@@ -40,9 +40,9 @@ async function start() {
     config,
     repository: {
       ...statements,
-      recordSent: (claimed) => {
+      recordSent: (claimed, confirmedAt) => {
         records.push(claimed.map((t) => t.id));
-        return statements.recordSent(claimed);
+        return statements.recordSent(claimed, confirmedAt);
       },
     },
     hooks: { afterBatch: (result) => batches.push(result) },

@@ -129,7 +129,7 @@ describe(`dispatcher plans over ${WAITING.toLocaleString('en')} waiting tasks`, 
       attempt: r.attempts + 1,
     }));
     sent = [];
-    await repository.recordSent(claimed);
+    await repository.recordSent(claimed, new Date());
     await repository.release(claimed, 1_000);
     const inFlight = await repository.countInFlight({ cap: 10_001, dispatcherId: crypto.randomUUID() });
     const gauges = await repository.counts(600);

@@ -127,7 +127,7 @@ class MemoryRepository implements DispatchStatements {
     if (row) row.status = 'success';
   }
 
-  async recordSent(tasks: readonly ClaimedTask[]): Promise<FencedOutcome> {
+  async recordSent(tasks: readonly ClaimedTask[], _confirmedAt: Date): Promise<FencedOutcome> {
     this.records.push(tasks.map((t) => t.id));
     return this.#fenced(tasks, (row) => {
       row.status = 'sent';
@@ -469,6 +469,25 @@ describe('dispatcher loop', () => {
     await advance(1_000);
     expect(repository.records).toEqual([[first, second]]);
     expect(batches[0]).toMatchObject({ sent: [second], notRecorded: [first] });
+  });
+
+  test('record delay: a task reported meanwhile frees its DISPATCH_MAX_IN_FLIGHT room at once', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const { dispatcher, repository, publisher } = setup({
+      dispatch: { maxInFlight: 4, recordDelayMs: 4_000 },
+    });
+    const [first, second] = repository.add('medium', 6) as [string, string];
+    dispatcher.start();
+    await advance(0);
+    expect(publisher.published).toHaveLength(4);
+    expect(dispatcher.stats().paused).toBe('in_flight');
+    repository.report(first);
+    repository.report(second);
+    dispatcher.reported([first, second]);
+    // The next counts of the room, long before the delay ends: two finished, so two more go out.
+    await advance(1_000);
+    expect(publisher.published).toHaveLength(6);
+    expect(repository.records).toEqual([]);
   });
 
   test('record delay: the tasks waiting it out leave the publish window, and stop() cuts it short', async () => {
