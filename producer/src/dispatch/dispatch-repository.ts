@@ -16,6 +16,13 @@ export interface ClaimedTask {
   attempt: number;
 }
 
+/**
+ * What the dispatcher keeps of a claimed task once its message is built: what the record and the
+ * release are fenced by, and its priority for the metrics. Not its text, which can be large and may
+ * wait out the record delay.
+ */
+export type TaskRef = Pick<ClaimedTask, 'id' | 'priority' | 'attempt'>;
+
 export interface FencedOutcome {
   /** Rows this call changed. */
   done: string[];
@@ -113,7 +120,7 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
    */
   async function fencedUpdate(
     statement: string,
-    tasks: readonly ClaimedTask[],
+    tasks: readonly TaskRef[],
     set: PendingQuery<Row[]>,
   ): Promise<FencedOutcome> {
     if (tasks.length === 0) return { done: [], locked: [] };
@@ -172,7 +179,7 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
      * record's: the record delay would shift it. A row whose report landed first (status no longer
      * waiting) or that another dispatcher re-claimed (attempts moved on) is left alone.
      */
-    recordSent(tasks: readonly ClaimedTask[], confirmedAt: Date): Promise<FencedOutcome> {
+    recordSent(tasks: readonly TaskRef[], confirmedAt: Date): Promise<FencedOutcome> {
       return fencedUpdate(
         'record',
         tasks,
@@ -184,7 +191,7 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
      * Tasks that were not published (failed, or never sent out) keep their claim for `delayMs` more:
      * the next claim cannot pick them before, which spaces out retries of a broken route.
      */
-    release(tasks: readonly ClaimedTask[], delayMs: number): Promise<FencedOutcome> {
+    release(tasks: readonly TaskRef[], delayMs: number): Promise<FencedOutcome> {
       return fencedUpdate(
         'release',
         tasks,

@@ -18,7 +18,7 @@ import type { ProducerConfig } from '../config.js';
 import type { ProducerMetrics } from '../metrics.js';
 import { DATABASE_BACKOFF, PUBLISH_FAILURE_BACKOFF } from './backoff.js';
 import { nextStartIds, randomStartIds } from './claim-query.js';
-import type { ClaimedTask, DispatchRepository } from './dispatch-repository.js';
+import type { ClaimedTask, DispatchRepository, TaskRef } from './dispatch-repository.js';
 import { claimShare } from './in-flight.js';
 import type { DispatcherStats, InsertClaim, PauseReason } from './types.js';
 import { createWakeSignal } from './wakeup.js';
@@ -73,32 +73,44 @@ export function channelPublisher(
 }
 
 /** The statements the loop runs (dispatch-repository.ts). */
+function toRef({ id, priority, attempt }: ClaimedTask): TaskRef {
+  return { id, priority, attempt };
+}
+
 export type DispatchStatements = Pick<
   DispatchRepository,
   'claim' | 'recordSent' | 'release' | 'countInFlight' | 'reserveClaims' | 'forgetClaims'
 >;
 
 export interface FailedPublish {
-  task: ClaimedTask;
+  task: TaskRef;
   reason: string;
 }
 
+/** What a batch's publishing leaves to settle. */
+interface Published {
+  confirmed: TaskRef[];
+  failed: FailedPublish[];
+  unpublished: TaskRef[];
+}
+
 export interface BatchResult {
-  claimed: readonly ClaimedTask[];
+  /** How many tasks the batch claimed. */
+  claimed: number;
   /** Confirmed and recorded as sent by this batch. */
   sent: readonly string[];
   /** Confirmed, but a report or a newer claim got there first (or the row stayed locked). */
   notRecorded: readonly string[];
   failed: readonly FailedPublish[];
   /** Claimed but never handed to the broker (channel lost, blocked, stopping, lease running out). */
-  unpublished: readonly ClaimedTask[];
+  unpublished: readonly TaskRef[];
 }
 
 /** Test seams at the crash points of PROTOCOL §6; a hook that never resolves freezes its batch there. */
 export interface DispatcherHooks {
   afterClaim?(tasks: readonly ClaimedTask[]): void | Promise<void>;
   beforePublish?(task: ClaimedTask, index: number): void | Promise<void>;
-  beforeRecord?(confirmed: readonly ClaimedTask[], failed: readonly FailedPublish[]): void | Promise<void>;
+  beforeRecord?(confirmed: readonly TaskRef[], failed: readonly FailedPublish[]): void | Promise<void>;
   afterBatch?(result: BatchResult): void;
 }
 
@@ -478,14 +490,36 @@ export class Dispatcher {
     });
   }
 
-  async #process(claimed: ClaimedTask[], claimedAt: number): Promise<BatchResult> {
-    const { hooks, metrics } = this.#o;
+  /**
+   * Publishes a claimed batch, then settles it from what #publish kept of its tasks: nothing that
+   * waits out the record delay holds the tasks themselves (their texts), only their TaskRefs.
+   */
+  #process(claimed: ClaimedTask[], claimedAt: number): Promise<BatchResult> {
+    const count = claimed.length;
     const started = performance.now();
-    metrics.dispatchBatchSize.observe(claimed.length);
+    this.#o.metrics.dispatchBatchSize.observe(count);
+    return this.#publishClaimed(claimed, claimedAt).then(
+      (published) => this.#settle(count, published, started),
+      (err: unknown) => {
+        this.#unrecorded -= count;
+        throw err;
+      },
+    );
+  }
+
+  async #publishClaimed(claimed: ClaimedTask[], claimedAt: number) {
+    await this.#o.hooks.afterClaim?.(claimed);
+    return this.#publish(claimed, claimedAt);
+  }
+
+  async #settle(
+    count: number,
+    { confirmed, failed, unpublished }: Published,
+    started: number,
+  ): Promise<BatchResult> {
+    const { hooks, metrics } = this.#o;
     let settled = 0;
     try {
-      await hooks.afterClaim?.(claimed);
-      const { confirmed, failed, unpublished } = await this.#publish(claimed, claimedAt);
       const confirmedAt = new Date();
       for (const task of confirmed) this.#awaitingRecord.set(task.id, confirmedAt);
       // The window may have room now: the confirmed tasks left it.
@@ -526,12 +560,12 @@ export class Dispatcher {
       }
       // Never handed to the broker: free at once for any replica whose broker is reachable.
       await this.#release(unpublished, 0);
-      const result: BatchResult = { claimed, sent, notRecorded, failed, unpublished };
+      const result: BatchResult = { claimed: count, sent, notRecorded, failed, unpublished };
       metrics.dispatchBatchDuration.observe((performance.now() - started) / 1000);
       if (failed.length + unpublished.length > 0) {
         this.#o.logger.debug(
           {
-            claimed: claimed.length,
+            claimed: count,
             sent: sent.length,
             failed: failed.length,
             unpublished: unpublished.length,
@@ -542,11 +576,11 @@ export class Dispatcher {
       hooks.afterBatch?.(result);
       return result;
     } finally {
-      this.#unrecorded -= claimed.length - settled;
+      this.#unrecorded -= count - settled;
     }
   }
 
-  async #publish(tasks: readonly ClaimedTask[], claimedAt: number) {
+  async #publish(tasks: readonly ClaimedTask[], claimedAt: number): Promise<Published> {
     const { broker, publisher: publishers, config, hooks, metrics } = this.#o;
     // Publishing must end early enough that every confirm (bounded by the confirm timeout), the record
     // delay and the record land before the lease runs out and another dispatcher may claim the task
@@ -554,8 +588,8 @@ export class Dispatcher {
     const publishDeadline =
       claimedAt + config.leaseSeconds * 1000 - 2 * config.confirmTimeoutMs - config.recordDelayMs;
     const publisher = publishers.current();
-    const outcomes: Promise<FailedPublish | ClaimedTask>[] = [];
-    const unpublished: ClaimedTask[] = [];
+    const outcomes: Promise<FailedPublish | TaskRef>[] = [];
+    const unpublished: TaskRef[] = [];
     for (let i = 0; i < tasks.length; i += 1) {
       const task = tasks[i] as ClaimedTask;
       if (hooks.beforePublish) await hooks.beforePublish(task, i);
@@ -566,18 +600,19 @@ export class Dispatcher {
         this.#stopping ||
         performance.now() > publishDeadline
       ) {
-        unpublished.push(...tasks.slice(i));
+        unpublished.push(...tasks.slice(i).map(toRef));
         break;
       }
       const message = buildWorkMessage(task);
+      const ref = toRef(task);
       outcomes.push(
         publisher.publish(message.exchange, message.routingKey, message.body, message.options).then(
-          () => task,
-          (err: unknown) => ({ task, reason: err instanceof PublishError ? err.code : 'UNKNOWN' }),
+          () => ref,
+          (err: unknown) => ({ task: ref, reason: err instanceof PublishError ? err.code : 'UNKNOWN' }),
         ),
       );
     }
-    const confirmed: ClaimedTask[] = [];
+    const confirmed: TaskRef[] = [];
     const failed: FailedPublish[] = [];
     for (const outcome of await Promise.all(outcomes)) {
       if ('reason' in outcome) {
@@ -618,7 +653,7 @@ export class Dispatcher {
    * Whatever stays unrecorded keeps its lease, expires and goes out again: at-least-once.
    */
   async #record(
-    confirmed: readonly ClaimedTask[],
+    confirmed: readonly TaskRef[],
     confirmedAt: Date,
   ): Promise<{ sent: string[]; notRecorded: string[] }> {
     const { repository, logger } = this.#o;
@@ -667,7 +702,7 @@ export class Dispatcher {
   }
 
   /** Confirmed tasks: their messages are in the queue. */
-  #countDispatched(tasks: readonly ClaimedTask[]): void {
+  #countDispatched(tasks: readonly TaskRef[]): void {
     const byPriority = new Map<Priority, number>();
     for (const task of tasks) byPriority.set(task.priority, (byPriority.get(task.priority) ?? 0) + 1);
     for (const [priority, n] of byPriority) this.#o.metrics.tasksDispatched.inc({ priority }, n);
@@ -679,7 +714,7 @@ export class Dispatcher {
    * keeps failing (its priority unbound, say) is retried ever more slowly while the others flow.
    */
   async #releaseFailed(failed: readonly FailedPublish[]): Promise<void> {
-    const byAttempt = new Map<number, ClaimedTask[]>();
+    const byAttempt = new Map<number, TaskRef[]>();
     for (const { task } of failed)
       byAttempt.set(task.attempt, [...(byAttempt.get(task.attempt) ?? []), task]);
     for (const [attempt, tasks] of byAttempt) {
@@ -687,7 +722,7 @@ export class Dispatcher {
     }
   }
 
-  async #release(tasks: readonly ClaimedTask[], delayMs: number): Promise<void> {
+  async #release(tasks: readonly TaskRef[], delayMs: number): Promise<void> {
     if (tasks.length === 0) return;
     try {
       await this.#o.repository.release(tasks, delayMs);

@@ -13,7 +13,12 @@ import {
 import type { Priority } from '@task-pipeline/rabbitmq/contract';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { ProducerConfig } from '../../../src/config.js';
-import type { ClaimedTask, FencedOutcome, InFlight } from '../../../src/dispatch/dispatch-repository.js';
+import type {
+  ClaimedTask,
+  FencedOutcome,
+  InFlight,
+  TaskRef,
+} from '../../../src/dispatch/dispatch-repository.js';
 import {
   type BatchResult,
   createDispatcher,
@@ -106,7 +111,7 @@ class MemoryRepository implements DispatchStatements {
     });
   }
 
-  #fenced(tasks: readonly ClaimedTask[], update: (row: Row) => void): FencedOutcome {
+  #fenced(tasks: readonly TaskRef[], update: (row: Row) => void): FencedOutcome {
     const done: string[] = [];
     for (const task of tasks) {
       const row = this.rows.get(task.id);
@@ -127,7 +132,7 @@ class MemoryRepository implements DispatchStatements {
     if (row) row.status = 'success';
   }
 
-  async recordSent(tasks: readonly ClaimedTask[], _confirmedAt: Date): Promise<FencedOutcome> {
+  async recordSent(tasks: readonly TaskRef[], _confirmedAt: Date): Promise<FencedOutcome> {
     this.records.push(tasks.map((t) => t.id));
     return this.#fenced(tasks, (row) => {
       row.status = 'sent';
@@ -135,7 +140,7 @@ class MemoryRepository implements DispatchStatements {
     });
   }
 
-  async release(tasks: readonly ClaimedTask[], delayMs: number): Promise<FencedOutcome> {
+  async release(tasks: readonly TaskRef[], delayMs: number): Promise<FencedOutcome> {
     this.releases.push({ ids: tasks.map((t) => t.id), delayMs });
     const until = performance.now() + delayMs;
     return this.#fenced(tasks, (row) => {
