@@ -73,14 +73,14 @@ export function channelPublisher(
 }
 
 /** The statements the loop runs (dispatch-repository.ts). */
-function toRef({ id, priority, attempt }: ClaimedTask): TaskRef {
-  return { id, priority, attempt };
-}
-
 export type DispatchStatements = Pick<
   DispatchRepository,
   'claim' | 'recordSent' | 'release' | 'countInFlight' | 'reserveClaims' | 'forgetClaims'
 >;
+
+function toRef({ id, priority, attempt }: ClaimedTask): TaskRef {
+  return { id, priority, attempt };
+}
 
 export interface FailedPublish {
   task: TaskRef;
