@@ -174,8 +174,6 @@ export class Dispatcher {
    * window: their messages are in the queue.
    */
   readonly #awaitingRecord = new Map<string, Date>();
-  /** Of those, the tasks whose report this replica applied meanwhile: nothing left to record. */
-  readonly #reportedFirst = new Set<string>();
   /** Ends each record delay now (stop() cuts them short). */
   readonly #recordDelays = new Set<() => void>();
   /** The last claim took a full batch: more may be waiting, so creates queue up behind it. */
@@ -237,12 +235,9 @@ export class Dispatcher {
   reported(taskIds: readonly string[]): void {
     if (this.#awaitingRecord.size === 0) return;
     for (const id of taskIds) {
-      // Finished: no longer in flight, so it stops counting against DISPATCH_MAX_IN_FLIGHT now, not
-      // when its batch's delay ends (with a long delay that would hold claims back for nothing).
-      if (this.#awaitingRecord.delete(id)) {
-        this.#reportedFirst.add(id);
-        this.#unrecorded -= 1;
-      }
+      // Finished: nothing left to record, and no longer in flight, so it stops counting against
+      // DISPATCH_MAX_IN_FLIGHT now, not when its batch's delay ends (that would hold claims back).
+      if (this.#awaitingRecord.delete(id)) this.#unrecorded -= 1;
     }
   }
 
@@ -528,9 +523,10 @@ export class Dispatcher {
       try {
         await hooks.beforeRecord?.(confirmed, failed);
         await this.#recordDelay();
-        const reportedFirst = confirmed.filter((t) => this.#reportedFirst.has(t.id));
+        // A confirmed task no longer awaiting its record was reported meanwhile (reported()).
+        const reportedFirst = confirmed.filter((t) => !this.#awaitingRecord.has(t.id));
         recorded = await this.#record(
-          confirmed.filter((t) => !this.#reportedFirst.has(t.id)),
+          confirmed.filter((t) => this.#awaitingRecord.has(t.id)),
           confirmedAt,
         );
         recorded.notRecorded.push(...reportedFirst.map((t) => t.id));
@@ -540,9 +536,7 @@ export class Dispatcher {
       } finally {
         // Recorded (counted as sent from now on), or left to their leases; reported ones left already.
         for (const task of confirmed) {
-          if (this.#reportedFirst.delete(task.id)) continue;
-          this.#awaitingRecord.delete(task.id);
-          this.#unrecorded -= 1;
+          if (this.#awaitingRecord.delete(task.id)) this.#unrecorded -= 1;
         }
         settled = confirmed.length;
       }
