@@ -94,6 +94,11 @@ export async function startPrivateRabbit(
   const start = async () => {
     rmSync(pidFile, { force: true });
     await runAs(ACCOUNT, join(RABBITMQ_BIN, 'rabbitmq-server'), ['-detached'], { env });
+    // The booting node creates its pid file and writes the pid in two steps; `rabbitmqctl wait`
+    // fails at once (garbage_in_pid_file) if it reads between them, so the pid is awaited here first.
+    await eventually('the RabbitMQ node to write its pid file', () => readPid(pidFile) !== undefined, {
+      timeoutMs: 120_000,
+    });
     // `wait <pidfile>` covers the window before the node registers with epmd, where await_startup
     // alone fails at once; it also gives up if the OS process dies during boot.
     await ctl('wait', '--timeout', '120', pidFile);
