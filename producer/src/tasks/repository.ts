@@ -255,6 +255,9 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
    * a hundred) merge-joined the reports with the whole primary key, and kept doing so as it grew.
    * (The update then joins the locked rows one by one: the same array there would be searched once
    * per row.)
+   * sent_at: the record's, else the confirm's time this producer's dispatcher holds, else (the task
+   * was published through another producer, which has not recorded it yet) the claim's: a waiting
+   * row's updated_at is the claim of the attempt the report names, milliseconds before the publish.
    */
   async function reportRound<T extends ReportedTask>(
     updates: readonly StatusUpdate[],
@@ -283,7 +286,8 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
       applied as (
         update tasks t
            set status = r.status, error = r.error, claimed_until = null,
-               sent_at = coalesce(t.sent_at, r.sent_at), finished_at = now(), updated_at = now()
+               sent_at = coalesce(t.sent_at, r.sent_at, case when t.status = 'waiting' and r.attempt is not null then t.updated_at end),
+               finished_at = now(), updated_at = now()
           from r join locked l on l.id = r.id
          where t.id = r.id
            and l.attempts = coalesce(r.attempt, l.attempts)

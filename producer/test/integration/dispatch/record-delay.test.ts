@@ -92,6 +92,29 @@ describe('the record delay', () => {
     expect(d.dispatcher.stats().dispatched).toBe(2);
   });
 
+  test('a report another producer applies before the record writes the claim time as sent_at', async () => {
+    const { d, batches } = await start();
+    // A second producer's repository: its dispatcher never saw this task confirmed.
+    const elsewhere = createTaskRepository(services.sql, { deadlineMs: 10_000 });
+    const [task] = await insertTasks(services.sql, 1);
+    if (!task) throw new Error('one task inserted');
+    const [message] = await takeQueued(services.vhost.url, 1);
+    const [claimed] = await services.sql<
+      { status: string; updated_at: Date }[]
+    >`select status, updated_at from tasks where id = ${task.id}`;
+    expect(claimed?.status).toBe('waiting');
+    const confirmedAt = d.dispatcher.confirmedAt([task.id]).get(task.id);
+
+    await elsewhere.reportBatch([{ taskId: task.id, taskStatus: 'success', attempt: message?.body.attempt }]);
+    const [done] = await rows([task.id]);
+    expect(done).toMatchObject({ status: 'success', sent_at: claimed?.updated_at });
+    expect(done?.sent_at && confirmedAt && done.sent_at.getTime() <= confirmedAt.getTime()).toBe(true);
+
+    // The record then finds the report there first and leaves the row alone.
+    await eventually('the batch recorded', () => batches.length === 1, { timeoutMs: DELAY_MS + 20_000 });
+    expect((await rows([task.id]))[0]).toMatchObject({ status: 'success', sent_at: claimed?.updated_at });
+  });
+
   test('a report of a task the dispatcher already recorded keeps the recorded sent_at', async () => {
     const { d, batches, tasks } = await start();
     const [task] = await insertTasks(services.sql, 1);
