@@ -291,6 +291,8 @@ describe.skipIf(skipReason)('container deployment', () => {
     // Each task was claimed once and recorded sent once: a second claim would have raised its attempt.
     expect(dispatched.reduce((a, b) => a + b, 0)).toBe(300);
     expect([...result.tasks.values()].filter((t) => t.attempts !== 1)).toEqual([]);
+    // Whichever producer applied the report, before or after the other one's record: each has a sentAt.
+    expect([...result.tasks.values()].filter((t) => t.sentAt === null)).toEqual([]);
   });
 
   describe.skipIf(registrySkipReason)('publish scripts', () => {
