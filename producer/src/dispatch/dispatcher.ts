@@ -20,7 +20,7 @@ import { DATABASE_BACKOFF, PUBLISH_FAILURE_BACKOFF } from './backoff.js';
 import { nextStartIds, randomStartIds } from './claim-query.js';
 import type { ClaimedTask, DispatchRepository, TaskRef } from './dispatch-repository.js';
 import { claimShare } from './in-flight.js';
-import type { DispatcherStats, InsertClaim, PauseReason } from './types.js';
+import type { DispatcherStats, InsertClaim, PauseReason, TaskAttempt } from './types.js';
 import { createWakeSignal } from './wakeup.js';
 import { buildWorkMessage } from './work-message.js';
 
@@ -80,6 +80,15 @@ export type DispatchStatements = Pick<
 
 function toRef({ id, priority, attempt }: ClaimedTask): TaskRef {
   return { id, priority, attempt };
+}
+
+/**
+ * A confirmed task's key while it waits for its record: the attempt too, since a task can be in two
+ * of this dispatcher's batches at once (an operator redrove it, or its lease ran out while a record
+ * kept failing, and it was claimed again), and each batch records, or is spared, only its own claim.
+ */
+function attemptKey({ id, attempt }: TaskAttempt): string {
+  return `${id}/${attempt}`;
 }
 
 export interface FailedPublish {
@@ -170,8 +179,8 @@ export class Dispatcher {
   #unrecorded = 0;
   /**
    * Confirmed tasks waiting out DISPATCH_RECORD_DELAY_MS before their record, and when their confirm
-   * came (the sent_at a report of them writes). Part of #unrecorded, but no longer of the publish
-   * window: their messages are in the queue.
+   * came (the sent_at a report of them writes), by attemptKey. Part of #unrecorded, but no longer of
+   * the publish window: their messages are in the queue.
    */
   readonly #awaitingRecord = new Map<string, Date>();
   /** Ends each record delay now (stop() cuts them short). */
@@ -216,13 +225,13 @@ export class Dispatcher {
     this.#signal.wake();
   }
 
-  /** When the confirm of each of these tasks came, for those still waiting for their record. */
-  confirmedAt(taskIds: readonly string[]): ReadonlyMap<string, Date> {
+  /** When the confirm of each of these attempts came, for those still waiting for their record. */
+  confirmedAt(attempts: readonly TaskAttempt[]): ReadonlyMap<string, Date> {
     const found = new Map<string, Date>();
     if (this.#awaitingRecord.size === 0) return found;
-    for (const id of taskIds) {
-      const at = this.#awaitingRecord.get(id);
-      if (at) found.set(id, at);
+    for (const task of attempts) {
+      const at = this.#awaitingRecord.get(attemptKey(task));
+      if (at) found.set(task.id, at);
     }
     return found;
   }
@@ -232,12 +241,12 @@ export class Dispatcher {
    * sent_at): those still waiting for their record need none. Skipping it changes nothing the record
    * would have: its fence (still waiting, same attempt) no longer holds for a reported row.
    */
-  reported(taskIds: readonly string[]): void {
+  reported(attempts: readonly TaskAttempt[]): void {
     if (this.#awaitingRecord.size === 0) return;
-    for (const id of taskIds) {
+    for (const task of attempts) {
       // Finished: nothing left to record, and no longer in flight, so it stops counting against
       // DISPATCH_MAX_IN_FLIGHT now, not when its batch's delay ends (that would hold claims back).
-      if (this.#awaitingRecord.delete(id)) this.#unrecorded -= 1;
+      if (this.#awaitingRecord.delete(attemptKey(task))) this.#unrecorded -= 1;
     }
   }
 
@@ -516,7 +525,7 @@ export class Dispatcher {
     let settled = 0;
     try {
       const confirmedAt = new Date();
-      for (const task of confirmed) this.#awaitingRecord.set(task.id, confirmedAt);
+      for (const task of confirmed) this.#awaitingRecord.set(attemptKey(task), confirmedAt);
       // The window may have room now: the confirmed tasks left it.
       if (confirmed.length > 0 && this.#windowFull) this.#signal.wake();
       let recorded: { sent: string[]; notRecorded: string[] };
@@ -524,9 +533,9 @@ export class Dispatcher {
         await hooks.beforeRecord?.(confirmed, failed);
         await this.#recordDelay();
         // A confirmed task no longer awaiting its record was reported meanwhile (reported()).
-        const reportedFirst = confirmed.filter((t) => !this.#awaitingRecord.has(t.id));
+        const reportedFirst = confirmed.filter((t) => !this.#awaitingRecord.has(attemptKey(t)));
         recorded = await this.#record(
-          confirmed.filter((t) => this.#awaitingRecord.has(t.id)),
+          confirmed.filter((t) => this.#awaitingRecord.has(attemptKey(t))),
           confirmedAt,
         );
         recorded.notRecorded.push(...reportedFirst.map((t) => t.id));
@@ -536,7 +545,7 @@ export class Dispatcher {
       } finally {
         // Recorded (counted as sent from now on), or left to their leases; reported ones left already.
         for (const task of confirmed) {
-          if (this.#awaitingRecord.delete(task.id)) this.#unrecorded -= 1;
+          if (this.#awaitingRecord.delete(attemptKey(task))) this.#unrecorded -= 1;
         }
         settled = confirmed.length;
       }

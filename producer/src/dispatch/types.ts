@@ -23,6 +23,9 @@ export interface DispatcherStats {
   dispatched: number;
 }
 
+/** One claim of a task: a report names it, and the dispatcher keeps its unrecorded confirms by it. */
+export type TaskAttempt = Pick<ClaimedTask, 'id' | 'attempt'>;
+
 /** The stats of a replica whose dispatcher is disabled (DISPATCHER_ENABLED=false). */
 export const DISABLED_DISPATCHER_STATS: Readonly<DispatcherStats> = {
   enabled: false,
@@ -53,9 +56,12 @@ export interface DispatcherHandle {
   taskCreated(): void;
   /** See Dispatcher.claimOnInsert: undefined when this replica does not dispatch or is busy. */
   claimOnInsert(count: number): InsertClaim | undefined;
-  /** Reports to write: when this replica's dispatcher had the confirm of each task still unrecorded. */
-  confirmedAt(taskIds: readonly string[]): ReadonlyMap<string, Date>;
-  /** Reports written: their tasks, if still waiting for a record here, need none. */
-  reported(taskIds: readonly string[]): void;
+  /**
+   * Reports to write: when this replica's dispatcher had the confirm of each of these attempts that
+   * it has not recorded yet, by task id.
+   */
+  confirmedAt(attempts: readonly TaskAttempt[]): ReadonlyMap<string, Date>;
+  /** Reports written: these attempts, if still waiting for a record here, need none. */
+  reported(attempts: readonly TaskAttempt[]): void;
   stats(): DispatcherStats;
 }

@@ -68,8 +68,8 @@ async function dispatcherPlugin(app: FastifyInstance, options: DispatcherPluginO
       wakeup.notify();
     },
     claimOnInsert: (count) => dispatcher?.claimOnInsert(count),
-    confirmedAt: (taskIds) => dispatcher?.confirmedAt(taskIds) ?? new Map(),
-    reported: (taskIds) => dispatcher?.reported(taskIds),
+    confirmedAt: (attempts) => dispatcher?.confirmedAt(attempts) ?? new Map(),
+    reported: (attempts) => dispatcher?.reported(attempts),
     stats: () => dispatcher?.stats() ?? DISABLED_DISPATCHER_STATS,
   } satisfies DispatcherHandle);
 

@@ -265,7 +265,10 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
     toResult: (row: TaskRow) => T,
     signal?: AbortSignal,
   ): Promise<ReportResult<T>[]> {
-    const confirmedAt = options.unrecorded?.confirmedAt(updates.map((u) => u.taskId));
+    // A report without an attempt cannot say which publish it answers: it gets no confirm time.
+    const confirmedAt = options.unrecorded?.confirmedAt(
+      updates.flatMap((u) => (u.attempt === undefined ? [] : [{ id: u.taskId, attempt: u.attempt }])),
+    );
     const reports = updates.map((u) => ({
       id: u.taskId,
       status: u.taskStatus,
@@ -301,7 +304,9 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
       signal,
     );
     if (confirmedAt && confirmedAt.size > 0) {
-      options.unrecorded?.reported(rows.filter((row) => row.applied).map((row) => row.id));
+      options.unrecorded?.reported(
+        rows.filter((row) => row.applied).map((row) => ({ id: row.id, attempt: row.attempts })),
+      );
     }
     const byId = new Map(rows.map((row) => [row.id, row]));
     return updates.map((update): ReportResult<T> => {

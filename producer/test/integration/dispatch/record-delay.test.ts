@@ -72,10 +72,12 @@ describe('the record delay', () => {
     const messages = await takeQueued(services.vhost.url, 2);
     // Confirmed, not recorded: both rows still waiting, and the dispatcher knows when they were confirmed.
     expect((await rows([reported.id, left.id])).map((r) => r.status)).toEqual(['waiting', 'waiting']);
-    const confirmedAt = d.dispatcher.confirmedAt([reported.id]).get(reported.id);
+    const attempt = messages.find((m) => m.messageId === reported.id)?.body.attempt as number;
+    const confirmedAt = d.dispatcher.confirmedAt([{ id: reported.id, attempt }]).get(reported.id);
     expect(confirmedAt).toBeInstanceOf(Date);
+    // Another attempt of the same task is another claim, which this dispatcher does not hold.
+    expect(d.dispatcher.confirmedAt([{ id: reported.id, attempt: attempt + 1 }]).size).toBe(0);
 
-    const attempt = messages.find((m) => m.messageId === reported.id)?.body.attempt;
     const [result] = await tasks.reportBatch([{ taskId: reported.id, taskStatus: 'success', attempt }]);
     expect(result).toMatchObject({ outcome: 'applied' });
 
@@ -103,9 +105,10 @@ describe('the record delay', () => {
       { status: string; updated_at: Date }[]
     >`select status, updated_at from tasks where id = ${task.id}`;
     expect(claimed?.status).toBe('waiting');
-    const confirmedAt = d.dispatcher.confirmedAt([task.id]).get(task.id);
+    const attempt = message?.body.attempt as number;
+    const confirmedAt = d.dispatcher.confirmedAt([{ id: task.id, attempt }]).get(task.id);
 
-    await elsewhere.reportBatch([{ taskId: task.id, taskStatus: 'success', attempt: message?.body.attempt }]);
+    await elsewhere.reportBatch([{ taskId: task.id, taskStatus: 'success', attempt }]);
     const [done] = await rows([task.id]);
     expect(done).toMatchObject({ status: 'success', sent_at: claimed?.updated_at });
     expect(done?.sent_at && confirmedAt && done.sent_at.getTime() <= confirmedAt.getTime()).toBe(true);
@@ -123,8 +126,9 @@ describe('the record delay', () => {
     await eventually('the batch recorded', () => batches.length === 1, { timeoutMs: DELAY_MS + 20_000 });
     const [sent] = await rows([task.id]);
     expect(sent).toMatchObject({ status: 'sent' });
-    expect(d.dispatcher.confirmedAt([task.id]).size).toBe(0);
-    await tasks.reportBatch([{ taskId: task.id, taskStatus: 'success', attempt: message?.body.attempt }]);
+    const attempt = message?.body.attempt as number;
+    expect(d.dispatcher.confirmedAt([{ id: task.id, attempt }]).size).toBe(0);
+    await tasks.reportBatch([{ taskId: task.id, taskStatus: 'success', attempt }]);
     const [done] = await rows([task.id]);
     expect(done).toMatchObject({ status: 'success', sent_at: sent?.sent_at });
   });

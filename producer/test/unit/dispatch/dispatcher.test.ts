@@ -163,6 +163,9 @@ class MemoryRepository implements DispatchStatements {
   async forgetClaims(): Promise<void> {}
 }
 
+/** The first claim of each task, as a report of it names it. */
+const firstAttempts = (...ids: string[]) => ids.map((id) => ({ id, attempt: 1 }));
+
 type Answer = 'confirm' | 'hold' | PublishErrorCode;
 
 /** A confirmed publisher whose answers the test decides, per message. */
@@ -445,11 +448,11 @@ describe('dispatcher loop', () => {
     dispatcher.start();
     await advance(0);
     // Confirmed and waiting: the route asks when, for the sent_at its report writes.
-    const confirmed = dispatcher.confirmedAt([first, second, third, 'not-ours']);
+    const confirmed = dispatcher.confirmedAt(firstAttempts(first, second, third, 'not-ours'));
     expect([...confirmed.keys()]).toEqual([first, second, third]);
     expect(repository.records).toEqual([]);
     repository.report(first);
-    dispatcher.reported([first, 'not-ours']);
+    dispatcher.reported(firstAttempts(first, 'not-ours'));
     await advance(999);
     expect(repository.records).toEqual([]);
     await advance(1);
@@ -460,7 +463,7 @@ describe('dispatcher loop', () => {
     expect(dispatched.map((v) => v.value)).toEqual([3]);
     expect(dispatcher.stats().dispatched).toBe(3);
     // Recorded: nothing of them is held any more.
-    expect(dispatcher.confirmedAt([first, second, third]).size).toBe(0);
+    expect(dispatcher.confirmedAt(firstAttempts(first, second, third)).size).toBe(0);
   });
 
   test('record delay: a report the dispatcher was not told of leaves the record to the fence', async () => {
@@ -488,11 +491,50 @@ describe('dispatcher loop', () => {
     expect(dispatcher.stats().paused).toBe('in_flight');
     repository.report(first);
     repository.report(second);
-    dispatcher.reported([first, second]);
+    dispatcher.reported(firstAttempts(first, second));
     // The next counts of the room, long before the delay ends: two finished, so two more go out.
     await advance(1_000);
     expect(publisher.published).toHaveLength(6);
     expect(repository.records).toEqual([]);
+  });
+
+  test('record delay: a task claimed again while its first batch waits is recorded by the second batch', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const { dispatcher, repository, publisher, batches } = setup({
+      dispatch: { maxInFlight: 4, recordDelayMs: 4_000 },
+    });
+    const [task] = repository.add('medium', 1) as [string];
+    const row = repository.rows.get(task) as Row;
+    dispatcher.start();
+    await advance(1_000);
+    // Meanwhile an error report landed on another producer and an operator redrove the task: waiting
+    // again, one attempt on. This dispatcher claims it again (attempt 3) while attempt 1 still waits.
+    row.attempts += 1;
+    row.claimedUntil = 0;
+    dispatcher.wake();
+    await advance(0);
+    expect([publisher.published.length, row.attempts]).toEqual([2, 3]);
+    expect(dispatcher.confirmedAt([{ id: task, attempt: 1 }]).size).toBe(1);
+    expect(dispatcher.confirmedAt([{ id: task, attempt: 3 }]).size).toBe(1);
+
+    // The first batch's record finds its attempt stale; the second's is its own and goes in.
+    await advance(3_000);
+    expect(batches.map((b) => [b.sent, b.notRecorded])).toEqual([[[], [task]]]);
+    expect(row.status).toBe('waiting');
+    await advance(1_000);
+    expect(batches.map((b) => [b.sent, b.notRecorded])).toEqual([
+      [[], [task]],
+      [[task], []],
+    ]);
+    expect(repository.records).toEqual([[task], [task]]);
+    expect(row.status).toBe('sent');
+
+    // Both claims have left this dispatcher's count: with the task finished, the whole room is free.
+    repository.finish(1);
+    repository.add('medium', 4);
+    dispatcher.wake();
+    await advance(0);
+    expect(publisher.published).toHaveLength(6);
   });
 
   test('record delay: the tasks waiting it out leave the publish window, and stop() cuts it short', async () => {
