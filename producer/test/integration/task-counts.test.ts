@@ -58,3 +58,50 @@ test('inserts, status changes, deletes and TRUNCATE keep the counters equal to t
   expect(now.counters).toEqual({ waiting: 1 });
   expect(now.table).toEqual({ waiting: 1 });
 });
+
+test('statements changing several counters at once take them in one order: no deadlock on a slot', async () => {
+  // Every transaction on one slot, as two transactions 64 ids apart are: all contend for the same
+  // counter rows, which each statement must lock in the same order.
+  await sql`CREATE OR REPLACE FUNCTION task_counts_slot() RETURNS smallint LANGUAGE sql VOLATILE AS $$ SELECT 0::smallint $$`;
+  await sql`
+    INSERT INTO tasks (id, text, priority)
+    SELECT gen_random_uuid(), 'task ' || g, (ARRAY['high', 'medium', 'low'])[1 + g % 3]::task_priority
+    FROM generate_series(1, 3000) g`;
+  const priorities = ['high', 'medium', 'low'];
+  const failures: string[] = [];
+  // Six writers, each on its own tasks (so the tasks' rows never make them wait for each other),
+  // inserting and changing tasks of one to three priorities per statement.
+  const writers = postgres(db.url, { max: 6, onnotice: () => undefined });
+  const writer = async (w: number) => {
+    for (let i = 0; i < 150; i += 1) {
+      const chosen = priorities.filter(() => Math.random() < 0.6);
+      if (chosen.length === 0) chosen.push('medium');
+      const rows = 1 + Math.floor(Math.random() * 40);
+      try {
+        if (i % 2 === 0) {
+          await writers`
+            INSERT INTO tasks (id, text, priority)
+            SELECT gen_random_uuid(), 'task', (${chosen}::task_priority[])[1 + g % ${chosen.length}]
+            FROM generate_series(1, ${rows}) g`;
+        } else {
+          await writers`
+            UPDATE tasks SET status = CASE status WHEN 'waiting' THEN 'sent' ELSE 'waiting' END
+            WHERE id IN (SELECT id FROM tasks
+                         WHERE priority = ANY(${chosen}::task_priority[]) AND abs(hashtext(id::text)) % 6 = ${w}
+                         ORDER BY random() LIMIT ${rows})`;
+        }
+      } catch (err) {
+        failures.push((err as { code?: string }).code ?? String(err));
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: 6 }, (_, w) => writer(w)));
+  } finally {
+    await writers.end({ timeout: 1 });
+  }
+  // 40P01 (deadlock_detected) when the rows were taken in the order each statement's groups came.
+  expect(failures).toEqual([]);
+  const now = await both();
+  expect(now.counters).toEqual(now.table);
+}, 120_000);
