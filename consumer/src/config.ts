@@ -18,11 +18,12 @@ import { z } from 'zod';
 export const MAX_PROCESSING_TIME_MS = 15 * 60_000;
 
 /**
- * The most work-message bytes a worker may hold at once: WORKER_PREFETCH deliveries per queue it
- * consumes (the limit is per consumer), each up to MAX_WORK_MESSAGE_BYTES. Beyond this a burst of
- * large messages would take more memory than a modest container has.
+ * The most message bytes a worker, or the reporter, may hold at once from one kind of queue. A worker
+ * holds WORKER_PREFETCH deliveries per queue it consumes (the limit is per consumer), each up to
+ * MAX_WORK_MESSAGE_BYTES; the reporter as many result messages as fit (reporter.ts). Beyond this a
+ * burst of large messages would take more memory than a modest container has.
  */
-export const MAX_PREFETCHED_WORK_BYTES = 256 * 1024 * 1024;
+export const MAX_PREFETCHED_BYTES = 256 * 1024 * 1024;
 
 /** A comma-separated list; blanks around items are ignored. */
 const list = <O>(item: z.ZodType<O>) =>
@@ -71,15 +72,15 @@ export const ConsumerEnvSchema = z
   .superRefine((env, ctx) => {
     const queues = env.WORKER_QUEUES.length;
     const held = env.WORKER_PREFETCH * queues * MAX_WORK_MESSAGE_BYTES;
-    if (held > MAX_PREFETCHED_WORK_BYTES) {
-      const most = Math.floor(MAX_PREFETCHED_WORK_BYTES / (queues * MAX_WORK_MESSAGE_BYTES));
+    if (held > MAX_PREFETCHED_BYTES) {
+      const most = Math.floor(MAX_PREFETCHED_BYTES / (queues * MAX_WORK_MESSAGE_BYTES));
       ctx.addIssue({
         code: 'custom',
         path: ['WORKER_PREFETCH'],
         message:
           `${env.WORKER_PREFETCH} deliveries × ${queues} queue(s) × ${MAX_WORK_MESSAGE_BYTES / 1024} KiB ` +
           `can hold ${Math.ceil(held / 2 ** 20)} MiB of work messages; at most ${most} with ${queues} queue(s), ` +
-          `which keeps them within ${MAX_PREFETCHED_WORK_BYTES / 2 ** 20} MiB`,
+          `which keeps them within ${MAX_PREFETCHED_BYTES / 2 ** 20} MiB`,
       });
     }
   });

@@ -9,9 +9,10 @@
 // which was most of the create → success latency). So batches are large under load and nothing waits when idle.
 import { type BackoffPolicy, backoffMs } from '@task-pipeline/common';
 import type { ChannelOptions, ManagedChannel } from '@task-pipeline/rabbitmq';
-import { type ParseResult, QUEUES } from '@task-pipeline/rabbitmq/contract';
+import { MAX_RESULT_MESSAGE_BYTES, type ParseResult, QUEUES } from '@task-pipeline/rabbitmq/contract';
 import type { Channel } from 'amqplib';
 import type { Logger } from 'pino';
+import { MAX_PREFETCHED_BYTES } from './config.js';
 import {
   cancelAll,
   consumeAll,
@@ -51,6 +52,13 @@ export const DEFAULT_REPORTER_TIMING: ReporterTiming = {
 };
 
 export const SPLIT_POLICY: SplitPolicy = { refusalsBeforeSplit: 3 };
+
+/**
+ * Deliveries of tasks.results the reporter holds at once: a result message carries up to 1,000
+ * results and MAX_RESULT_MESSAGE_BYTES, so the limit is set by bytes, as the worker's is (64). Two
+ * batches' worth of messages, as for tasks.dlq, would let a backlog of full messages fill 8 GiB.
+ */
+export const RESULTS_PREFETCH = Math.floor(MAX_PREFETCHED_BYTES / MAX_RESULT_MESSAGE_BYTES);
 
 /** What the reporter consumes on: a channel with the calls of DeliveryChannel and a prefetch. */
 export type ReporterChannel = DeliveryChannel & Pick<Channel, 'prefetch'>;
@@ -150,9 +158,12 @@ export function createReporter<C extends ReporterChannel = Channel>(
   });
 
   async function consume(ch: C): Promise<void> {
-    // Room for a full batch from each queue while the previous one is in flight.
+    // The prefetch in force at each consume is that consumer's limit.
+    await ch.prefetch(RESULTS_PREFETCH);
+    const results = await consumeAll(ch, [QUEUES.results], onDelivery);
+    // One report a dead letter: room for a full batch while the previous one is in flight.
     await ch.prefetch(Math.min(65_535, batchSize * 2));
-    consumerTags = await consumeAll(ch, [QUEUES.results, QUEUES.deadLetter], onDelivery);
+    consumerTags = [...results, ...(await consumeAll(ch, [QUEUES.deadLetter], onDelivery))];
   }
 
   function onDelivery(delivery: Delivery): void {

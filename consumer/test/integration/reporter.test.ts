@@ -7,6 +7,7 @@ import { eventually } from '@task-pipeline/testkit/eventually';
 import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { RESULTS_PREFETCH } from '../../src/reporter.js';
 import { acceptAll, type FakeProducer, startFakeProducer } from '../support/fake-producer.js';
 import {
   drainQueue,
@@ -333,6 +334,33 @@ describe('reporter', () => {
     answer?.();
     await eventually('ready again', () => c.readiness().ready === true);
     await eventually('all acked', async () => (await metricValue(c, 'consumer_reports_total')) === 3);
+  });
+
+  test('holds at most RESULTS_PREFETCH result messages while the producer does not answer', async () => {
+    // A result message may carry 1,000 results: the limit on what the reporter takes is in messages
+    // of that size, not in batches of reports (it once took 2,000 messages).
+    let answer: (() => void) | undefined;
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve;
+    });
+    producer.setHandler(async (reports, request) => {
+      await answered;
+      return acceptAll(reports, request);
+    });
+    const total = RESULTS_PREFETCH + 36;
+    const c = await startReporter();
+    await publishResults(channel, results(total));
+    await eventually('a request out', () => producer.requests.length > 0);
+    await eventually('the reporter holds its fill', async () => (await queued(QUEUES.results)) === 36);
+    // Nothing more arrives while they are held: the count stays.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await queued(QUEUES.results)).toBe(36);
+    answer?.();
+    await eventually(
+      'all reported and acked',
+      async () => (await metricValue(c, 'consumer_reports_total')) === total,
+    );
+    expect(await queued(QUEUES.results)).toBe(0);
   });
 
   test('a reporter stopped by a 4xx probes again later and resumes once the producer accepts', async () => {

@@ -1,7 +1,7 @@
 import { ConfigError } from '@task-pipeline/common';
 import { ALL_WORK_QUEUES } from '@task-pipeline/rabbitmq/contract';
 import { describe, expect, test } from 'vitest';
-import { loadConfig, MAX_PREFETCHED_WORK_BYTES, MAX_PROCESSING_TIME_MS } from '../../src/config.js';
+import { loadConfig, MAX_PREFETCHED_BYTES, MAX_PROCESSING_TIME_MS } from '../../src/config.js';
 
 const token = { STATUS_API_TOKEN: 'a-long-enough-test-token' };
 
@@ -90,7 +90,7 @@ describe('loadConfig', () => {
 
   test('bounds WORKER_PREFETCH × queues × the largest work message, naming the largest that fits', () => {
     // 256 MiB / (3 queues × 64 KiB) = 1,365; with one queue 4,096.
-    expect(MAX_PREFETCHED_WORK_BYTES).toBe(256 * 2 ** 20);
+    expect(MAX_PREFETCHED_BYTES).toBe(256 * 2 ** 20);
     expect(loadConfig({ ...token, WORKER_PREFETCH: '1365' }).workerPrefetch).toBe(1365);
     expect(loadConfig({ ...token, WORKER_PREFETCH: '4096', WORKER_QUEUES: 'tasks.low' }).workerPrefetch).toBe(
       4096,
