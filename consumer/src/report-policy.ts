@@ -4,7 +4,8 @@
 /**
  * - `ok`: read the per-item results.
  * - `split`: 413, the body was too large; send halves.
- * - `stop`: 401/403 and other 4xx mean misconfiguration (token, URL, version): stop consuming, report
+ * - `stop`: 401/403, other 4xx and a redirect (3xx: PRODUCER_URL names something else, which the
+ *   client does not follow) mean misconfiguration (token, URL, version): stop consuming, report
  *   not-ready, probe again later; never drop or park a batch for it.
  * - `unavailable`: the producer (or a proxy in front of it) cannot answer now: network errors, 408, 429,
  *   502, 503, 504. Back off and send the same reports again, however long it takes.
@@ -20,7 +21,7 @@ export function classifyRequest(status: number): RequestClass {
   if (status >= 200 && status < 300) return 'ok';
   if (status === 413) return 'split';
   if (UNAVAILABLE.has(status)) return 'unavailable';
-  if (status >= 400 && status < 500) return 'stop';
+  if (status >= 300 && status < 500) return 'stop';
   return 'refused';
 }
 

@@ -11,6 +11,9 @@ describe('classifyRequest', () => {
   test.each([
     [200, 'ok'],
     [413, 'split'],
+    [301, 'stop'],
+    [307, 'stop'],
+    [308, 'stop'],
     [400, 'stop'],
     [401, 'stop'],
     [403, 'stop'],
