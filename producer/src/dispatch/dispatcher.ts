@@ -531,7 +531,9 @@ export class Dispatcher {
       let recorded: { sent: string[]; notRecorded: string[] };
       try {
         await hooks.beforeRecord?.(confirmed, failed);
-        await this.#recordDelay();
+        // Nothing confirmed, nothing to spare: the failed and unpublished go back at once, and a
+        // batch that failed as a whole holds claims back now, not a delay later.
+        if (confirmed.length > 0) await this.#recordDelay();
         // A confirmed task no longer awaiting its record was reported meanwhile (reported()).
         const reportedFirst = confirmed.filter((t) => !this.#awaitingRecord.has(attemptKey(t)));
         recorded = await this.#record(

@@ -430,6 +430,20 @@ describe('dispatcher loop', () => {
     expect(dispatcher.stats().paused).toBe('publish_failures');
   });
 
+  test('record delay: a batch with nothing confirmed does not wait it out to release and hold back', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const { dispatcher, repository, publisher } = setup({
+      random: () => 0,
+      dispatch: { recordDelayMs: 4_000 },
+    });
+    publisher.answer = () => 'NACKED';
+    const ids = repository.add('high', 2);
+    dispatcher.start();
+    await advance(0);
+    expect(repository.releases).toEqual([{ ids, delayMs: 125 }]);
+    expect(dispatcher.stats().paused).toBe('publish_failures');
+  });
+
   test('a partly failing batch (one priority unroutable) holds nothing back', async () => {
     const { dispatcher, repository, publisher } = setup();
     publisher.answer = (key) => (key === 'low' ? 'UNROUTABLE' : 'confirm');
