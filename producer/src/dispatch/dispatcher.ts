@@ -444,6 +444,7 @@ export class Dispatcher {
     if (this.#share > 0 && now - this.#sentCountAt <= SENT_COUNT_TTL_MS) return this.#share;
     // Own tasks recorded while the count runs may be counted twice, as sent and as ours: cautious.
     const own = this.#unrecorded;
+    const shareBefore = this.#share;
     const figure = await repository.countInFlight({ cap: maxInFlight + 1, dispatcherId: this.#id });
     const share = claimShare({ maxInFlight, ...figure, own });
     // Reserved before any of it is claimed, so that from now on the others count it as claimed; the
@@ -456,8 +457,10 @@ export class Dispatcher {
     this.#sentCount = figure.sent;
     this.#claimedElsewhere = figure.claimedElsewhere;
     this.#sentCountAt = now;
-    this.#share = share;
-    return share;
+    // Inserts that claimed from the old share while this ran are not in `own`, so not in the row just
+    // reserved: they come out of the new share, or the cap would be passed by that many.
+    this.#share = share - (shareBefore - this.#share);
+    return this.#share;
   }
 
   async #claim(limit: number): Promise<ClaimedTask[]> {

@@ -53,6 +53,8 @@ class MemoryRepository implements DispatchStatements {
   elsewhere = { claimed: 0, others: 0 };
   /** Claims that throw before any succeeds (a database outage). */
   failingClaims = 0;
+  /** While set, counts of the in-flight figure wait for it (a count still running). */
+  countGate: Promise<void> | undefined;
   #next = 0;
 
   add(priority: Priority, count = 1): string[] {
@@ -149,6 +151,7 @@ class MemoryRepository implements DispatchStatements {
   }
 
   async countInFlight(options: { cap: number }): Promise<InFlight> {
+    await this.countGate;
     return {
       sent: Math.min(options.cap, this.withStatus('sent').length),
       claimedElsewhere: this.elsewhere.claimed,
@@ -616,6 +619,42 @@ describe('dispatcher loop', () => {
     s.publisher.confirmOne();
     await until(() => s.repository.withStatus('sent').length === 1);
     expect(s.dispatcher.claimOnInsert(1)).toBeDefined();
+  });
+
+  test('claimOnInsert while the room is counted: it comes out of the new share, as the row reserves', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const s = setup({ dispatch: { maxInFlight: 10 } });
+    s.publisher.answer = () => 'hold';
+    s.dispatcher.start();
+    await advance(0);
+    // A lone dispatcher takes half the room.
+    expect(s.repository.claimLimits).toEqual([5]);
+    let open = () => {};
+    s.repository.countGate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    s.repository.add('medium', 10);
+    await advance(1_500);
+    s.dispatcher.wake();
+    await advance(0);
+    // The count is out; an insert claims three tasks from the old share meanwhile.
+    const offer = s.dispatcher.claimOnInsert(3);
+    expect(offer).toBeDefined();
+    const inserted = s.repository.add('high', 3).map((id) => {
+      const row = s.repository.rows.get(id) as Row;
+      row.attempts = 1;
+      row.claimedUntil = performance.now() + 30_000;
+      return { ...row, attempt: 1 };
+    });
+    offer?.claimed(inserted);
+    s.repository.countGate = undefined;
+    open();
+    await advance(0);
+    // The count saw none of this dispatcher's tasks and reserved 5; the insert's 3 are part of it, so
+    // the loop's next claim takes 2. (Later counts see the 5 as its own and reserve up to the cap.)
+    expect(s.repository.reservations.slice(0, 2)).toEqual([5, 5]);
+    expect(s.repository.claimLimits.slice(0, 2)).toEqual([5, 2]);
+    expect(s.publisher.published).toHaveLength(10);
   });
 
   test('claimOnInsert: offered while idle with room, refused while paused', async () => {
