@@ -18,6 +18,8 @@ export default defineConfig({
     // Four files at a time (the default on two cores is one, and maxWorkers is not per project):
     // integration files mostly wait on the servers; the slow tiers opt out with fileParallelism.
     maxWorkers: 4,
+    // The services tests start log into one folder for the run, removed at its end.
+    globalSetup: ['testkit/src/service-logs-setup.ts'],
     projects: [
       {
         // Pure modules, fakes at most: milliseconds, no server.

@@ -57,9 +57,16 @@ export interface Service {
   stop(graceMs?: number): Promise<Exit>;
 }
 
+/**
+ * The folder of a test run's service logs, made and removed by the run (service-logs-setup.ts): a
+ * failing test quotes the tail it needs. A script's run (chaos, fuzz) makes its own and keeps it for
+ * the paths it prints.
+ */
+export const SERVICE_LOG_DIR_ENV = 'TP_SERVICE_LOG_DIR';
+
 let logDir: string | undefined;
 function serviceLogDir(): string {
-  logDir ??= mkdtempSync(join(tmpdir(), 'tp-service-logs-'));
+  logDir ??= process.env[SERVICE_LOG_DIR_ENV] ?? mkdtempSync(join(tmpdir(), 'tp-service-logs-'));
   return logDir;
 }
 
