@@ -2,16 +2,19 @@
 // nothing on another channel, and acking it there closes that channel with a 406). Once the
 // delivering channel is gone the broker redelivers the message, so its settlement is dropped.
 //
-// Acks are gathered per channel for the rest of the event-loop turn and sent as one `basic.ack` with
-// `multiple` for the longest run of outstanding delivery tags that are all acked, one by one for the
-// rest: under load, one frame (and one broker operation) settles hundreds of deliveries. Requeues and
-// rejects go out at once, one by one: a `multiple` ack never covers a delivery still in progress,
-// because only tags that are outstanding and acked in an unbroken run from the oldest are covered.
+// Acks are gathered per channel for up to ACK_GATHER_MS and sent as one `basic.ack` with `multiple`
+// for the longest run of outstanding delivery tags that are all acked, one by one for the rest: one
+// frame, and one operation in the quorum queue's log, settles many deliveries. An ack is never on a
+// task's path (the result is already published), so waiting costs no latency; but a finished delivery
+// still counts against its consumer's prefetch until acked, so once half the smallest prefetch of the
+// channel's consumers is gathered they leave at the end of that event-loop turn. Requeues and rejects
+// go out at once, one by one: a `multiple` ack never covers a delivery still in progress, because only
+// tags that are outstanding and acked in an unbroken run from the oldest are covered.
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { ConsumerMetrics } from './metrics.js';
 
 /** What consuming and settling use of an amqplib channel (a fake one in unit tests). */
-export type DeliveryChannel = Pick<Channel, 'consume' | 'cancel' | 'ack' | 'nack' | 'close'> & {
+export type DeliveryChannel = Pick<Channel, 'prefetch' | 'consume' | 'cancel' | 'ack' | 'nack' | 'close'> & {
   once(event: 'close', listener: () => void): unknown;
 };
 
@@ -26,7 +29,14 @@ export interface Delivery {
 
 export type Settlement = 'ack' | 'requeue' | 'reject';
 
-/** Delivery tags of one channel, outstanding in delivery order, and the acks waiting for the turn's end. */
+/**
+ * The longest an ack waits for others to leave with. Measured in drains (BENCHMARKS.md, issue 16
+ * notes): acks gathered per event-loop turn went out a few at a time, each one an operation in the
+ * quorum queue's log.
+ */
+export const ACK_GATHER_MS = 10;
+
+/** Delivery tags of one channel, outstanding in delivery order, and the acks gathered to leave together. */
 class ChannelSettlements {
   open = true;
   /** Outstanding tags in delivery (ascending) order; settled ones are skipped and trimmed from the front. */
@@ -34,7 +44,10 @@ class ChannelSettlements {
   #head = 0;
   readonly #settled = new Set<number>();
   #acks = new Set<number>();
-  #flushing = false;
+  /** Gathered acks that send at the end of the turn: half the smallest prefetch on the channel. */
+  #flushAt = Number.POSITIVE_INFINITY;
+  #timer: NodeJS.Timeout | undefined;
+  #turnEnd: NodeJS.Immediate | undefined;
 
   constructor(readonly channel: DeliveryChannel) {
     channel.once('close', () => {
@@ -42,16 +55,26 @@ class ChannelSettlements {
     });
   }
 
+  /** A consumer with this prefetch consumes on the channel. */
+  consuming(prefetch: number): void {
+    this.#flushAt = Math.min(this.#flushAt, Math.max(1, Math.floor(prefetch / 2)));
+  }
+
   delivered(tag: number): void {
     this.#tags.push(tag);
   }
 
-  /** Queues an ack for the turn's end. */
+  /** Gathers an ack: it leaves within ACK_GATHER_MS, or at the turn's end once enough are gathered. */
   ack(tag: number): void {
     this.#acks.add(tag);
-    if (this.#flushing) return;
-    this.#flushing = true;
-    setImmediate(() => this.flush());
+    if (this.#turnEnd) return;
+    if (this.#acks.size >= this.#flushAt) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#turnEnd = setImmediate(() => this.flush());
+    } else {
+      this.#timer ??= setTimeout(() => this.flush(), ACK_GATHER_MS);
+    }
   }
 
   /** Requeue or reject now. */
@@ -74,10 +97,13 @@ class ChannelSettlements {
     }
   }
 
-  /** Sends the acks gathered so far (at the turn's end, or before the channel is closed on purpose). */
+  /** Sends the acks gathered so far (when due, or before the channel is closed on purpose). */
   flush(): void {
-    if (!this.#flushing) return;
-    this.#flushing = false;
+    clearTimeout(this.#timer);
+    clearImmediate(this.#turnEnd);
+    this.#timer = undefined;
+    this.#turnEnd = undefined;
+    if (this.#acks.size === 0) return;
     const acks = this.#acks;
     this.#acks = new Set();
     if (!this.open) return;
@@ -118,7 +144,7 @@ function settlementsOf(channel: DeliveryChannel): ChannelSettlements {
 }
 
 /**
- * Acks (at the end of this turn, gathered with the channel's other acks), requeues or rejects (`nack`
+ * Acks (gathered with the channel's other acks: see ACK_GATHER_MS), requeues or rejects (`nack`
  * without requeue: dead-letters) on the delivering channel. Returns false, and counts it, when the
  * settlement was dropped because that channel is gone.
  */
@@ -142,15 +168,22 @@ export function flushSettlements(channel: DeliveryChannel | undefined): void {
   if (channel) settlements.get(channel)?.flush();
 }
 
-/** Starts consumers on `queues` with one handler; returns their tags (to cancel them on shutdown). */
+/**
+ * Starts consumers on `queues`, each with `prefetch` (per consumer: quorum queues have no channel-wide
+ * limit), with one handler; returns their tags (to cancel them on shutdown).
+ */
 export async function consumeAll(
   channel: DeliveryChannel,
   queues: readonly string[],
+  prefetch: number,
   onDelivery: (delivery: Delivery) => void,
 ): Promise<string[]> {
   const state = settlementsOf(channel);
   const alive = () => state.open;
   const tags: string[] = [];
+  // The prefetch in force at each consume is that consumer's limit.
+  await channel.prefetch(prefetch);
+  state.consuming(prefetch);
   for (const queue of queues) {
     const { consumerTag } = await channel.consume(queue, (message) => {
       // null: the broker cancelled this consumer (queue deleted, leader moved). A fresh channel,

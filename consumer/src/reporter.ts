@@ -60,18 +60,15 @@ export const SPLIT_POLICY: SplitPolicy = { refusalsBeforeSplit: 3 };
  */
 export const RESULTS_PREFETCH = Math.floor(MAX_PREFETCHED_BYTES / MAX_RESULT_MESSAGE_BYTES);
 
-/** What the reporter consumes on: a channel with the calls of DeliveryChannel and a prefetch. */
-export type ReporterChannel = DeliveryChannel & Pick<Channel, 'prefetch'>;
-
 /**
  * Where the reporter's messages come from: the consuming connection (a Broker), which hands it a
  * managed channel and runs `setup` on every fresh one; a fake in unit tests.
  */
-export interface DeliverySource<C extends ReporterChannel> {
+export interface DeliverySource<C extends DeliveryChannel> {
   channel(options: ChannelOptions<C>): ManagedChannel<C>;
 }
 
-export interface ReporterOptions<C extends ReporterChannel = Channel> {
+export interface ReporterOptions<C extends DeliveryChannel = Channel> {
   broker: DeliverySource<C>;
   publisher: Publisher;
   client: StatusClient;
@@ -93,7 +90,7 @@ export interface ReporterState {
   stalledForMs?: number;
 }
 
-export interface Reporter<C extends ReporterChannel = Channel> {
+export interface Reporter<C extends DeliveryChannel = Channel> {
   readonly channel: ManagedChannel<C>;
   state(): ReporterState;
   /** Graceful shutdown: stops consuming, sends what is pending once, gives up when `signal` aborts. */
@@ -127,7 +124,7 @@ type Outcome =
   | { kind: 'stop'; reason: string; unsent: Item[] }
   | { kind: 'again'; items: Item[]; why: 'unavailable' | 'refused' };
 
-export function createReporter<C extends ReporterChannel = Channel>(
+export function createReporter<C extends DeliveryChannel = Channel>(
   options: ReporterOptions<C>,
 ): Reporter<C> {
   const { broker, publisher, client, batchSize, batchMs, metrics, logger } = options;
@@ -158,12 +155,10 @@ export function createReporter<C extends ReporterChannel = Channel>(
   });
 
   async function consume(ch: C): Promise<void> {
-    // The prefetch in force at each consume is that consumer's limit.
-    await ch.prefetch(RESULTS_PREFETCH);
-    const results = await consumeAll(ch, [QUEUES.results], onDelivery);
+    const results = await consumeAll(ch, [QUEUES.results], RESULTS_PREFETCH, onDelivery);
     // One report a dead letter: room for a full batch while the previous one is in flight.
-    await ch.prefetch(Math.min(65_535, batchSize * 2));
-    consumerTags = [...results, ...(await consumeAll(ch, [QUEUES.deadLetter], onDelivery))];
+    const deadLetters = await consumeAll(ch, [QUEUES.deadLetter], Math.min(65_535, batchSize * 2), onDelivery);
+    consumerTags = [...results, ...deadLetters];
   }
 
   function onDelivery(delivery: Delivery): void {

@@ -129,9 +129,7 @@ export function createWorker(options: WorkerOptions): Worker {
   const channel = broker.channel({
     name: 'worker',
     setup: async (ch) => {
-      // Per-consumer prefetch: quorum queues do not support a channel-wide (global) limit.
-      await ch.prefetch(prefetch);
-      if (!stopping && !publishing.blocked) consumerTags = await consumeAll(ch, queues, onDelivery);
+      if (!stopping && !publishing.blocked) consumerTags = await consumeAll(ch, queues, prefetch, onDelivery);
     },
   });
 
@@ -145,7 +143,7 @@ export function createWorker(options: WorkerOptions): Worker {
     const ch = channel.current();
     if (stopping || !ch) return;
     logger.info({}, 'publishing is unblocked: consuming again');
-    consumeAll(ch, queues, onDelivery).then(
+    consumeAll(ch, queues, prefetch, onDelivery).then(
       (tags) => {
         consumerTags = tags;
       },

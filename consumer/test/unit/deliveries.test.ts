@@ -1,9 +1,10 @@
-// Settlements on a fake channel: acks of one turn leave as one `multiple` ack for the unbroken run of
-// outstanding tags, one by one for the rest; a `multiple` ack never covers a delivery in progress.
+// Settlements on a fake channel: acks gathered for ACK_GATHER_MS (or until half the prefetch is
+// gathered) leave as one `multiple` ack for the unbroken run of outstanding tags, one by one for the
+// rest; a `multiple` ack never covers a delivery in progress.
 import { EventEmitter } from 'node:events';
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { describe, expect, test } from 'vitest';
-import { consumeAll, type Delivery, settleOrDrop } from '../../src/deliveries.js';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { ACK_GATHER_MS, consumeAll, type Delivery, settleOrDrop } from '../../src/deliveries.js';
 import { createConsumerMetrics } from '../../src/metrics.js';
 
 type Frame = ['ack', number, boolean] | ['nack', number, boolean];
@@ -13,6 +14,7 @@ function fakeChannel() {
   let deliver: ((message: ConsumeMessage | null) => void) | undefined;
   const emitter = new EventEmitter();
   const channel = Object.assign(emitter, {
+    prefetch: async () => ({}),
     consume: async (_queue: string, onMessage: (message: ConsumeMessage | null) => void) => {
       deliver = onMessage;
       return { consumerTag: 'ctag' };
@@ -32,29 +34,64 @@ function message(tag: number): ConsumeMessage {
   return { fields: { deliveryTag: tag }, properties: {}, content: Buffer.alloc(0) } as ConsumeMessage;
 }
 
-const turn = () => new Promise((resolve) => setImmediate(resolve));
+/** Lets the gathered acks leave: the gathering time passes (fake timers), and the turn ends. */
+const gathered = () => vi.advanceTimersByTimeAsync(ACK_GATHER_MS);
 
-async function setup(tags: number) {
+async function setup(tags: number, prefetch = 100) {
   const fake = fakeChannel();
   const deliveries: Delivery[] = [];
-  await consumeAll(fake.channel, ['q'], (d) => deliveries.push(d));
+  await consumeAll(fake.channel, ['q'], prefetch, (d) => deliveries.push(d));
   for (let tag = 1; tag <= tags; tag += 1) fake.deliver(tag);
   return { ...fake, deliveries, metrics: createConsumerMetrics() };
 }
 
 describe('settlements', () => {
-  test('acks of one turn covering every outstanding tag leave as one multiple ack', async () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  test('acks gathered over several turns covering every outstanding tag leave as one multiple ack', async () => {
     const { deliveries, frames, metrics } = await setup(5);
-    for (const d of [...deliveries].reverse()) settleOrDrop(metrics, d, 'ack');
+    for (const d of [...deliveries].reverse()) {
+      settleOrDrop(metrics, d, 'ack');
+      await vi.advanceTimersByTimeAsync(1);
+    }
     expect(frames).toEqual([]);
-    await turn();
+    await vi.advanceTimersByTimeAsync(ACK_GATHER_MS - 5);
     expect(frames).toEqual([['ack', 5, true]]);
+  });
+
+  test('once half the prefetch is gathered, the acks leave at the end of the turn', async () => {
+    const { deliveries, frames, metrics } = await setup(6, 8);
+    for (const d of deliveries.slice(0, 3)) settleOrDrop(metrics, d, 'ack');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(frames).toEqual([]);
+    settleOrDrop(metrics, deliveries[3] as Delivery, 'ack');
+    expect(frames).toEqual([]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(frames).toEqual([['ack', 4, true]]);
+    // The gathering starts again: nothing more leaves until its time has passed.
+    settleOrDrop(metrics, deliveries[4] as Delivery, 'ack');
+    await vi.advanceTimersByTimeAsync(ACK_GATHER_MS - 1);
+    expect(frames).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(frames.slice(1)).toEqual([['ack', 5, true]]);
+  });
+
+  test('with a prefetch of one, every ack leaves at the end of its turn', async () => {
+    const { deliveries, frames, metrics } = await setup(1, 1);
+    settleOrDrop(metrics, deliveries[0] as Delivery, 'ack');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(frames).toEqual([['ack', 1, true]]);
   });
 
   test('a delivery still in progress breaks the run: the acks after it go one by one', async () => {
     const { deliveries, frames, metrics } = await setup(6);
     for (const i of [0, 1, 3, 5]) settleOrDrop(metrics, deliveries[i] as Delivery, 'ack');
-    await turn();
+    await gathered();
     expect(frames).toEqual([
       ['ack', 2, true],
       ['ack', 4, false],
@@ -63,7 +100,7 @@ describe('settlements', () => {
     // The one in progress finishes later: it is now the oldest outstanding, so multiple is safe again.
     settleOrDrop(metrics, deliveries[2] as Delivery, 'ack');
     settleOrDrop(metrics, deliveries[4] as Delivery, 'ack');
-    await turn();
+    await gathered();
     expect(frames.slice(3)).toEqual([['ack', 5, true]]);
   });
 
@@ -77,7 +114,7 @@ describe('settlements', () => {
     ]);
     settleOrDrop(metrics, deliveries[0] as Delivery, 'ack');
     settleOrDrop(metrics, deliveries[3] as Delivery, 'ack');
-    await turn();
+    await gathered();
     expect(frames.slice(2)).toEqual([['ack', 4, true]]);
   });
 
@@ -85,7 +122,7 @@ describe('settlements', () => {
     const { channel, deliveries, frames, metrics } = await setup(2);
     settleOrDrop(metrics, deliveries[0] as Delivery, 'ack');
     await channel.close();
-    await turn();
+    await gathered();
     expect(settleOrDrop(metrics, deliveries[1] as Delivery, 'ack')).toBe(false);
     expect(frames).toEqual([]);
     expect(deliveries[0]?.alive()).toBe(false);

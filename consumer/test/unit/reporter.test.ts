@@ -9,6 +9,7 @@ import { HEADERS, QUEUES, type TaskResult } from '@task-pipeline/rabbitmq/contra
 import type { ConsumeMessage } from 'amqplib';
 import pino from 'pino';
 import { afterEach, describe, expect, test, vi } from 'vitest';
+import { ACK_GATHER_MS } from '../../src/deliveries.js';
 import { createConsumerMetrics } from '../../src/metrics.js';
 import type { Publisher } from '../../src/publishing.js';
 import type { StatusReport } from '../../src/report-messages.js';
@@ -343,7 +344,8 @@ describe('reporter loop', () => {
     expect(client.requests.map((r) => r.map((x) => x.taskId))).toEqual(
       Array.from({ length: 3 }, () => sent.map((r) => r.taskId)),
     );
-    await new Promise((resolve) => setImmediate(resolve));
+    // The ack is gathered with others for ACK_GATHER_MS.
+    await vi.advanceTimersByTimeAsync(ACK_GATHER_MS);
     expect(channel.settled.get(tag)).toBe('ack');
   });
 
