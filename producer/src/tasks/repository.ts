@@ -5,6 +5,7 @@ import { type CoalesceOptions, type CoalesceStats, coalesce } from '@task-pipeli
 import type { Priority } from '@task-pipeline/rabbitmq/contract';
 import type { Sql } from 'postgres';
 import { type CancellableQuery, isDatabaseTimeout, withDeadline } from '../db/deadline.js';
+import { columnList, type Fragment, literalList } from '../db/fragments.js';
 import type { DispatcherHandle, InsertClaim } from '../dispatch/types.js';
 import { REDRIVE_SELECTION_COLUMNS, redriveStatement } from './redrive.js';
 import {
@@ -153,8 +154,21 @@ function outcomeOf<T extends ReportedTask>(
     : { outcome: decision.outcome, task };
 }
 
+/** A report statement's column lists, rendered once (db/fragments.ts). */
+interface ReturnedColumns {
+  plain: Fragment;
+  updated: Fragment;
+}
+
+function returnedColumns(sql: Sql, columns: readonly (keyof TaskRow)[]): ReturnedColumns {
+  return { plain: columnList(sql, columns), updated: columnList(sql, columns, 't') };
+}
+
 export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
-  const columns = sql(COLUMNS);
+  const columns = columnList(sql, COLUMNS);
+  const wholeTask = returnedColumns(sql, COLUMNS);
+  const reportState = returnedColumns(sql, STATE_COLUMNS);
+  const reportableFrom = literalList(sql, REPORTABLE_FROM);
   const { deadlineMs } = options;
   const deadline = <T>(statement: string, query: CancellableQuery<T>, signal?: AbortSignal) =>
     withDeadline(statement, deadlineMs, query, signal);
@@ -261,7 +275,7 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
    */
   async function reportRound<T extends ReportedTask>(
     updates: readonly StatusUpdate[],
-    returned: readonly (keyof TaskRow)[],
+    returned: ReturnedColumns,
     toResult: (row: TaskRow) => T,
     signal?: AbortSignal,
   ): Promise<ReportResult<T>[]> {
@@ -284,7 +298,7 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
           as r(id uuid, status text, attempt int, error text, sent_at timestamptz)
       ),
       locked as materialized (
-        select ${sql(returned)} from tasks where id = any(array(select id from r)) order by id for update
+        select ${returned.plain} from tasks where id = any(array(select id from r)) order by id for update
       ),
       applied as (
         update tasks t
@@ -294,13 +308,13 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
           from r join locked l on l.id = r.id
          where t.id = r.id
            and l.attempts = coalesce(r.attempt, l.attempts)
-           and (l.status in ${sql(REPORTABLE_FROM as TaskStatus[])}
+           and (l.status in ${reportableFrom}
                 or (r.status = 'success' and l.status = 'error' and l.error = ${RECOVERABLE_ERROR}))
-        returning ${sql(returned.map((c) => `t.${c}`))}
+        returning ${returned.updated}
       )
-      select ${sql(returned)}, true as applied from applied
+      select ${returned.plain}, true as applied from applied
       union all
-      select ${sql(returned)}, false from locked where id not in (select id from applied)`,
+      select ${returned.plain}, false from locked where id not in (select id from applied)`,
       signal,
     );
     if (confirmedAt && confirmedAt.size > 0) {
@@ -354,7 +368,7 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
 
   /** Reports in request order, each answered with its whole task. */
   function reportBatch(updates: readonly StatusUpdate[], signal?: AbortSignal): Promise<ReportResult[]> {
-    return reportRounds(updates, (round) => reportRound(round, COLUMNS, toTask, signal));
+    return reportRounds(updates, (round) => reportRound(round, wholeTask, toTask, signal));
   }
 
   /**
@@ -366,7 +380,7 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
     updates: readonly StatusUpdate[],
     signal?: AbortSignal,
   ): Promise<ReportResult<ReportedTask>[]> {
-    return reportRounds(updates, (round) => reportRound(round, STATE_COLUMNS, toReportedTask, signal));
+    return reportRounds(updates, (round) => reportRound(round, reportState, toReportedTask, signal));
   }
 
   /** A single report, batched with the reports that arrive with it (one statement for all). */
