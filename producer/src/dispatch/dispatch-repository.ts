@@ -4,6 +4,7 @@
 // batch updates of the same tasks, which arrive while confirms are still pending.
 import type { Priority } from '@task-pipeline/rabbitmq/contract';
 import type { PendingQuery, Row, Sql } from 'postgres';
+import { secondsSince } from '../db/clock.js';
 import { type CancellableQuery, withDeadline } from '../db/deadline.js';
 import { buildClaimPlan, type ClaimPlanInput, claimOrderComparator } from './claim-query.js';
 
@@ -176,14 +177,16 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
 
     /**
      * Confirmed messages → `sent`, with the time the broker confirmed them (PROTOCOL §3), not the
-     * record's: the record delay would shift it. A row whose report landed first (status no longer
-     * waiting) or that another dispatcher re-claimed (attempts moved on) is left alone.
+     * record's: the record delay would shift it. The confirm's age goes over, not its time (db/clock.ts).
+     * A row whose report landed first (status no longer waiting) or that another dispatcher re-claimed
+     * (attempts moved on) is left alone.
      */
     recordSent(tasks: readonly TaskRef[], confirmedAt: Date): Promise<FencedOutcome> {
       return fencedUpdate(
         'record',
         tasks,
-        sql`status = 'sent', sent_at = ${confirmedAt}, updated_at = now(), claimed_until = NULL`,
+        sql`status = 'sent', sent_at = now() - make_interval(secs => ${secondsSince(confirmedAt)}),
+            updated_at = now(), claimed_until = NULL`,
       );
     },
 

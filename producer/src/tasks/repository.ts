@@ -4,6 +4,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { type CoalesceOptions, type CoalesceStats, coalesce } from '@task-pipeline/common';
 import type { Priority } from '@task-pipeline/rabbitmq/contract';
 import type { Sql } from 'postgres';
+import { secondsSince } from '../db/clock.js';
 import { type CancellableQuery, isDatabaseTimeout, withDeadline } from '../db/deadline.js';
 import { columnList, type Fragment, literalList } from '../db/fragments.js';
 import type { DispatcherHandle, InsertClaim } from '../dispatch/types.js';
@@ -129,6 +130,10 @@ function requestHash(task: NewTask): Buffer {
   return createHash('sha256')
     .update(JSON.stringify([task.text, task.priority]))
     .digest();
+}
+
+function sinceConfirm(confirmedAt: Date | undefined, now: number): number | null {
+  return confirmedAt === undefined ? null : secondsSince(confirmedAt, now);
 }
 
 function toState(row: Pick<TaskRow, 'status' | 'attempts' | 'error'>): TaskState {
@@ -269,7 +274,8 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
    * a hundred) merge-joined the reports with the whole primary key, and kept doing so as it grew.
    * (The update then joins the locked rows one by one: the same array there would be searched once
    * per row.)
-   * sent_at: the record's, else the confirm's time this producer's dispatcher holds, else (the task
+   * sent_at: the record's, else the confirm's time this producer's dispatcher holds (as its age:
+   * db/clock.ts), else (the task
    * was published through another producer, which has not recorded it yet) the claim's: a waiting
    * row's updated_at is the claim of the attempt the report names, milliseconds before the publish.
    */
@@ -283,19 +289,20 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
     const confirmedAt = options.unrecorded?.confirmedAt(
       updates.flatMap((u) => (u.attempt === undefined ? [] : [{ id: u.taskId, attempt: u.attempt }])),
     );
+    const now = Date.now();
     const reports = updates.map((u) => ({
       id: u.taskId,
       status: u.taskStatus,
       attempt: u.attempt ?? null,
       error: u.taskStatus === 'error' ? (u.error ?? null) : null,
-      sent_at: confirmedAt?.get(u.taskId)?.toISOString() ?? null,
+      sent_age_s: sinceConfirm(confirmedAt?.get(u.taskId), now),
     }));
     const rows = await deadline(
       'report batch',
       sql<(TaskRow & { applied: boolean })[]>`
       with r as (
         select * from jsonb_to_recordset(${sql.json(reports)})
-          as r(id uuid, status text, attempt int, error text, sent_at timestamptz)
+          as r(id uuid, status text, attempt int, error text, sent_age_s float8)
       ),
       locked as materialized (
         select ${returned.plain} from tasks where id = any(array(select id from r)) order by id for update
@@ -303,7 +310,8 @@ export function createTaskRepository(sql: Sql, options: TaskRepositoryOptions) {
       applied as (
         update tasks t
            set status = r.status, error = r.error, claimed_until = null,
-               sent_at = coalesce(t.sent_at, r.sent_at, case when t.status = 'waiting' and r.attempt is not null then t.updated_at end),
+               sent_at = coalesce(t.sent_at, now() - make_interval(secs => r.sent_age_s),
+                                  case when t.status = 'waiting' and r.attempt is not null then t.updated_at end),
                finished_at = now(), updated_at = now()
           from r join locked l on l.id = r.id
          where t.id = r.id
