@@ -157,7 +157,8 @@ export function createReporter<C extends DeliveryChannel = Channel>(
   async function consume(ch: C): Promise<void> {
     const results = await consumeAll(ch, [QUEUES.results], RESULTS_PREFETCH, onDelivery);
     // One report a dead letter: room for a full batch while the previous one is in flight.
-    const deadLetters = await consumeAll(ch, [QUEUES.deadLetter], Math.min(65_535, batchSize * 2), onDelivery);
+    const deadLetterPrefetch = Math.min(65_535, batchSize * 2);
+    const deadLetters = await consumeAll(ch, [QUEUES.deadLetter], deadLetterPrefetch, onDelivery);
     consumerTags = [...results, ...deadLetters];
   }
 
