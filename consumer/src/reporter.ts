@@ -133,6 +133,9 @@ export function createReporter<C extends DeliveryChannel = Channel>(
   const shutdown = new AbortController();
   /** Aborted when shutdown starts: cuts a backoff or probe wait short. */
   const closingSignal = new AbortController();
+  // Parks run beside the loop, which never waits for one: a park waits for its publish's confirm,
+  // which a broker alarm holds back, and the other reports must still be sent and acked meanwhile
+  // (acks flow during an alarm). Shutdown waits for them.
   const parking = new Set<Promise<void>>();
   let pending: Item[] = [];
   /** The batch whose request is out: still waiting for an answer, so it counts for the stall. */
@@ -391,7 +394,7 @@ export function createReporter<C extends DeliveryChannel = Channel>(
   }
 
   /** Counts a refusal against each report of the batch; a report refused alone too often is parked. */
-  async function again(batch: Item[], why: 'unavailable' | 'refused'): Promise<Outcome> {
+  function again(batch: Item[], why: 'unavailable' | 'refused'): Outcome {
     if (why === 'unavailable') return { kind: 'again', items: batch, why };
     for (const item of batch) {
       item.refusals += 1;
@@ -399,7 +402,7 @@ export function createReporter<C extends DeliveryChannel = Channel>(
     }
     const [only] = batch;
     if (only && batch.length === 1 && shouldPark(only.refusalsAlone, SPLIT_POLICY)) {
-      await parkItem(only, `the producer refused this report ${only.refusalsAlone} times on its own`);
+      track(parkItem(only, `the producer refused this report ${only.refusalsAlone} times on its own`));
       return { kind: 'done' };
     }
     return { kind: 'again', items: batch, why };
@@ -409,7 +412,7 @@ export function createReporter<C extends DeliveryChannel = Channel>(
   async function split(batch: Item[]): Promise<Outcome> {
     const [only] = batch;
     if (batch.length === 1 && only) {
-      await parkItem(only, 'the producer refused this report as too large (413)');
+      track(parkItem(only, 'the producer refused this report as too large (413)'));
       return { kind: 'done' };
     }
     const half = Math.ceil(batch.length / 2);
@@ -430,9 +433,8 @@ export function createReporter<C extends DeliveryChannel = Channel>(
     return { kind: 'again', items: unanswered, why: refused ? 'refused' : 'unavailable' };
   }
 
-  async function settleItems(batch: Item[], results: ItemResult[]): Promise<Outcome> {
+  function settleItems(batch: Item[], results: ItemResult[]): Outcome {
     const retry: Item[] = [];
-    const parks: Promise<void>[] = [];
     batch.forEach((item, i) => {
       const result = results[i] as ItemResult;
       const verdict = classifyItem(result.status);
@@ -444,19 +446,18 @@ export function createReporter<C extends DeliveryChannel = Channel>(
       } else if (verdict === 'park') {
         metrics.reported.inc({ status, outcome: 'parked' });
         const why = result.problem?.detail ?? result.problem?.title ?? 'no detail';
-        parks.push(parkItem(item, `producer answered ${result.status}: ${why}`));
+        track(parkItem(item, `producer answered ${result.status}: ${why}`));
       } else {
         metrics.reported.inc({ status, outcome: 'retry' });
         item.refusals += 1;
         item.refusalsAlone += 1;
         if (shouldPark(item.refusalsAlone, SPLIT_POLICY)) {
-          parks.push(parkItem(item, `producer answered ${result.status} for this report repeatedly`));
+          track(parkItem(item, `producer answered ${result.status} for this report repeatedly`));
         } else {
           retry.push(item);
         }
       }
     });
-    await Promise.all(parks);
     return retry.length > 0 ? { kind: 'again', items: retry, why: 'refused' } : { kind: 'done' };
   }
 

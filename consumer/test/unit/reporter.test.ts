@@ -119,11 +119,22 @@ class FakeStatusClient {
 
 class FakePublisher implements Publisher {
   readonly parked: { content: Buffer; options: PublishOptions }[] = [];
+  #held: Promise<void> | undefined;
 
   async publish(_exchange: string, routingKey: string, content: Buffer, options: PublishOptions) {
     if (routingKey !== QUEUES.parking)
       throw new Error(`the reporter publishes only to parking, not ${routingKey}`);
+    await this.#held;
     this.parked.push({ content, options });
+  }
+
+  /** Parks wait for their confirm, as during a broker alarm, until the returned function is called. */
+  holdConfirms(): () => void {
+    let release = () => {};
+    this.#held = new Promise((resolve) => {
+      release = resolve;
+    });
+    return release;
   }
 
   reasons(): string[] {
@@ -268,6 +279,25 @@ describe('reporter loop', () => {
         `producer answered 400: detail ${invalid.taskId}`,
       ]),
     );
+  });
+
+  test('a park waiting for its confirm (a broker alarm) holds up no other report', async () => {
+    const { channel, client, publisher } = setup();
+    const release = publisher.holdConfirms();
+    await consuming(channel);
+    const refused = result();
+    client.answer = (reports) => ({
+      status: 200,
+      results: reports.map((r) => ({ taskId: r.taskId, status: r.taskId === refused.taskId ? 404 : 200 })),
+    });
+    const parkedTag = channel.deliverResults([refused]);
+    await until(() => client.requests.length === 1);
+    const next = channel.deliverResults([result()]);
+    await until(() => channel.settled.get(next) === 'ack');
+    expect(channel.settled.has(parkedTag)).toBe(false);
+    release();
+    await until(() => channel.settled.get(parkedTag) === 'ack');
+    expect(publisher.parked).toHaveLength(1);
   });
 
   test('a report the producer keeps refusing (500) is narrowed down and parked alone; its neighbours go through', async () => {
