@@ -43,7 +43,8 @@ class ChannelSettlements {
   #tags: number[] = [];
   #head = 0;
   readonly #settled = new Set<number>();
-  #acks = new Set<number>();
+  /** Gathered acks: each tag with what to count when its ack is dropped (the channel closed first). */
+  #acks = new Map<number, () => void>();
   /** Gathered acks that send at the end of the turn: half the smallest prefetch on the channel. */
   #flushAt = Number.POSITIVE_INFINITY;
   #timer: NodeJS.Timeout | undefined;
@@ -65,8 +66,8 @@ class ChannelSettlements {
   }
 
   /** Gathers an ack: it leaves within ACK_GATHER_MS, or at the turn's end once enough are gathered. */
-  ack(tag: number): void {
-    this.#acks.add(tag);
+  ack(tag: number, dropped: () => void): void {
+    this.#acks.set(tag, dropped);
     if (this.#turnEnd) return;
     if (this.#acks.size >= this.#flushAt) {
       clearTimeout(this.#timer);
@@ -77,8 +78,12 @@ class ChannelSettlements {
     }
   }
 
-  /** Requeue or reject now. */
+  /**
+   * Requeue or reject now. A delivery whose ack is already gathered stays acked: a second settlement
+   * of one delivery tag closes the channel (406).
+   */
   nack(message: ConsumeMessage, requeue: boolean): void {
+    if (this.#acks.has(message.fields.deliveryTag)) return;
     this.channel.nack(message, false, requeue);
     this.#settle(message.fields.deliveryTag);
   }
@@ -105,8 +110,11 @@ class ChannelSettlements {
     this.#turnEnd = undefined;
     if (this.#acks.size === 0) return;
     const acks = this.#acks;
-    this.#acks = new Set();
-    if (!this.open) return;
+    this.#acks = new Map();
+    if (!this.open) {
+      for (const dropped of acks.values()) dropped();
+      return;
+    }
     // The longest unbroken run of acked tags from the oldest outstanding one: one `multiple` ack.
     let last: number | undefined;
     for (let i = this.#head; i < this.#tags.length; i += 1) {
@@ -118,16 +126,21 @@ class ChannelSettlements {
     try {
       if (last !== undefined) {
         this.channel.ack({ fields: { deliveryTag: last } } as ConsumeMessage, true);
-        for (const tag of acks) if (tag <= last) this.#settle(tag);
+        for (const tag of acks.keys()) {
+          if (tag > last) continue;
+          this.#settle(tag);
+          acks.delete(tag);
+        }
       }
-      for (const tag of acks) {
-        if (last !== undefined && tag <= last) continue;
+      for (const tag of acks.keys()) {
         this.channel.ack({ fields: { deliveryTag: tag } } as ConsumeMessage, false);
         this.#settle(tag);
+        acks.delete(tag);
       }
     } catch {
       // The channel started closing: its deliveries come again on the next one.
       this.open = false;
+      for (const dropped of acks.values()) dropped();
     }
   }
 }
@@ -146,14 +159,18 @@ function settlementsOf(channel: DeliveryChannel): ChannelSettlements {
 /**
  * Acks (gathered with the channel's other acks: see ACK_GATHER_MS), requeues or rejects (`nack`
  * without requeue: dead-letters) on the delivering channel. Returns false, and counts it, when the
- * settlement was dropped because that channel is gone.
+ * settlement was dropped because that channel is gone; a gathered ack whose channel closes before it
+ * leaves is counted then.
  */
 export function settleOrDrop(metrics: ConsumerMetrics, delivery: Delivery, how: Settlement): boolean {
   const state = settlementsOf(delivery.channel);
   if (state.open) {
     try {
-      if (how === 'ack') state.ack(delivery.message.fields.deliveryTag);
-      else state.nack(delivery.message, how === 'requeue');
+      if (how === 'ack') {
+        state.ack(delivery.message.fields.deliveryTag, () =>
+          metrics.droppedSettlements.inc({ queue: delivery.queue }),
+        );
+      } else state.nack(delivery.message, how === 'requeue');
       return true;
     } catch {
       // The channel started closing after the liveness check: same as closed.
@@ -189,6 +206,7 @@ export async function consumeAll(
       // null: the broker cancelled this consumer (queue deleted, leader moved). A fresh channel,
       // which the Broker opens when this one closes, starts consumers again.
       if (message === null) {
+        state.flush();
         channel.close().catch(() => undefined);
         return;
       }

@@ -133,10 +133,10 @@ export function createReporter<C extends DeliveryChannel = Channel>(
   const shutdown = new AbortController();
   /** Aborted when shutdown starts: cuts a backoff or probe wait short. */
   const closingSignal = new AbortController();
-  // Parks run beside the loop, which never waits for one: a park waits for its publish's confirm,
-  // which a broker alarm holds back, and the other reports must still be sent and acked meanwhile
-  // (acks flow during an alarm). Shutdown waits for them.
-  const parking = new Set<Promise<void>>();
+  // Parks run beside the loop: a park waits for its publish's confirm, which a broker alarm holds
+  // back, and the other reports must still be sent and acked meanwhile (acks flow during an alarm).
+  // Each with when its report arrived (a park waiting counts for the stall); shutdown waits for them.
+  const parking = new Map<Promise<void>, number>();
   let pending: Item[] = [];
   /** The batch whose request is out: still waiting for an answer, so it counts for the stall. */
   let inFlight: Item[] = [];
@@ -190,8 +190,8 @@ export function createReporter<C extends DeliveryChannel = Channel>(
     if (wasEmpty || pending.length >= batchSize) wake();
   }
 
-  function track(work: Promise<void>): void {
-    parking.add(work);
+  function track(work: Promise<void>, receivedAt = Date.now()): void {
+    parking.set(work, receivedAt);
     void work.finally(() => parking.delete(work));
   }
 
@@ -297,9 +297,10 @@ export function createReporter<C extends DeliveryChannel = Channel>(
   function stalledForMs(now = Date.now()): number {
     // In-flight items are older than any pending one (batches are taken from the front); without
     // them, readiness and the stall gauge read "progressing" during every retry's request.
-    const oldest = inFlight[0] ?? pending[0];
-    if (!oldest) return 0;
-    return now - Math.max(progressAt, oldest.receivedAt);
+    let oldest = (inFlight[0] ?? pending[0])?.receivedAt ?? Number.POSITIVE_INFINITY;
+    for (const receivedAt of parking.values()) oldest = Math.min(oldest, receivedAt);
+    if (oldest === Number.POSITIVE_INFINITY) return 0;
+    return now - Math.max(progressAt, oldest);
   }
 
   function refreshStall(): void {
@@ -330,6 +331,12 @@ export function createReporter<C extends DeliveryChannel = Channel>(
       if (!oldest) {
         if (closing) return;
         await sleepUntilWoken();
+        continue;
+      }
+      // A batch's worth of parks waiting for their confirms (an alarm): no more requests until one
+      // lands, so that parks do not pile up past what one batch could refuse.
+      if (parking.size >= batchSize && !closing) {
+        await Promise.race([...parking.keys(), pause(timing.backoff.maxMs)]);
         continue;
       }
       // Let the rest of this turn's deliveries join the request.
@@ -402,7 +409,10 @@ export function createReporter<C extends DeliveryChannel = Channel>(
     }
     const [only] = batch;
     if (only && batch.length === 1 && shouldPark(only.refusalsAlone, SPLIT_POLICY)) {
-      track(parkItem(only, `the producer refused this report ${only.refusalsAlone} times on its own`));
+      track(
+        parkItem(only, `the producer refused this report ${only.refusalsAlone} times on its own`),
+        only.receivedAt,
+      );
       return { kind: 'done' };
     }
     return { kind: 'again', items: batch, why };
@@ -412,7 +422,7 @@ export function createReporter<C extends DeliveryChannel = Channel>(
   async function split(batch: Item[]): Promise<Outcome> {
     const [only] = batch;
     if (batch.length === 1 && only) {
-      track(parkItem(only, 'the producer refused this report as too large (413)'));
+      track(parkItem(only, 'the producer refused this report as too large (413)'), only.receivedAt);
       return { kind: 'done' };
     }
     const half = Math.ceil(batch.length / 2);
@@ -446,13 +456,16 @@ export function createReporter<C extends DeliveryChannel = Channel>(
       } else if (verdict === 'park') {
         metrics.reported.inc({ status, outcome: 'parked' });
         const why = result.problem?.detail ?? result.problem?.title ?? 'no detail';
-        track(parkItem(item, `producer answered ${result.status}: ${why}`));
+        track(parkItem(item, `producer answered ${result.status}: ${why}`), item.receivedAt);
       } else {
         metrics.reported.inc({ status, outcome: 'retry' });
         item.refusals += 1;
         item.refusalsAlone += 1;
         if (shouldPark(item.refusalsAlone, SPLIT_POLICY)) {
-          track(parkItem(item, `producer answered ${result.status} for this report repeatedly`));
+          track(
+            parkItem(item, `producer answered ${result.status} for this report repeatedly`),
+            item.receivedAt,
+          );
         } else {
           retry.push(item);
         }
@@ -527,7 +540,12 @@ export function createReporter<C extends DeliveryChannel = Channel>(
         if (shutdown.signal.aborted) resolve();
         else shutdown.signal.addEventListener('abort', () => resolve(), { once: true });
       });
-      await Promise.race([Promise.all([loop, ...parking]), aborted]);
+      // The loop's last batch may start parks: wait for those too.
+      const finished = (async () => {
+        await loop;
+        while (parking.size > 0) await Promise.all(parking.keys());
+      })();
+      await Promise.race([finished, aborted]);
       flushSettlements(channel.current());
     },
   };

@@ -27,7 +27,13 @@ function fakeChannel() {
     },
     close: async () => emitter.emit('close'),
   }) as unknown as Channel;
-  return { channel, frames, deliver: (tag: number) => deliver?.(message(tag)) };
+  return {
+    channel,
+    frames,
+    deliver: (tag: number) => deliver?.(message(tag)),
+    /** The broker cancels the consumer (queue deleted, leader moved). */
+    cancel: () => deliver?.(null),
+  };
 }
 
 function message(tag: number): ConsumeMessage {
@@ -81,6 +87,24 @@ describe('settlements', () => {
     expect(frames.slice(1)).toEqual([['ack', 5, true]]);
   });
 
+  test('a requeue or reject of a delivery whose ack is gathered sends nothing: it stays acked', async () => {
+    const { deliveries, frames, metrics } = await setup(1);
+    const [only] = deliveries as [Delivery];
+    settleOrDrop(metrics, only, 'ack');
+    settleOrDrop(metrics, only, 'requeue');
+    await gathered();
+    expect(frames).toEqual([['ack', 1, true]]);
+  });
+
+  test('a consumer the broker cancels sends its gathered acks before the channel closes', async () => {
+    const { channel, deliveries, frames, metrics, cancel } = await setup(2);
+    const closed = new Promise((resolve) => channel.once('close', resolve));
+    settleOrDrop(metrics, deliveries[0] as Delivery, 'ack');
+    cancel();
+    await closed;
+    expect(frames).toEqual([['ack', 1, true]]);
+  });
+
   test('with a prefetch of one, every ack leaves at the end of its turn', async () => {
     const { deliveries, frames, metrics } = await setup(1, 1);
     settleOrDrop(metrics, deliveries[0] as Delivery, 'ack');
@@ -127,6 +151,7 @@ describe('settlements', () => {
     expect(frames).toEqual([]);
     expect(deliveries[0]?.alive()).toBe(false);
     const dropped = await metrics.droppedSettlements.get();
-    expect(dropped.values.reduce((n, v) => n + v.value, 0)).toBe(1);
+    // Both: the ack gathered before the close, and the one asked for after it.
+    expect(dropped.values.reduce((n, v) => n + v.value, 0)).toBe(2);
   });
 });

@@ -300,6 +300,68 @@ describe('reporter loop', () => {
     expect(publisher.parked).toHaveLength(1);
   });
 
+  test('parks waiting for their confirms count for the stall', async () => {
+    const { reporter, channel, client, publisher } = setup({ timing: { stallMs: 50 } });
+    const release = publisher.holdConfirms();
+    await consuming(channel);
+    client.answer = (reports) => ({
+      status: 200,
+      results: reports.map((r) => ({ taskId: r.taskId, status: 404 })),
+    });
+    const tag = channel.deliverResults([result()]);
+    await until(() => !reporter.state().ready);
+    release();
+    await until(() => channel.settled.get(tag) === 'ack');
+    expect(reporter.state()).toEqual({ ready: true });
+  });
+
+  test("a batch's worth of parks waiting for their confirms holds the next request back", async () => {
+    const { channel, client, publisher } = setup({ batchSize: 2 });
+    const release = publisher.holdConfirms();
+    await consuming(channel);
+    client.answer = (reports) => ({
+      status: 200,
+      results: reports.map((r) => ({ taskId: r.taskId, status: 404 })),
+    });
+    channel.deliverResults([result()]);
+    channel.deliverResults([result()]);
+    await until(() => client.requests.length === 1);
+    const next = channel.deliverResults([result()]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(client.requests).toHaveLength(1);
+    release();
+    await until(() => channel.settled.get(next) === 'ack');
+    expect(client.requests).toHaveLength(2);
+    expect(publisher.parked).toHaveLength(3);
+  });
+
+  test('shutdown waits for a park that the last answer starts', async () => {
+    const { reporter, channel, client, publisher } = setup();
+    await consuming(channel);
+    let answer: (reply: BatchReply) => void = () => undefined;
+    client.answer = () =>
+      new Promise<BatchReply>((resolve) => {
+        answer = resolve;
+      });
+    const refused = result();
+    const tag = channel.deliverResults([refused]);
+    await until(() => client.requests.length === 1);
+    const release = publisher.holdConfirms();
+    let stopped = false;
+    const stopping = reporter.stop(AbortSignal.timeout(3_000)).then(() => {
+      stopped = true;
+    });
+    // The answer comes once shutdown is under way (its consumers cancelled).
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    answer({ status: 200, results: [{ taskId: refused.taskId, status: 404 }] });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    expect(publisher.parked).toHaveLength(1);
+    expect(channel.settled.get(tag)).toBe('ack');
+  });
+
   test('a report the producer keeps refusing (500) is narrowed down and parked alone; its neighbours go through', async () => {
     const { channel, client, publisher } = setup({ batchSize: 8 });
     await consuming(channel);

@@ -11,7 +11,8 @@ beforeEach(async () => {
   await resetState(services);
 });
 
-const CONFIRMED_AT = new Date('2026-01-02T03:04:05.678Z');
+/** An hour before the test: far enough that a record writing its own time would show. */
+const CONFIRMED_AT = new Date(Date.now() - 3_600_000);
 
 /** Five claimed tasks (attempt 1), as the claim leaves them. */
 async function claimFive(): Promise<ClaimedTask[]> {
