@@ -54,6 +54,13 @@ export const DEFAULT_REPORTER_TIMING: ReporterTiming = {
 export const SPLIT_POLICY: SplitPolicy = { refusalsBeforeSplit: 3 };
 
 /**
+ * Parks waiting for their confirms at once before the loop sends no more requests: a broker alarm
+ * holds confirms back, and a producer refusing everything (a version mismatch) would otherwise start
+ * a park for every report of every held message (64 messages of up to 1,000 reports).
+ */
+export const MAX_WAITING_PARKS = 1_000;
+
+/**
  * Deliveries of tasks.results the reporter holds at once: a result message carries up to 1,000
  * results and MAX_RESULT_MESSAGE_BYTES, so the limit is set by bytes, as the worker's is (64). Two
  * batches' worth of messages, as for tasks.dlq, would let a backlog of full messages fill 8 GiB.
@@ -137,6 +144,7 @@ export function createReporter<C extends DeliveryChannel = Channel>(
   // back, and the other reports must still be sent and acked meanwhile (acks flow during an alarm).
   // Each with when its report arrived (a park waiting counts for the stall); shutdown waits for them.
   const parking = new Map<Promise<void>, number>();
+  let parkLanded: (() => void) | undefined;
   let pending: Item[] = [];
   /** The batch whose request is out: still waiting for an answer, so it counts for the stall. */
   let inFlight: Item[] = [];
@@ -190,9 +198,21 @@ export function createReporter<C extends DeliveryChannel = Channel>(
     if (wasEmpty || pending.length >= batchSize) wake();
   }
 
-  function track(work: Promise<void>, receivedAt = Date.now()): void {
+  function track(park: Promise<void>, receivedAt = Date.now()): void {
+    // Parks catch their own failures; one that did not must not stop the loop or the shutdown.
+    const work = park.catch((err: unknown) => logger.error({ err }, 'a park failed'));
     parking.set(work, receivedAt);
-    void work.finally(() => parking.delete(work));
+    void work.finally(() => {
+      parking.delete(work);
+      landed();
+    });
+  }
+
+  /** Wakes the loop if it waits for a park to land. */
+  function landed(): void {
+    const resolve = parkLanded;
+    parkLanded = undefined;
+    resolve?.();
   }
 
   /** Parks a whole message that can never be reported, then acks it; a failed publish returns it. */
@@ -333,10 +353,11 @@ export function createReporter<C extends DeliveryChannel = Channel>(
         await sleepUntilWoken();
         continue;
       }
-      // A batch's worth of parks waiting for their confirms (an alarm): no more requests until one
-      // lands, so that parks do not pile up past what one batch could refuse.
-      if (parking.size >= batchSize && !closing) {
-        await Promise.race([...parking.keys(), pause(timing.backoff.maxMs)]);
+      // Parks waiting for their confirms (an alarm) hold no request back, up to a bound.
+      if (parking.size >= MAX_WAITING_PARKS && !closing) {
+        await new Promise<void>((resolve) => {
+          parkLanded = resolve;
+        });
         continue;
       }
       // Let the rest of this turn's deliveries join the request.
@@ -536,6 +557,7 @@ export function createReporter<C extends DeliveryChannel = Channel>(
       if (signal.aborted) shutdown.abort(signal.reason);
       await cancelAll(channel.current(), consumerTags, shutdown.signal);
       wake();
+      landed();
       const aborted = new Promise<void>((resolve) => {
         if (shutdown.signal.aborted) resolve();
         else shutdown.signal.addEventListener('abort', () => resolve(), { once: true });

@@ -15,6 +15,7 @@ import type { Publisher } from '../../src/publishing.js';
 import type { StatusReport } from '../../src/report-messages.js';
 import {
   createReporter,
+  MAX_WAITING_PARKS,
   type Reporter,
   type ReporterOptions,
   type ReporterTiming,
@@ -315,16 +316,15 @@ describe('reporter loop', () => {
     expect(reporter.state()).toEqual({ ready: true });
   });
 
-  test("a batch's worth of parks waiting for their confirms holds the next request back", async () => {
-    const { channel, client, publisher } = setup({ batchSize: 2 });
+  test('MAX_WAITING_PARKS parks waiting for their confirms hold the next request back', async () => {
+    const { channel, client, publisher } = setup();
     const release = publisher.holdConfirms();
     await consuming(channel);
     client.answer = (reports) => ({
       status: 200,
       results: reports.map((r) => ({ taskId: r.taskId, status: 404 })),
     });
-    channel.deliverResults([result()]);
-    channel.deliverResults([result()]);
+    channel.deliverResults(Array.from({ length: MAX_WAITING_PARKS }, () => result()));
     await until(() => client.requests.length === 1);
     const next = channel.deliverResults([result()]);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -332,7 +332,7 @@ describe('reporter loop', () => {
     release();
     await until(() => channel.settled.get(next) === 'ack');
     expect(client.requests).toHaveLength(2);
-    expect(publisher.parked).toHaveLength(3);
+    expect(publisher.parked).toHaveLength(MAX_WAITING_PARKS + 1);
   });
 
   test('shutdown waits for a park that the last answer starts', async () => {
