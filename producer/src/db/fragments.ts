@@ -20,7 +20,7 @@ export function literalList(sql: Sql, values: readonly string[]): Fragment {
   return sql.unsafe(`(${values.map(quoteLiteral).join(', ')})`);
 }
 
-export function quoteIdentifier(name: string): string {
+function quoteIdentifier(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 

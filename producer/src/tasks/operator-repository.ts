@@ -8,10 +8,10 @@
 // cursor to go on from: the caller pays for at most a budget per request, never a scan of the table.
 // (A trigram index would answer "contains" without the budget, but every insert and every non-HOT
 // update would add a row's trigrams to it: BENCHMARKS.md has the figures.)
-import type postgres from 'postgres';
 import type { Sql } from 'postgres';
 import type { CancellableQuery } from '../db/deadline.js';
 import { withDeadline } from '../db/deadline.js';
+import type { Fragment } from '../db/fragments.js';
 import {
   MATCH_COUNT_BOUND,
   type RedriveTasks,
@@ -56,8 +56,6 @@ export function decodeCursor(cursor: string): Key {
 export function containsPattern(value: string): string {
   return `%${value.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
-
-type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 interface ListRow extends TaskRow {
   micros: string;
