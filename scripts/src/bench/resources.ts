@@ -6,6 +6,7 @@
 // of the same groups just before and just after the run, and taken off (see cpu.ts).
 import { readdirSync, readFileSync } from 'node:fs';
 import { idleEstimate, type ServerGroup } from './cpu.js';
+import { checkpoint } from './sandbox.js';
 
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat, 100 on every Linux this runs on. */
 const TICKS_PER_SECOND = 100;
@@ -211,6 +212,7 @@ export function sampleResources(
 /**
  * Runs a measure between two idle samples of its servers: before it starts its processes, and after
  * `stop` ended them. Its server rows get both samples and the estimate of other tenants' load.
+ * PostgreSQL checkpoints first, so that the run does not pay for the writes made before it.
  */
 export async function betweenIdleSamples<T extends { resources: ProcessUsage[] }>(
   scope: ServerScope,
@@ -218,6 +220,7 @@ export async function betweenIdleSamples<T extends { resources: ProcessUsage[] }
   run: () => Promise<T>,
   stop: () => Promise<void>,
 ): Promise<T> {
+  if (scope.servers.includes('postgresql')) await checkpoint();
   const before = await sampleIdle(scope, ms);
   let result: T;
   try {

@@ -2,7 +2,7 @@
 // test isolation helpers, dropped afterwards, even when the measure fails): runs never see each
 // other's rows or messages, and nothing restarts a shared server.
 
-import { createTestDatabase, createTestVhost } from '@task-pipeline/testkit/isolation';
+import { createTestDatabase, createTestVhost, TEST_POSTGRES_URL } from '@task-pipeline/testkit/isolation';
 import pino from 'pino';
 import postgres from 'postgres';
 import { migrate } from '../../../producer/src/db/migrate.js';
@@ -39,6 +39,21 @@ export async function withSandbox<T>(name: string, fn: (sandbox: Sandbox) => Pro
     }
   } finally {
     await database.drop();
+  }
+}
+
+/**
+ * Has PostgreSQL write out what earlier work left dirty (a CHECKPOINT): a 1M-row seed or the previous
+ * system's drain is otherwise flushed, with the full-page images that follow a checkpoint, inside the
+ * next measured window, at the cost of whichever part runs there. Every measured part starts from it,
+ * the peers' too.
+ */
+export async function checkpoint(): Promise<void> {
+  const admin = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => undefined });
+  try {
+    await admin`checkpoint`;
+  } finally {
+    await admin.end();
   }
 }
 
