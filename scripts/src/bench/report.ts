@@ -235,8 +235,9 @@ function machine(r: BenchResults): string {
 | PostgreSQL | ${m.postgres} (the shared server, default settings, \`synchronous_commit\` on) |
 | RabbitMQ | ${m.rabbitmq} (the shared node; every queue is a quorum queue) |
 
-Every part runs in its own database and RabbitMQ vhost, created for it and dropped after. Our
-services run as the images run them: built (\`npm run build\`, redone when \`dist/\` is older than
+Every part runs in its own database and RabbitMQ vhost, created for it and dropped after, and
+PostgreSQL checkpoints before each measured window (peers' too), so no part pays for the writes of
+the one before it. Our services run as the images run them: built (\`npm run build\`, redone when \`dist/\` is older than
 the sources), \`node producer/dist/server.js\` and \`node consumer/dist/main.js\`, each in its own
 process, with \`LOG_LEVEL=${r.serviceLogLevel}\` (the baselines log nothing either). The baselines
 (the naive loop and route, the peers' workers, the raw publisher) are built and run the same way,
@@ -511,7 +512,11 @@ backlog is through in about a second, and its start (the first batch, code not y
 weighs on that; a large backlog's window hardly feels it. So each is also timed past the same
 warm-up, from the moment its ${formatNumber(warmUp)}th task was sent (dispatch) or finished (drain)
 to the end of its window, by the tasks' own \`sent_at\` and \`finished_at\`, and those rates are
-compared with the smallest backlog's (the target: within ${formatNumber(TARGETS.flatWithin * 100)}%).${repeated}
+compared with the smallest backlog's (the target: within ${formatNumber(TARGETS.flatWithin * 100)}%). A drain's window ends
+at the backlog's last dispatch at the latest: a small backlog is all sent well before it is all done,
+and its last stretch, the workers without the dispatcher beside them on the same cores, is a state a
+large backlog never reaches. PostgreSQL checkpoints before every window, so the seed's writes are not
+flushed inside it.${repeated}
 
 ${table(['Waiting rows', 'Dispatch', 'past the warm-up', '÷ smallest', 'Drain', 'past the warm-up', '÷ smallest'], rows)}
 

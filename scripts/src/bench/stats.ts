@@ -36,17 +36,23 @@ export function formatBytes(bytes: number): string {
 
 /**
  * Items per second past a warm-up, from each item's completion time (ms, any order): from the time
- * the `warmUp`-th item completed until the last one did or `windowMs` after the first, counting the
- * items completed in between. The first items carry the start (the first batch, code not yet
- * optimised), which weighs on a short run and not on a long one: past the same warm-up, a small
- * backlog and a large one compare like with like. Undefined when too few items completed.
+ * the `warmUp`-th item completed until the last one did or `windowMs` after the first (or `endAt`,
+ * when earlier), counting the items completed in between. The first items carry the start (the first
+ * batch, code not yet optimised), which weighs on a short run and not on a long one: past the same
+ * warm-up, a small backlog and a large one compare like with like. Undefined when too few items
+ * completed.
  */
-export function rateAfterWarmUp(completedAt: readonly number[], warmUp: number, windowMs: number) {
+export function rateAfterWarmUp(
+  completedAt: readonly number[],
+  warmUp: number,
+  windowMs: number,
+  endAt = Number.POSITIVE_INFINITY,
+) {
   const times = [...completedAt].sort((a, b) => a - b);
   const from = times[warmUp - 1];
   const first = times[0];
   if (from === undefined || first === undefined || warmUp < 1) return undefined;
-  const until = Math.min(times[times.length - 1] as number, first + windowMs);
+  const until = Math.min(times[times.length - 1] as number, first + windowMs, endAt);
   const count = times.filter((t) => t > from && t <= until).length;
   const elapsedMs = until - from;
   if (count === 0 || elapsedMs <= 0) return undefined;

@@ -41,7 +41,12 @@ export async function explainClaim(sql: Sql): Promise<string> {
  */
 const WARM_UP_SHARE = 0.2;
 
-/** The rate past the warm-up of the tasks that reached `column` (sent_at: dispatched, finished_at: done). */
+/**
+ * The rate past the warm-up of the tasks that reached `column` (sent_at: dispatched, finished_at:
+ * done). A drain counts only while tasks were still being dispatched: a small backlog is all sent
+ * well before it is all done, and its last stretch (workers and reporter without the dispatcher
+ * beside them on two cores) would flatter it against a large backlog, which never gets there.
+ */
 async function rateByColumn(
   sql: Sql,
   column: 'sent_at' | 'finished_at',
@@ -50,10 +55,13 @@ async function rateByColumn(
 ): Promise<Rate | undefined> {
   const rows = await sql<{ at: number }[]>`
     select (extract(epoch from ${sql(column)}) * 1000)::float8 as at from tasks where ${sql(column)} is not null`;
+  const [lastSent] = await sql<{ at: number | null }[]>`
+    select (extract(epoch from max(sent_at)) * 1000)::float8 as at from tasks`;
   return rateAfterWarmUp(
     rows.map((r) => r.at),
     warmUp,
     windowMs,
+    column === 'finished_at' ? (lastSent?.at ?? undefined) : undefined,
   );
 }
 

@@ -55,6 +55,8 @@ describe('bench numbers', () => {
     });
     // The window is counted from the first item: items after it do not count.
     expect(rateAfterWarmUp(times, 10, 1_500)).toEqual({ count: 51, elapsedMs: 600, perSecond: 85 });
+    // An end before the window's (the backlog's last dispatch) counts only up to it.
+    expect(rateAfterWarmUp(times, 10, 60_000, 1_400)).toEqual({ count: 41, elapsedMs: 500, perSecond: 82 });
     // Items completed together (one batch, one timestamp) count after the warm-up's time only.
     expect(rateAfterWarmUp([0, 5, 5, 5, 10, 10], 2, 60_000)).toEqual({
       count: 2,
