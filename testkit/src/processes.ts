@@ -64,9 +64,23 @@ export interface Service {
  */
 export const SERVICE_LOG_DIR_ENV = 'TP_SERVICE_LOG_DIR';
 
+const newServiceLogDir = () => mkdtempSync(join(tmpdir(), 'tp-service-logs-'));
+
+/**
+ * For a run that removes its service logs when it ends (a test run, a bench): makes the folder and
+ * points SERVICE_LOG_DIR_ENV at it for this process and the ones it starts. Undefined when the
+ * variable was already set: that folder is someone else's to keep.
+ */
+export function ownServiceLogDir(): string | undefined {
+  if (process.env[SERVICE_LOG_DIR_ENV] !== undefined) return undefined;
+  const dir = newServiceLogDir();
+  process.env[SERVICE_LOG_DIR_ENV] = dir;
+  return dir;
+}
+
 let logDir: string | undefined;
 function serviceLogDir(): string {
-  logDir ??= process.env[SERVICE_LOG_DIR_ENV] ?? mkdtempSync(join(tmpdir(), 'tp-service-logs-'));
+  logDir ??= process.env[SERVICE_LOG_DIR_ENV] ?? newServiceLogDir();
   return logDir;
 }
 

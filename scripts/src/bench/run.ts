@@ -1,11 +1,10 @@
 // One benchmark run: the measures of the plan in order, each part isolated and allowed to fail alone,
 // then BENCHMARKS.md, the plots and the raw results written under `outDir`.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TEST_POSTGRES_URL } from '@task-pipeline/testkit/isolation';
-import { REPO_ROOT, SERVICE_LOG_DIR_ENV } from '@task-pipeline/testkit/processes';
+import { ownServiceLogDir, REPO_ROOT } from '@task-pipeline/testkit/processes';
 import postgres from 'postgres';
 import { machineFacts } from './machine.js';
 import { measureApi } from './measures/api.js';
@@ -38,11 +37,7 @@ export async function runBench(plan: BenchPlan, options: RunOptions): Promise<Ru
   const started = Date.now();
   // The services' logs of this run go to one folder: removed after a run without failures (a failure
   // records the tail of the logs it needs), kept and named after one with. A test run gives its own.
-  const ownLogs =
-    process.env[SERVICE_LOG_DIR_ENV] === undefined
-      ? mkdtempSync(join(tmpdir(), 'tp-service-logs-'))
-      : undefined;
-  if (ownLogs) process.env[SERVICE_LOG_DIR_ENV] = ownLogs;
+  const ownLogs = ownServiceLogDir();
   const admin = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => undefined });
   const machine = await machineFacts(admin).finally(() => admin.end());
   const runtime = await prepareRuntime(REPO_ROOT, options.progress);
