@@ -7,7 +7,7 @@ import {
   type ParseResult,
   parseResultMessage,
   type ResultStatus,
-  readTaskReference,
+  readTaskReferences,
 } from '@task-pipeline/rabbitmq/contract';
 
 /** One item of the producer's batch route `PUT /api/v1/update-task-statuses`. */
@@ -39,13 +39,17 @@ export function reportsFromResults(
 }
 
 /**
- * A dead-lettered work message becomes an `error` report. Only taskId and attempt must be readable:
- * a message the worker could not even parse may reach the DLQ through the delivery limit.
+ * A dead-lettered work message becomes an `error` report for each task it carries. Only taskId and
+ * attempt must be readable: a message the worker could not even parse may reach the DLQ through the
+ * delivery limit.
  */
-export function reportFromDeadLetter(body: Buffer, headers: Headers): ParseResult<StatusReport> {
-  const ref = readTaskReference(body);
-  if (!ref) return { ok: false, reason: 'dead-lettered message without a readable taskId and attempt' };
-  return { ok: true, value: { ...ref, taskStatus: 'error', error: deadLetterReason(headers) } };
+export function reportsFromDeadLetter(body: Buffer, headers: Headers): ParseResult<StatusReport[]> {
+  const refs = readTaskReferences(body);
+  if (refs.length === 0) {
+    return { ok: false, reason: 'dead-lettered message without a readable taskId and attempt' };
+  }
+  const error = deadLetterReason(headers);
+  return { ok: true, value: refs.map((ref) => ({ ...ref, taskStatus: 'error', error })) };
 }
 
 /**

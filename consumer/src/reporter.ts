@@ -24,7 +24,7 @@ import {
 import type { ConsumerMetrics } from './metrics.js';
 import { publishParked } from './parking.js';
 import type { Publisher } from './publishing.js';
-import { reportFromDeadLetter, reportsFromResults, type StatusReport } from './report-messages.js';
+import { reportsFromDeadLetter, reportsFromResults, type StatusReport } from './report-messages.js';
 import {
   classifyItem,
   classifyRequest,
@@ -167,7 +167,8 @@ export function createReporter<C extends DeliveryChannel = Channel>(
 
   async function consume(ch: C): Promise<void> {
     const results = await consumeAll(ch, [QUEUES.results], RESULTS_PREFETCH, onDelivery);
-    // One report a dead letter: room for a full batch while the previous one is in flight.
+    // A report a dead letter (mostly: one that carried several tasks has one each): room for a full
+    // batch while the previous one is in flight.
     const deadLetterPrefetch = Math.min(65_535, batchSize * 2);
     const deadLetters = await consumeAll(ch, [QUEUES.deadLetter], deadLetterPrefetch, onDelivery);
     consumerTags = [...results, ...deadLetters];
@@ -573,12 +574,11 @@ export function createReporter<C extends DeliveryChannel = Channel>(
   };
 }
 
-/** The reports a message carries: each result of a result message, or the one of a dead letter. */
+/** The reports a message carries: each result of a result message, each task of a dead letter. */
 function reportsOf(delivery: Delivery): ParseResult<StatusReport[]> {
   const { content, properties } = delivery.message;
   if (delivery.queue === QUEUES.results) return reportsFromResults(content, properties.contentType);
-  const one = reportFromDeadLetter(content, properties.headers);
-  return one.ok ? { ok: true, value: [one.value] } : one;
+  return reportsFromDeadLetter(content, properties.headers);
 }
 
 /** A report as the result it came from, for parking one report of a message that carries many. */

@@ -4,14 +4,16 @@
 
 import type { Broker } from '@task-pipeline/rabbitmq';
 import {
+  EXCHANGES,
   FAILURE_REASONS,
   HEADERS,
+  JSON_CONTENT_TYPE,
   type ManagedChannel,
   type Priority,
-  parseMessage,
-  readTaskReference,
+  parseWorkMessage,
+  readTaskReferences,
   type TaskResult,
-  WorkMessageSchema,
+  type WorkMessage,
   type WorkQueue,
 } from '@task-pipeline/rabbitmq';
 import type { Channel } from 'amqplib';
@@ -23,23 +25,31 @@ import type { Publisher, ResultPublisher } from './publishing.js';
 import { decideRetry, type RetryPolicy, readRetryCount } from './retry-policy.js';
 import { type SimulationPolicy, simulateOutcome } from './simulate-processing.js';
 
-export type WorkOutcome =
-  /** Processed: publish the success result, then ack. */
+/** What becomes of one task of a work message. */
+export type TaskOutcome =
+  /** Processed: publish the success result. */
   | { kind: 'ack'; result: TaskResult }
-  /** Failed with retries left: publish a copy to the retry exchange, then ack. */
+  /** Failed with retries left: publish a copy of the task to the retry exchange. */
   | {
       kind: 'retry';
-      taskId: string;
+      task: WorkMessage;
       exchange: string;
       delaySeconds: number;
       routingKey: Priority;
       retryCount: number;
       error: string;
     }
-  /** Failed for the last time: nack without requeue, so the broker dead-letters it to tasks.dlq. */
-  | { kind: 'dead-letter'; error: string }
-  /** Unusable: copy to tasks.parking (and report invalid_message when the task is known), then ack. */
-  | { kind: 'park'; reason: string; report?: TaskResult };
+  /**
+   * Failed for the last time: to tasks.dlq. A message of one task is nacked without requeue (the
+   * broker dead-letters it); a task that shares its message is published there on its own.
+   */
+  | { kind: 'dead-letter'; task: WorkMessage; retryCount: number; error: string };
+
+export type WorkOutcome =
+  /** Usable: every task's outcome is made durable (confirmed publishes), then the message is acked. */
+  | { kind: 'tasks'; tasks: TaskOutcome[] }
+  /** Unusable: copy to tasks.parking (and report invalid_message for each task it names), then ack. */
+  | { kind: 'park'; reason: string; reports: TaskResult[] };
 
 export type WorkPolicy = SimulationPolicy & RetryPolicy;
 
@@ -50,24 +60,26 @@ export interface IncomingWork {
 }
 
 export function decideWork(policy: WorkPolicy, message: IncomingWork): WorkOutcome {
-  const parsed = parseMessage(WorkMessageSchema, message.content, message.contentType);
+  const parsed = parseWorkMessage(message.content, message.contentType);
   if (!parsed.ok) {
-    const ref = readTaskReference(message.content);
-    return {
-      kind: 'park',
-      reason: parsed.reason,
-      ...(ref && { report: { ...ref, status: 'error', error: FAILURE_REASONS.invalidMessage } }),
-    };
+    const reports = readTaskReferences(message.content).map(
+      (ref): TaskResult => ({ ...ref, status: 'error', error: FAILURE_REASONS.invalidMessage }),
+    );
+    return { kind: 'park', reason: parsed.reason, reports };
   }
-  const { taskId, attempt, priority } = parsed.value;
   const retryCount = readRetryCount(message.headers);
+  return { kind: 'tasks', tasks: parsed.value.map((task) => decideTask(policy, task, retryCount)) };
+}
+
+function decideTask(policy: WorkPolicy, task: WorkMessage, retryCount: number): TaskOutcome {
+  const { taskId, attempt, priority } = task;
   const simulated = simulateOutcome(policy, { taskId, attempt, retryCount });
   if (simulated.ok) return { kind: 'ack', result: { taskId, attempt, status: 'success' } };
   const next = decideRetry(policy, retryCount);
-  if (next.kind === 'dead-letter') return { kind: 'dead-letter', error: simulated.error };
+  if (next.kind === 'dead-letter') return { kind: 'dead-letter', task, retryCount, error: simulated.error };
   return {
     kind: 'retry',
-    taskId,
+    task,
     exchange: next.exchange,
     delaySeconds: next.delaySeconds,
     routingKey: priority,
@@ -163,10 +175,11 @@ export function createWorker(options: WorkerOptions): Worker {
     // A child logger costs an object and its serialised bindings: only the rare outcomes log.
     const log = () => logger.child({ queue: delivery.queue, messageId: properties.messageId });
     try {
-      if (outcome.kind !== 'park' && processingTimeMs > 0) {
-        await new Promise((r) => setTimeout(r, processingTimeMs));
+      if (outcome.kind === 'park') await park(delivery, outcome, log);
+      else {
+        if (processingTimeMs > 0) await new Promise((r) => setTimeout(r, processingTimeMs));
+        await applyTasks(delivery, outcome.tasks, log);
       }
-      await apply(delivery, outcome, log);
     } catch (err) {
       // Only publishes throw: the outcome could not be made durable, so the message goes back.
       log().warn({ err, outcome: outcome.kind }, 'could not publish the outcome; returning the message');
@@ -176,49 +189,66 @@ export function createWorker(options: WorkerOptions): Worker {
     }
   }
 
-  async function apply(delivery: Delivery, outcome: WorkOutcome, log: () => Logger): Promise<void> {
+  /**
+   * Publishes every task's outcome, then settles the message once. A message of one task that is
+   * dead-lettered is only nacked (the broker moves it, with x-death); a publish that fails returns the
+   * whole message, and the outcomes already out come again with it (a duplicate result is fenced).
+   */
+  async function applyTasks(delivery: Delivery, tasks: TaskOutcome[], log: () => Logger): Promise<void> {
     const queue = delivery.queue;
-    switch (outcome.kind) {
-      case 'ack': {
-        await publishResult(outcome.result);
-        if (settleOrDrop(metrics, delivery, 'ack')) metrics.processed.inc({ queue });
-        return;
-      }
-      case 'retry': {
-        const { properties, content } = delivery.message;
-        await publisher.publish(outcome.exchange, outcome.routingKey, content, {
-          messageId: outcome.taskId,
-          contentType: properties.contentType,
-          timestamp: properties.timestamp,
-          headers: retryHeaders(properties.headers, outcome.retryCount, outcome.error),
-        });
-        if (settleOrDrop(metrics, delivery, 'ack')) {
-          metrics.failed.inc({ queue });
-          metrics.retried.inc({ queue, delay_seconds: String(outcome.delaySeconds) });
-        }
-        return;
-      }
-      case 'dead-letter': {
+    const [only] = tasks;
+    if (tasks.length === 1 && only?.kind === 'dead-letter') {
+      if (settleOrDrop(metrics, delivery, 'reject')) {
+        metrics.failed.inc({ queue });
+        metrics.deadLettered.inc({ queue });
         // A nack cannot carry this failure's error: the broker adds x-death (reason `rejected`) and
         // the reporter reports the x-error the previous retry wrote (the same simulated failure), or
         // `rejected` when MAX_RETRIES=0 left no retry to write one.
-        if (settleOrDrop(metrics, delivery, 'reject')) {
-          metrics.failed.inc({ queue });
-          metrics.deadLettered.inc({ queue });
-          log().debug({ error: outcome.error }, 'dead-lettered a work message');
-        }
-        return;
+        log().debug({ error: only.error }, 'dead-lettered a work message');
       }
-      case 'park': {
-        await publishParked(publisher, delivery, outcome.reason);
-        // Reported before the ack: a task whose message was unusable must not stay `sent`.
-        if (outcome.report) await publishResult(outcome.report);
-        if (settleOrDrop(metrics, delivery, 'ack')) {
-          metrics.parked.inc({ queue });
-          log().warn({ reason: outcome.reason, taskId: outcome.report?.taskId }, 'parked a work message');
-        }
-        return;
+      return;
+    }
+    await Promise.all(tasks.map((task) => publishOutcome(delivery, task, tasks.length > 1)));
+    if (!settleOrDrop(metrics, delivery, 'ack')) return;
+    for (const task of tasks) {
+      if (task.kind === 'ack') {
+        metrics.processed.inc({ queue });
+        continue;
       }
+      metrics.failed.inc({ queue });
+      if (task.kind === 'retry') metrics.retried.inc({ queue, delay_seconds: String(task.delaySeconds) });
+      else metrics.deadLettered.inc({ queue });
+    }
+  }
+
+  function publishOutcome(delivery: Delivery, outcome: TaskOutcome, shared: boolean): Promise<void> {
+    if (outcome.kind === 'ack') return publishResult(outcome.result);
+    const { properties, content } = delivery.message;
+    // A task alone in its message travels on as that message; one of several, in its own form.
+    const body = shared ? Buffer.from(JSON.stringify(outcome.task)) : content;
+    const options = {
+      messageId: outcome.task.taskId,
+      contentType: shared ? JSON_CONTENT_TYPE : properties.contentType,
+      timestamp: properties.timestamp,
+      headers: retryHeaders(properties.headers, outcome.retryCount, outcome.error),
+    };
+    return outcome.kind === 'retry'
+      ? publisher.publish(outcome.exchange, outcome.routingKey, body, options)
+      : publisher.publish(EXCHANGES.deadLetter, '', body, options);
+  }
+
+  async function park(
+    delivery: Delivery,
+    outcome: Extract<WorkOutcome, { kind: 'park' }>,
+    log: () => Logger,
+  ): Promise<void> {
+    await publishParked(publisher, delivery, outcome.reason);
+    // Reported before the ack: a task whose message was unusable must not stay `sent`.
+    await Promise.all(outcome.reports.map((report) => publishResult(report)));
+    if (settleOrDrop(metrics, delivery, 'ack')) {
+      metrics.parked.inc({ queue: delivery.queue });
+      const taskIds = outcome.reports.map((r) => r.taskId);
+      log().warn({ reason: outcome.reason, taskIds }, 'parked a work message');
     }
   }
 

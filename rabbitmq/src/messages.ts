@@ -48,6 +48,19 @@ export const WorkMessageSchema = z.object({
 });
 export type WorkMessage = z.infer<typeof WorkMessageSchema>;
 
+/**
+ * Tasks per work message at most. A message may carry several tasks of one priority that one claim
+ * took (DISPATCH_TASKS_PER_MESSAGE): one confirmed publish, one delivery and one ack for all of them,
+ * where the broker's work is per message. Any work message stays within MAX_WORK_MESSAGE_BYTES, so
+ * what a worker's prefetch holds is bounded as before.
+ */
+export const MAX_TASKS_PER_WORK_MESSAGE = 64;
+
+export const WorkBatchSchema = z.object({
+  tasks: z.array(WorkMessageSchema).min(1).max(MAX_TASKS_PER_WORK_MESSAGE),
+});
+export type WorkBatch = z.infer<typeof WorkBatchSchema>;
+
 /** One task's result, as a worker found it. */
 export const TaskResultSchema = z.object({
   taskId: TaskIdSchema,
@@ -73,17 +86,6 @@ export type ResultMessage = z.infer<typeof ResultMessageSchema>;
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-/** Parses a JSON message body; the reason names what was wrong, for `x-park-reason`. */
-export function parseMessage<T>(
-  schema: z.ZodType<T>,
-  body: Buffer,
-  contentType: string | undefined,
-  maxBytes = MAX_WORK_MESSAGE_BYTES,
-): ParseResult<T> {
-  const json = decodeJson(body, contentType, maxBytes);
-  return json.ok ? validate(schema, json.value) : json;
-}
-
 /**
  * The results of a message from tasks.results. Besides today's `{"results": [...]}`, a message of the
  * earlier one-result form (`{"taskId", "attempt", "status", "error"?}`) is read as a list of one: such
@@ -99,6 +101,25 @@ export function parseResultMessage(body: Buffer, contentType: string | undefined
   }
   const single = validate(TaskResultSchema, json.value);
   return single.ok ? { ok: true, value: [single.value] } : single;
+}
+
+/**
+ * The tasks of a work message: `{"tasks": [...]}` (several tasks) or one task's own form, which retry
+ * copies, dead letters and a dispatcher sending one task a message keep using.
+ */
+export function parseWorkMessage(body: Buffer, contentType: string | undefined): ParseResult<WorkMessage[]> {
+  const json = decodeJson(body, contentType, MAX_WORK_MESSAGE_BYTES);
+  if (!json.ok) return json;
+  if (!isBatch(json.value)) {
+    const single = validate(WorkMessageSchema, json.value);
+    return single.ok ? { ok: true, value: [single.value] } : single;
+  }
+  const parsed = validate(WorkBatchSchema, json.value);
+  return parsed.ok ? { ok: true, value: parsed.value.tasks } : parsed;
+}
+
+function isBatch(json: unknown): boolean {
+  return typeof json === 'object' && json !== null && 'tasks' in json;
 }
 
 function decodeJson(body: Buffer, contentType: string | undefined, maxBytes: number): ParseResult<unknown> {
@@ -128,16 +149,27 @@ function validate<T>(schema: z.ZodType<T>, json: unknown): ParseResult<T> {
 
 const TaskReferenceSchema = z.object({ taskId: TaskIdSchema, attempt: z.int().positive() });
 
+export interface TaskReference {
+  taskId: string;
+  attempt: number;
+}
+
 /**
- * The taskId and attempt of a message that failed validation, when they can still be read, so the
- * task can be reported `error` (invalid_message) instead of staying `sent` forever.
+ * The taskIds and attempts of a work message that failed validation, as far as they can still be
+ * read (each task of a batch on its own), so those tasks can be reported `error` (invalid_message, or
+ * the reason they were dead-lettered) instead of staying `sent` forever.
  */
-export function readTaskReference(body: Buffer): { taskId: string; attempt: number } | undefined {
+export function readTaskReferences(body: Buffer): TaskReference[] {
+  let json: unknown;
   try {
-    const json = JSON.parse(body.toString('utf8')) as unknown;
-    const ref = TaskReferenceSchema.safeParse(json);
-    return ref.success ? ref.data : undefined;
+    json = JSON.parse(body.toString('utf8'));
   } catch {
-    return undefined;
+    return [];
   }
+  const items = isBatch(json) ? (json as { tasks: unknown }).tasks : [json];
+  if (!Array.isArray(items)) return [];
+  return items.flatMap((item) => {
+    const ref = TaskReferenceSchema.safeParse(item);
+    return ref.success ? [ref.data] : [];
+  });
 }

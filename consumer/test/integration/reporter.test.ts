@@ -17,6 +17,7 @@ import {
   publishLegacyResults,
   publishResults,
   publishWork,
+  publishWorkBatch,
   type StartedConsumer,
   startTestConsumer,
   TEST_TOKEN,
@@ -181,6 +182,29 @@ describe('reporter', () => {
       { taskId: message.taskId, attempt: 2, taskStatus: 'error', error: 'delivery_limit' },
     ]);
     await eventually('acked', async () => (await metricValue(c, 'consumer_reports_total')) === 1);
+  });
+
+  test('a message of several tasks dead-lettered by the delivery limit: each task reported `delivery_limit`', async () => {
+    const c = await startReporter();
+    const tasks = [
+      workMessage({ priority: 'high', attempt: 2 }),
+      workMessage({ priority: 'high', attempt: 5 }),
+    ];
+    await publishWorkBatch(channel, tasks);
+    const worker = await connection.createChannel();
+    await worker.consume(WORK_QUEUES.high, (delivery) => {
+      if (delivery) worker.nack(delivery, false, true);
+    });
+    await eventually('both reported', () =>
+      tasks.every((m) => producer.accepted.some((r) => r.taskId === m.taskId)),
+    );
+    await worker.close();
+    for (const m of tasks) {
+      expect(producer.accepted.filter((r) => r.taskId === m.taskId)).toEqual([
+        { taskId: m.taskId, attempt: m.attempt, taskStatus: 'error', error: 'delivery_limit' },
+      ]);
+    }
+    await eventually('acked', async () => (await metricValue(c, 'consumer_reports_total')) === 2);
   });
 
   test('503: retries with backoff and acks nothing early; all are reported once it recovers', async () => {

@@ -1,7 +1,7 @@
 // The worker on a real broker, reporting to a real HTTP server that plays the producer's batch
 // route: success, the retry path, dead-lettering, and poison messages.
 import { randomUUID } from 'node:crypto';
-import { HEADERS, QUEUES, WORK_QUEUES } from '@task-pipeline/rabbitmq';
+import { HEADERS, QUEUES, WORK_QUEUES, type WorkMessage } from '@task-pipeline/rabbitmq';
 import { eventually } from '@task-pipeline/testkit/eventually';
 import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
@@ -13,6 +13,7 @@ import {
   metricValue,
   publishRaw,
   publishWork,
+  publishWorkBatch,
   type StartedConsumer,
   startTestConsumer,
   testConfig,
@@ -108,6 +109,65 @@ describe('worker', () => {
     await eventually(
       'dlq acked',
       async () => (await channel.checkQueue(QUEUES.deadLetter)).messageCount === 0,
+    );
+  });
+
+  test('a message of several tasks: each reported for its own attempt, one retried on its own', async () => {
+    const policy = { failureSeed: `batch-${randomUUID()}`, failureRate: 0.5 };
+    const outcome = (m: { taskId: string; attempt: number }, retryCount: number) =>
+      simulateOutcome(policy, { taskId: m.taskId, attempt: m.attempt, retryCount }).ok;
+    // Tasks that succeed at once, and one whose first try fails and whose retry succeeds.
+    const tasks: WorkMessage[] = [];
+    while (tasks.length < 5) {
+      const m = workMessage({ priority: 'medium', attempt: tasks.length + 1 });
+      if (outcome(m, 0)) tasks.push(m);
+    }
+    let retried = workMessage({ priority: 'medium', attempt: 7 });
+    while (outcome(retried, 0) || !outcome(retried, 1))
+      retried = workMessage({ priority: 'medium', attempt: 7 });
+    tasks.push(retried);
+    const c = await start({ amqpUrl: vhost.url, ...policy, maxRetries: 3, retryDelaysSeconds: [1] });
+    await publishWorkBatch(channel, tasks);
+    await eventually('all six reported', () => tasks.every((m) => acceptedFor(m.taskId).length > 0));
+    for (const m of tasks) {
+      expect(acceptedFor(m.taskId)).toEqual([
+        { taskId: m.taskId, attempt: m.attempt, taskStatus: 'success' },
+      ]);
+    }
+    expect(await metricValue(c, 'consumer_tasks_processed_total')).toBe(6);
+    expect(await metricValue(c, 'consumer_tasks_retried_total')).toBe(1);
+    await eventually(
+      'the work message acked',
+      async () => (await channel.checkQueue(WORK_QUEUES.medium)).messageCount === 0,
+    );
+  });
+
+  test('a message of several tasks with no retries: the failures go to tasks.dlq on their own, reported with the worker’s error', async () => {
+    const policy = { failureSeed: `batch-dlq-${randomUUID()}`, failureRate: 0.5 };
+    const tasks = Array.from({ length: 12 }, (_, i) => workMessage({ priority: 'low', attempt: i + 1 }));
+    const fails = tasks.filter((m) => !simulateOutcome(policy, { ...m, retryCount: 0 }).ok);
+    const c = await start({ amqpUrl: vhost.url, ...policy, maxRetries: 0 });
+    await publishWorkBatch(channel, tasks);
+    await eventually('all twelve reported', () => tasks.every((m) => acceptedFor(m.taskId).length > 0));
+    for (const m of tasks) {
+      const failed = fails.includes(m);
+      expect(acceptedFor(m.taskId)).toEqual([
+        {
+          taskId: m.taskId,
+          attempt: m.attempt,
+          taskStatus: failed ? 'error' : 'success',
+          ...(failed && { error: 'simulated processing failure' }),
+        },
+      ]);
+    }
+    expect(fails.length).toBeGreaterThan(0);
+    expect(await metricValue(c, 'consumer_tasks_dead_lettered_total')).toBe(fails.length);
+    expect(await metricValue(c, 'consumer_tasks_processed_total')).toBe(tasks.length - fails.length);
+    await eventually(
+      'work and dead letters acked',
+      async () =>
+        (await channel.checkQueue(WORK_QUEUES.low)).messageCount === 0 &&
+        (await channel.checkQueue(QUEUES.deadLetter)).messageCount === 0,
     );
   });
 

@@ -114,6 +114,18 @@ export async function publishWork(channel: ConfirmChannel, message: WorkMessage)
   await channel.waitForConfirms();
 }
 
+/** Publishes several tasks of one priority as one work message, as the dispatcher may. */
+export async function publishWorkBatch(channel: ConfirmChannel, tasks: WorkMessage[]): Promise<void> {
+  const priority = tasks[0]?.priority ?? 'medium';
+  channel.publish(EXCHANGES.tasks, priority, Buffer.from(JSON.stringify({ tasks })), {
+    persistent: true,
+    contentType: JSON_CONTENT_TYPE,
+    messageId: randomUUID(),
+    mandatory: true,
+  });
+  await channel.waitForConfirms();
+}
+
 /** Publishes result messages as a worker does, straight into tasks.results, `perMessage` to a message. */
 export async function publishResults(
   channel: ConfirmChannel,

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { deadLetterReason, reportFromDeadLetter, reportsFromResults } from '../../src/report-messages.js';
+import { deadLetterReason, reportsFromDeadLetter, reportsFromResults } from '../../src/report-messages.js';
 
 const taskId = '5b0c3c1e-9d5c-4c1a-8f0e-2c8a4b7d9e10';
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -90,17 +90,39 @@ describe('deadLetterReason', () => {
   });
 });
 
-describe('reportFromDeadLetter', () => {
+describe('reportsFromDeadLetter', () => {
   test('reports error with the dead-letter reason for the message’s attempt', () => {
-    expect(reportFromDeadLetter(work, { 'x-death': [{ reason: 'delivery_limit' }] })).toEqual({
+    expect(reportsFromDeadLetter(work, { 'x-death': [{ reason: 'delivery_limit' }] })).toEqual({
       ok: true,
-      value: { taskId, attempt: 2, taskStatus: 'error', error: 'delivery_limit' },
+      value: [{ taskId, attempt: 2, taskStatus: 'error', error: 'delivery_limit' }],
+    });
+  });
+
+  test('a message of several tasks: one report each, with the same reason', () => {
+    const other = '0b7a7d2e-5f3c-4d8b-9a1e-6c2f4e8d0a13';
+    const batch = json({
+      tasks: [JSON.parse(work.toString()), { taskId: other, attempt: 1 }, { text: 'x' }],
+    });
+    expect(reportsFromDeadLetter(batch, { 'x-death': [{ reason: 'delivery_limit' }] })).toEqual({
+      ok: true,
+      value: [
+        { taskId, attempt: 2, taskStatus: 'error', error: 'delivery_limit' },
+        { taskId: other, attempt: 1, taskStatus: 'error', error: 'delivery_limit' },
+      ],
+    });
+  });
+
+  test('a task a worker dead-lettered on its own (no x-death) reports the worker’s x-error', () => {
+    expect(reportsFromDeadLetter(work, { 'x-error': 'boom', 'x-retry-count': 0 })).toMatchObject({
+      ok: true,
+      value: [{ taskId, error: 'boom' }],
     });
   });
 
   test('needs only taskId and attempt', () => {
-    expect(reportFromDeadLetter(json({ taskId, attempt: 3 }), undefined).ok).toBe(true);
-    expect(reportFromDeadLetter(Buffer.from([0xff, 0x00]), undefined).ok).toBe(false);
-    expect(reportFromDeadLetter(json({ taskId }), undefined).ok).toBe(false);
+    expect(reportsFromDeadLetter(json({ taskId, attempt: 3 }), undefined).ok).toBe(true);
+    expect(reportsFromDeadLetter(Buffer.from([0xff, 0x00]), undefined).ok).toBe(false);
+    expect(reportsFromDeadLetter(json({ taskId }), undefined).ok).toBe(false);
+    expect(reportsFromDeadLetter(json({ tasks: [{ taskId }] }), undefined).ok).toBe(false);
   });
 });

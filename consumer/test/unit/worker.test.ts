@@ -1,6 +1,7 @@
+import { MAX_TASKS_PER_WORK_MESSAGE } from '@task-pipeline/rabbitmq';
 import { describe, expect, test } from 'vitest';
 import { simulateOutcome } from '../../src/simulate-processing.js';
-import { decideWork, retryHeaders } from '../../src/worker.js';
+import { decideWork, retryHeaders, type WorkOutcome } from '../../src/worker.js';
 
 const taskId = '5b0c3c1e-9d5c-4c1a-8f0e-2c8a4b7d9e10';
 const body = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -23,8 +24,8 @@ const policy = (failureRate: number, maxRetries = 2) => ({
 describe('decideWork', () => {
   test('success → ack with a success result for the same attempt', () => {
     expect(decideWork(policy(0), { content: workBody, contentType: json, headers: {} })).toEqual({
-      kind: 'ack',
-      result: { taskId, attempt: 1, status: 'success' },
+      kind: 'tasks',
+      tasks: [{ kind: 'ack', result: { taskId, attempt: 1, status: 'success' } }],
     });
   });
 
@@ -32,13 +33,18 @@ describe('decideWork', () => {
     expect(
       decideWork(policy(1), { content: workBody, contentType: json, headers: { 'x-retry-count': 1 } }),
     ).toEqual({
-      kind: 'retry',
-      taskId,
-      exchange: 'tasks.retry.5',
-      delaySeconds: 5,
-      routingKey: 'low',
-      retryCount: 2,
-      error: 'simulated processing failure',
+      kind: 'tasks',
+      tasks: [
+        {
+          kind: 'retry',
+          task: JSON.parse(workBody.toString()),
+          exchange: 'tasks.retry.5',
+          delaySeconds: 5,
+          routingKey: 'low',
+          retryCount: 2,
+          error: 'simulated processing failure',
+        },
+      ],
     });
   });
 
@@ -48,7 +54,7 @@ describe('decideWork', () => {
       contentType: json,
       headers: { 'x-retry-count': 2 },
     });
-    expect(outcome.kind).toBe('dead-letter');
+    expect(kinds(outcome)).toEqual(['dead-letter']);
   });
 
   test('the outcome follows the hash of seed, task, attempt and retry count', () => {
@@ -56,7 +62,7 @@ describe('decideWork', () => {
     for (let retryCount = 0; retryCount < 10; retryCount++) {
       const expected = simulateOutcome(p, { taskId, attempt: 1, retryCount }).ok ? 'ack' : 'retry';
       const headers = { 'x-retry-count': retryCount };
-      expect(decideWork(p, { content: workBody, contentType: json, headers }).kind).toBe(expected);
+      expect(kinds(decideWork(p, { content: workBody, contentType: json, headers }))).toEqual([expected]);
     }
   });
 
@@ -79,12 +85,57 @@ describe('decideWork', () => {
       expect(outcome.kind).toBe('park');
       if (outcome.kind !== 'park') return;
       expect(outcome.reason).toMatch(reason as RegExp);
-      expect(outcome.report).toEqual(
-        reported ? { taskId, attempt: 1, status: 'error', error: 'invalid_message' } : undefined,
+      expect(outcome.reports).toEqual(
+        reported ? [{ taskId, attempt: 1, status: 'error', error: 'invalid_message' }] : [],
       );
     },
   );
+
+  test('a message of several tasks: an outcome for each, from its own hash', () => {
+    const p = policy(0.5, 10);
+    const tasks = Array.from({ length: 8 }, (_, i) => ({
+      taskId: `5b0c3c1e-9d5c-4c1a-8f0e-2c8a4b7d9e1${i}`,
+      text: 'hello',
+      priority: 'high',
+      createdAt: '2024-01-01T00:00:00Z',
+      attempt: 1,
+    }));
+    const outcome = decideWork(p, { content: body({ tasks }), contentType: json, headers: undefined });
+    const expected = tasks.map((t) =>
+      simulateOutcome(p, { taskId: t.taskId, attempt: 1, retryCount: 0 }).ok ? 'ack' : 'retry',
+    );
+    expect(kinds(outcome)).toEqual(expected);
+    expect(new Set(expected)).toEqual(new Set(['ack', 'retry']));
+  });
+
+  test('a message of several tasks that fails validation is parked whole; each task it names is reported', () => {
+    const valid = JSON.parse(workBody.toString());
+    const other = { ...valid, taskId: '5b0c3c1e-9d5c-4c1a-8f0e-2c8a4b7d9e11', priority: 'urgent' };
+    const outcome = decideWork(policy(0), {
+      content: body({ tasks: [valid, other] }),
+      contentType: json,
+      headers: undefined,
+    });
+    expect(outcome).toMatchObject({ kind: 'park', reason: expect.stringMatching(/tasks\.1\.priority/) });
+    if (outcome.kind !== 'park') return;
+    expect(outcome.reports.map((r) => [r.taskId, r.error])).toEqual([
+      [taskId, 'invalid_message'],
+      [other.taskId, 'invalid_message'],
+    ]);
+  });
+
+  test('more tasks than a message may carry → park', () => {
+    const many = Array.from({ length: MAX_TASKS_PER_WORK_MESSAGE + 1 }, () =>
+      JSON.parse(workBody.toString()),
+    );
+    const outcome = decideWork(policy(0), { content: body({ tasks: many }), contentType: json, headers: {} });
+    expect(outcome.kind).toBe('park');
+  });
 });
+
+function kinds(outcome: WorkOutcome): string[] {
+  return outcome.kind === 'tasks' ? outcome.tasks.map((t) => t.kind) : [outcome.kind];
+}
 
 describe('retryHeaders', () => {
   test('sets count and error, keeps tracing, drops what the broker wrote', () => {

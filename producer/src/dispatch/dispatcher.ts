@@ -22,7 +22,7 @@ import type { ClaimedTask, DispatchRepository, TaskRef } from './dispatch-reposi
 import { claimShare } from './in-flight.js';
 import type { DispatcherStats, InsertClaim, PauseReason, TaskAttempt } from './types.js';
 import { createWakeSignal } from './wakeup.js';
-import { buildWorkMessage } from './work-message.js';
+import { buildWorkMessages, type OutgoingMessage } from './work-message.js';
 
 export type DispatchConfig = ProducerConfig['dispatch'];
 
@@ -118,7 +118,8 @@ export interface BatchResult {
 /** Test seams at the crash points of PROTOCOL §6; a hook that never resolves freezes its batch there. */
 export interface DispatcherHooks {
   afterClaim?(tasks: readonly ClaimedTask[]): void | Promise<void>;
-  beforePublish?(task: ClaimedTask, index: number): void | Promise<void>;
+  /** Before the `index`th work message of a batch, carrying `tasks`, is published. */
+  beforePublish?(tasks: readonly ClaimedTask[], index: number): void | Promise<void>;
   beforeRecord?(confirmed: readonly TaskRef[], failed: readonly FailedPublish[]): void | Promise<void>;
   afterBatch?(result: BatchResult): void;
 }
@@ -596,11 +597,12 @@ export class Dispatcher {
     const publishDeadline =
       claimedAt + config.leaseSeconds * 1000 - 2 * config.confirmTimeoutMs - config.recordDelayMs;
     const publisher = publishers.current();
-    const outcomes: Promise<FailedPublish | TaskRef>[] = [];
+    const outcomes: Promise<FailedPublish[] | TaskRef[]>[] = [];
     const unpublished: TaskRef[] = [];
-    for (let i = 0; i < tasks.length; i += 1) {
-      const task = tasks[i] as ClaimedTask;
-      if (hooks.beforePublish) await hooks.beforePublish(task, i);
+    const messages = buildWorkMessages(tasks, config.tasksPerMessage);
+    for (let i = 0; i < messages.length; i += 1) {
+      const message = messages[i] as OutgoingMessage;
+      if (hooks.beforePublish) await hooks.beforePublish(message.tasks, i);
       if (
         !publisher ||
         publishers.current() !== publisher ||
@@ -608,26 +610,31 @@ export class Dispatcher {
         this.#stopping ||
         performance.now() > publishDeadline
       ) {
-        unpublished.push(...tasks.slice(i).map(toRef));
+        for (const rest of messages.slice(i)) unpublished.push(...rest.tasks.map(toRef));
         break;
       }
-      const message = buildWorkMessage(task);
-      const ref = toRef(task);
+      const refs = message.tasks.map(toRef);
+      // A message's confirm, nack or return settles every task it carries.
       outcomes.push(
         publisher.publish(message.exchange, message.routingKey, message.body, message.options).then(
-          () => ref,
-          (err: unknown) => ({ task: ref, reason: err instanceof PublishError ? err.code : 'UNKNOWN' }),
+          () => refs,
+          (err: unknown) => {
+            const reason = err instanceof PublishError ? err.code : 'UNKNOWN';
+            return refs.map((task) => ({ task, reason }));
+          },
         ),
       );
     }
     const confirmed: TaskRef[] = [];
     const failed: FailedPublish[] = [];
     for (const outcome of await Promise.all(outcomes)) {
-      if ('reason' in outcome) {
-        failed.push(outcome);
-        metrics.publishFailures.inc({ reason: outcome.reason });
-      } else {
-        confirmed.push(outcome);
+      for (const item of outcome) {
+        if ('reason' in item) {
+          failed.push(item);
+          metrics.publishFailures.inc({ reason: item.reason });
+        } else {
+          confirmed.push(item);
+        }
       }
     }
     return { confirmed, failed, unpublished };

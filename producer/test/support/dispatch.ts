@@ -8,8 +8,8 @@ import {
   buildTopology,
   type ManagedChannel,
   type Priority,
+  parseWorkMessage,
   type WorkMessage,
-  WorkMessageSchema,
 } from '@task-pipeline/rabbitmq';
 import { eventually } from '@task-pipeline/testkit/eventually';
 import { perSuite } from '@task-pipeline/testkit/hooks';
@@ -53,6 +53,7 @@ export function capturingLogger(): { logger: pino.Logger; messages: string[] } {
 export const baseDispatchConfig: ProducerConfig['dispatch'] = {
   enabled: true,
   batchSize: 500,
+  tasksPerMessage: 1,
   pollIntervalMs: 50,
   order: 'random',
   // Long enough that a batch slowed down by a loaded machine never outlives its lease (and goes out
@@ -198,7 +199,10 @@ export async function insertTasks(
 
 export interface QueuedMessage {
   messageId: string;
+  /** The task of a one-task message (the first of a message that carries several). */
   body: WorkMessage;
+  /** Every task it carries. */
+  tasks: WorkMessage[];
   headers: Record<string, unknown>;
   contentType: string | undefined;
   persistent: boolean;
@@ -224,9 +228,12 @@ export async function drainQueues(
       });
       const { consumerTag } = await channel.consume(queue, (msg) => {
         if (!msg) return;
+        const parsed = parseWorkMessage(msg.content, msg.properties.contentType);
+        if (!parsed.ok) throw new Error(`an invalid work message in ${queue}: ${parsed.reason}`);
         out.push({
           messageId: String(msg.properties.messageId),
-          body: WorkMessageSchema.parse(JSON.parse(msg.content.toString('utf8'))),
+          body: parsed.value[0] as WorkMessage,
+          tasks: parsed.value,
           headers: msg.properties.headers ?? {},
           contentType: msg.properties.contentType,
           persistent: msg.properties.deliveryMode === 2,

@@ -67,6 +67,23 @@ describe('dispatcher', () => {
     expect(rows[0]?.n).toBe(5_000);
   });
 
+  test('DISPATCH_TASKS_PER_MESSAGE: tasks of a priority share messages, each task out exactly once', async () => {
+    const tasks = await insertTasks(services.sql, 2_000, (i) => PRIORITIES[i % 3] ?? 'low');
+    await start({ config: { tasksPerMessage: 20 } });
+    await eventually('all 2,000 tasks sent', allSent(2_000), { timeoutMs: 120_000 });
+    const messages = await drainQueues(services.vhost.url);
+    const carried = messages.flatMap((m) => m.tasks);
+    expect(carried).toHaveLength(2_000);
+    expect(new Set(carried.map((t) => t.taskId))).toEqual(new Set(tasks.map((t) => t.id)));
+    // 500 a claim, three priorities: at most one part-filled message per priority and claim.
+    expect(messages.length).toBeLessThanOrEqual(2_000 / 20 + 3 * 4);
+    expect(messages.every((m) => m.tasks.length <= 20)).toBe(true);
+    for (const m of messages) {
+      expect(new Set(m.tasks.map((t) => t.priority)).size).toBe(1);
+      expect(m.tasks.every((t) => t.attempt === 1)).toBe(true);
+    }
+  });
+
   test('two dispatchers on one backlog: no task published twice', async () => {
     await insertTasks(services.sql, 3_000);
     const a = await start({ config: { batchSize: 100 } });

@@ -27,7 +27,7 @@ import {
   type DispatchStatements,
 } from '../../../src/dispatch/dispatcher.js';
 import type { PauseReason } from '../../../src/dispatch/types.js';
-import { buildWorkMessage } from '../../../src/dispatch/work-message.js';
+import { buildWorkMessages } from '../../../src/dispatch/work-message.js';
 import { createProducerMetrics } from '../../../src/metrics.js';
 
 interface Row {
@@ -203,6 +203,7 @@ class FakeBroker extends EventEmitter<BrokerEvents> {
 const config: ProducerConfig['dispatch'] = {
   enabled: true,
   batchSize: 500,
+  tasksPerMessage: 1,
   // Long: the loop moves on wake-ups only, so a test that passes did not pass by polling.
   pollIntervalMs: 60_000,
   order: 'random',
@@ -292,7 +293,7 @@ describe('dispatcher loop', () => {
       const row = repository.rows.get(options.messageId);
       if (!row) throw new Error(`published ${options.messageId}, which is no task`);
       const task = { ...row, attempt: row.attempts };
-      expect(body.equals(buildWorkMessage(task).body)).toBe(true);
+      expect(body.equals(buildWorkMessages([task], 1)[0]?.body ?? Buffer.alloc(0))).toBe(true);
       expect(row.attempts).toBe(1);
     }
     expect(batches.flatMap((b) => b.sent)).toHaveLength(3);
@@ -456,6 +457,32 @@ describe('dispatcher loop', () => {
     expect(batch?.sent).toHaveLength(1);
     expect(batch?.failed.map((f) => f.reason)).toEqual(['UNROUTABLE']);
     expect(dispatcher.stats().paused).toBeUndefined();
+  });
+
+  test('DISPATCH_TASKS_PER_MESSAGE: tasks of a priority share messages; a failed message fails every task it carries', async () => {
+    const { dispatcher, repository, publisher } = setup({ dispatch: { tasksPerMessage: 2 } });
+    publisher.answer = (key) => (key === 'low' ? 'UNROUTABLE' : 'confirm');
+    const high = repository.add('high', 3);
+    const low = repository.add('low', 2);
+    const batch = await dispatcher.dispatchOnce();
+    const carried = publisher.published.map(({ routingKey, body }) => {
+      const json = JSON.parse(body.toString()) as { tasks?: { taskId: string }[]; taskId?: string };
+      return [routingKey, json.tasks ? json.tasks.map((t) => t.taskId) : [json.taskId]];
+    });
+    // Two of the three high tasks together, the third alone in the one-task form, both low together.
+    expect(carried).toEqual([
+      ['high', high.slice(0, 2)],
+      ['low', low],
+      ['high', high.slice(2)],
+    ]);
+    expect([...(batch?.sent ?? [])].sort()).toEqual([...high].sort());
+    expect(batch?.failed.map((f) => [f.task.id, f.reason])).toEqual(low.map((id) => [id, 'UNROUTABLE']));
+    expect(
+      repository
+        .withStatus('waiting')
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual([...low].sort());
   });
 
   test('record delay: confirmed tasks wait it out; one reported meanwhile gets no record, and still counts', async () => {

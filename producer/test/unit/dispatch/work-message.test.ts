@@ -1,18 +1,31 @@
 import { randomUUID } from 'node:crypto';
-import { EXCHANGES, JSON_CONTENT_TYPE, parseMessage, WorkMessageSchema } from '@task-pipeline/rabbitmq';
+import {
+  EXCHANGES,
+  JSON_CONTENT_TYPE,
+  MAX_TEXT_LENGTH,
+  MAX_WORK_MESSAGE_BYTES,
+  parseWorkMessage,
+} from '@task-pipeline/rabbitmq';
 import { describe, expect, test } from 'vitest';
-import { buildWorkMessage } from '../../../src/dispatch/work-message.js';
+import type { ClaimedTask } from '../../../src/dispatch/dispatch-repository.js';
+import { buildWorkMessages } from '../../../src/dispatch/work-message.js';
 
-describe('buildWorkMessage', () => {
-  test('is the contract work message, routed by priority, identified by the task id', () => {
-    const task = {
-      id: randomUUID(),
-      text: 'héllo 🌍 "quoted"',
-      priority: 'high' as const,
-      createdAt: new Date('2025-01-02T03:04:05.678Z'),
-      attempt: 3,
-    };
-    const message = buildWorkMessage(task);
+const claimed = (priority: ClaimedTask['priority'], text = 'x'): ClaimedTask => ({
+  id: randomUUID(),
+  text,
+  priority,
+  createdAt: new Date('2025-01-02T03:04:05.678Z'),
+  attempt: 1,
+});
+
+const ids = (tasks: readonly ClaimedTask[]) => tasks.map((t) => t.id);
+
+describe('buildWorkMessages', () => {
+  test('one task a message: the contract work message, routed by priority, identified by the task id', () => {
+    const task = { ...claimed('high', 'héllo 🌍 "quoted"'), attempt: 3 };
+    const [message, ...rest] = buildWorkMessages([task], 1);
+    expect(rest).toEqual([]);
+    if (!message) throw new Error('no message');
     expect(message.exchange).toBe(EXCHANGES.tasks);
     expect(message.routingKey).toBe('high');
     expect(message.options).toMatchObject({
@@ -21,16 +34,42 @@ describe('buildWorkMessage', () => {
       mandatory: true,
       contentType: JSON_CONTENT_TYPE,
     });
-    const parsed = parseMessage(WorkMessageSchema, message.body, message.options.contentType);
-    expect(parsed).toEqual({
-      ok: true,
-      value: {
-        taskId: task.id,
-        text: task.text,
-        priority: 'high',
-        createdAt: '2025-01-02T03:04:05.678Z',
-        attempt: 3,
-      },
+    expect(JSON.parse(message.body.toString())).toEqual({
+      taskId: task.id,
+      text: task.text,
+      priority: 'high',
+      createdAt: '2025-01-02T03:04:05.678Z',
+      attempt: 3,
     });
+    expect(parseWorkMessage(message.body, message.options.contentType)).toMatchObject({ ok: true });
+  });
+
+  test('several a message: tasks of one priority share one, in claim order, with an id of its own', () => {
+    const high = [claimed('high'), claimed('high'), claimed('high')];
+    const low = [claimed('low')];
+    const messages = buildWorkMessages([...high, ...low], 2);
+    expect(messages.map((m) => [m.routingKey, ids(m.tasks)])).toEqual([
+      ['high', ids(high.slice(0, 2))],
+      ['high', ids(high.slice(2))],
+      ['low', ids(low)],
+    ]);
+    const [shared, alone] = messages;
+    const parsed = parseWorkMessage(shared?.body ?? Buffer.alloc(0), JSON_CONTENT_TYPE);
+    expect(parsed.ok && parsed.value.map((t) => t.taskId)).toEqual(ids(high.slice(0, 2)));
+    expect(shared?.options.messageId).not.toBe(high[0]?.id);
+    // A task alone keeps the one-task form that every worker version reads.
+    expect(JSON.parse(alone?.body.toString() ?? '')).toMatchObject({ taskId: high[2]?.id });
+    expect(alone?.options.messageId).toBe(high[2]?.id);
+  });
+
+  test('a message never outgrows MAX_WORK_MESSAGE_BYTES: long texts start a new one', () => {
+    const long = Array.from({ length: 5 }, () => claimed('medium', 'é'.repeat(MAX_TEXT_LENGTH)));
+    const messages = buildWorkMessages(long, 64);
+    expect(messages.length).toBeGreaterThan(1);
+    expect(messages.flatMap((m) => ids(m.tasks))).toEqual(ids(long));
+    for (const m of messages) {
+      expect(m.body.length).toBeLessThanOrEqual(MAX_WORK_MESSAGE_BYTES);
+      expect(parseWorkMessage(m.body, JSON_CONTENT_TYPE).ok).toBe(true);
+    }
   });
 });
