@@ -41,15 +41,22 @@ export function reportsFromResults(
 /**
  * A dead-lettered work message becomes an `error` report for each task it carries. Only taskId and
  * attempt must be readable: a message the worker could not even parse may reach the DLQ through the
- * delivery limit.
+ * delivery limit. One with a task that cannot be read is parked whole (its reason says how many), so
+ * nothing in it goes unseen; its readable tasks then wait, `sent`, for a redrive.
  */
 export function reportsFromDeadLetter(body: Buffer, headers: Headers): ParseResult<StatusReport[]> {
-  const refs = readTaskReferences(body);
-  if (refs.length === 0) {
+  const { references, unreadable } = readTaskReferences(body);
+  if (references.length === 0) {
     return { ok: false, reason: 'dead-lettered message without a readable taskId and attempt' };
   }
+  if (unreadable > 0) {
+    return {
+      ok: false,
+      reason: `dead-lettered message with ${unreadable} task(s) without a readable taskId and attempt`,
+    };
+  }
   const error = deadLetterReason(headers);
-  return { ok: true, value: refs.map((ref) => ({ ...ref, taskStatus: 'error', error })) };
+  return { ok: true, value: references.map((ref) => ({ ...ref, taskStatus: 'error', error })) };
 }
 
 /**

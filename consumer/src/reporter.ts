@@ -237,13 +237,14 @@ export function createReporter<C extends DeliveryChannel = Channel>(
 
   /**
    * Parks one report: the message itself when it carries only this one, else a message of this
-   * report alone, so its neighbours are not parked with it.
+   * report alone (in the result form, from a dead letter of several tasks too), so its neighbours
+   * are not parked with it.
    */
   async function parkItem(item: Item, reason: string): Promise<void> {
     const { delivery } = item.source;
     if (!delivery.alive()) return;
     const content =
-      item.source.size === 1 || delivery.queue !== QUEUES.results
+      item.source.size === 1
         ? delivery.message.content
         : Buffer.from(JSON.stringify({ results: [resultOf(item.report)] }));
     try {

@@ -62,7 +62,7 @@ export interface IncomingWork {
 export function decideWork(policy: WorkPolicy, message: IncomingWork): WorkOutcome {
   const parsed = parseWorkMessage(message.content, message.contentType);
   if (!parsed.ok) {
-    const reports = readTaskReferences(message.content).map(
+    const reports = readTaskReferences(message.content).references.map(
       (ref): TaskResult => ({ ...ref, status: 'error', error: FAILURE_REASONS.invalidMessage }),
     );
     return { kind: 'park', reason: parsed.reason, reports };
@@ -208,7 +208,13 @@ export function createWorker(options: WorkerOptions): Worker {
       }
       return;
     }
-    await Promise.all(tasks.map((task) => publishOutcome(delivery, task, tasks.length > 1)));
+    // Every publish ends before the message is settled: a requeue while some still ran would let its
+    // redelivery publish those outcomes a second time.
+    const published = await Promise.allSettled(
+      tasks.map((task) => publishOutcome(delivery, task, tasks.length > 1)),
+    );
+    const failed = published.find((p) => p.status === 'rejected');
+    if (failed) throw failed.reason;
     if (!settleOrDrop(metrics, delivery, 'ack')) return;
     for (const task of tasks) {
       if (task.kind === 'ack') {

@@ -57,7 +57,13 @@ export type WorkMessage = z.infer<typeof WorkMessageSchema>;
 export const MAX_TASKS_PER_WORK_MESSAGE = 64;
 
 export const WorkBatchSchema = z.object({
-  tasks: z.array(WorkMessageSchema).min(1).max(MAX_TASKS_PER_WORK_MESSAGE),
+  tasks: z
+    .array(WorkMessageSchema)
+    .min(1)
+    .max(MAX_TASKS_PER_WORK_MESSAGE)
+    // It went to one priority's queue, and each task's outcome is published under its id.
+    .refine((tasks) => tasks.every((t) => t.priority === tasks[0]?.priority), 'tasks of several priorities')
+    .refine((tasks) => new Set(tasks.map((t) => t.taskId)).size === tasks.length, 'a task twice'),
 });
 export type WorkBatch = z.infer<typeof WorkBatchSchema>;
 
@@ -154,22 +160,35 @@ export interface TaskReference {
   attempt: number;
 }
 
+export interface TaskReferences {
+  /** Distinct (taskId, attempt) pairs, at most MAX_TASKS_PER_WORK_MESSAGE. */
+  references: TaskReference[];
+  /** Tasks of the message without a readable taskId and attempt, or past that many. */
+  unreadable: number;
+}
+
 /**
  * The taskIds and attempts of a work message that failed validation, as far as they can still be
- * read (each task of a batch on its own), so those tasks can be reported `error` (invalid_message, or
- * the reason they were dead-lettered) instead of staying `sent` forever.
+ * read (each task of a message of several on its own), so those tasks can be reported `error`
+ * (invalid_message, or the reason they were dead-lettered) instead of staying `sent` forever. Never
+ * more than a message may carry: a forged list of a million ids yields no more reports than that.
  */
-export function readTaskReferences(body: Buffer): TaskReference[] {
+export function readTaskReferences(body: Buffer): TaskReferences {
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));
   } catch {
-    return [];
+    return { references: [], unreadable: 1 };
   }
   const items = isBatch(json) ? (json as { tasks: unknown }).tasks : [json];
-  if (!Array.isArray(items)) return [];
-  return items.flatMap((item) => {
+  if (!Array.isArray(items)) return { references: [], unreadable: 1 };
+  const seen = new Map<string, TaskReference>();
+  let readable = 0;
+  for (const item of items.slice(0, MAX_TASKS_PER_WORK_MESSAGE)) {
     const ref = TaskReferenceSchema.safeParse(item);
-    return ref.success ? [ref.data] : [];
-  });
+    if (!ref.success) continue;
+    readable += 1;
+    seen.set(`${ref.data.taskId}/${ref.data.attempt}`, ref.data);
+  }
+  return { references: [...seen.values()], unreadable: items.length - readable };
 }

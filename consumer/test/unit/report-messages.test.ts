@@ -98,17 +98,24 @@ describe('reportsFromDeadLetter', () => {
     });
   });
 
-  test('a message of several tasks: one report each, with the same reason', () => {
+  test('a message of several tasks: one report each, with the same reason, a duplicate once', () => {
     const other = '0b7a7d2e-5f3c-4d8b-9a1e-6c2f4e8d0a13';
-    const batch = json({
-      tasks: [JSON.parse(work.toString()), { taskId: other, attempt: 1 }, { text: 'x' }],
-    });
+    const first = JSON.parse(work.toString());
+    const batch = json({ tasks: [first, { taskId: other, attempt: 1 }, first] });
     expect(reportsFromDeadLetter(batch, { 'x-death': [{ reason: 'delivery_limit' }] })).toEqual({
       ok: true,
       value: [
         { taskId, attempt: 2, taskStatus: 'error', error: 'delivery_limit' },
         { taskId: other, attempt: 1, taskStatus: 'error', error: 'delivery_limit' },
       ],
+    });
+  });
+
+  test('a message of several tasks with one unreadable is not reported but parked whole', () => {
+    const batch = json({ tasks: [JSON.parse(work.toString()), { text: 'x' }] });
+    expect(reportsFromDeadLetter(batch, undefined)).toEqual({
+      ok: false,
+      reason: 'dead-lettered message with 1 task(s) without a readable taskId and attempt',
     });
   });
 

@@ -124,6 +124,19 @@ describe('decideWork', () => {
     ]);
   });
 
+  test.each([
+    ['of several priorities', (t: Record<string, unknown>) => ({ ...t, priority: 'high' })],
+    ['with a task twice', (t: Record<string, unknown>) => t],
+  ])('a message of several tasks %s → park', (_name, second) => {
+    const task = JSON.parse(workBody.toString());
+    const outcome = decideWork(policy(0), {
+      content: body({ tasks: [task, second(task)] }),
+      contentType: json,
+      headers: {},
+    });
+    expect(outcome.kind).toBe('park');
+  });
+
   test('more tasks than a message may carry → park', () => {
     const many = Array.from({ length: MAX_TASKS_PER_WORK_MESSAGE + 1 }, () =>
       JSON.parse(workBody.toString()),

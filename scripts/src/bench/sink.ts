@@ -1,16 +1,17 @@
 // The auto-ack sink that drains the work queues while a dispatcher is measured: it takes every message
-// as fast as the broker pushes it and only counts, so neither the queue nor a consumer limits the
-// publisher. It asserts the producer's topology first, so whichever publisher runs finds its queues.
-import { ALL_WORK_QUEUES, assertTopology, buildTopology } from '@task-pipeline/rabbitmq';
+// as fast as the broker pushes it and only counts the tasks it carries (one, or several when tasks
+// share a message), so neither the queue nor a consumer limits the publisher. It asserts the
+// producer's topology first, so whichever publisher runs finds its queues.
+import { ALL_WORK_QUEUES, assertTopology, buildTopology, readTaskReferences } from '@task-pipeline/rabbitmq';
 import amqp from 'amqplib';
 
 export interface Sink {
-  /** Messages received so far. */
+  /** Tasks received so far. */
   readonly count: number;
   /** ms timestamps of the first and the latest delivery (undefined before the first). */
   readonly firstAt: number | undefined;
   readonly lastAt: number | undefined;
-  /** Distinct messageIds seen: a duplicate publish shows as count > unique. */
+  /** Distinct task ids seen: a duplicate publish shows as count > unique. */
   readonly unique: number;
   close(): Promise<void>;
 }
@@ -31,10 +32,11 @@ export async function startSink(amqpUrl: string): Promise<Sink> {
       (message) => {
         if (!message) return;
         const now = Date.now();
-        state.count += 1;
+        const tasks = readTaskReferences(message.content).references;
+        state.count += tasks.length;
         state.firstAt ??= now;
         state.lastAt = now;
-        if (typeof message.properties.messageId === 'string') ids.add(message.properties.messageId);
+        for (const task of tasks) ids.add(task.taskId);
       },
       { noAck: true },
     );
