@@ -35,7 +35,7 @@ export function createProducerMetrics() {
     }),
     publishFailures: new Counter({
       name: 'dispatch_publish_failures_total',
-      help: 'Publishes that failed (unroutable, nacked, channel closed, confirm timeout)',
+      help: 'Work messages whose publish failed (unroutable, nacked, channel closed, confirm timeout), each failing every task it carries',
       labelNames: ['reason'] as const,
       registers,
     }),

@@ -599,9 +599,10 @@ export class Dispatcher {
     const publisher = publishers.current();
     const outcomes: Promise<FailedPublish[] | TaskRef[]>[] = [];
     const unpublished: TaskRef[] = [];
+    // Taken off one by one, so that what awaits the confirms holds the tasks' refs, not their texts.
     const messages = buildWorkMessages(tasks, config.tasksPerMessage);
-    for (let i = 0; i < messages.length; i += 1) {
-      const message = messages[i] as OutgoingMessage;
+    for (let i = 0; messages.length > 0; i += 1) {
+      const message = messages.shift() as OutgoingMessage;
       if (hooks.beforePublish) await hooks.beforePublish(message.tasks, i);
       if (
         !publisher ||
@@ -610,7 +611,7 @@ export class Dispatcher {
         this.#stopping ||
         performance.now() > publishDeadline
       ) {
-        for (const rest of messages.slice(i)) unpublished.push(...rest.tasks.map(toRef));
+        for (const rest of [message, ...messages]) unpublished.push(...rest.tasks.map(toRef));
         break;
       }
       const refs = message.tasks.map(toRef);
@@ -620,6 +621,7 @@ export class Dispatcher {
           () => refs,
           (err: unknown) => {
             const reason = err instanceof PublishError ? err.code : 'UNKNOWN';
+            metrics.publishFailures.inc({ reason });
             return refs.map((task) => ({ task, reason }));
           },
         ),
@@ -629,12 +631,8 @@ export class Dispatcher {
     const failed: FailedPublish[] = [];
     for (const outcome of await Promise.all(outcomes)) {
       for (const item of outcome) {
-        if ('reason' in item) {
-          failed.push(item);
-          metrics.publishFailures.inc({ reason: item.reason });
-        } else {
-          confirmed.push(item);
-        }
+        if ('reason' in item) failed.push(item);
+        else confirmed.push(item);
       }
     }
     return { confirmed, failed, unpublished };

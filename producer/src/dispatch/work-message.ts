@@ -5,6 +5,7 @@ import {
   JSON_CONTENT_TYPE,
   MAX_TASKS_PER_WORK_MESSAGE,
   MAX_WORK_MESSAGE_BYTES,
+  PRIORITIES,
   type PublishOptions,
   type WorkMessage,
 } from '@task-pipeline/rabbitmq/contract';
@@ -94,5 +95,8 @@ export function buildWorkMessages(tasks: readonly ClaimedTask[], perMessage: num
     }
   }
   for (const group of open.values()) close(group);
-  return out;
+  // Higher priorities first, as claimed: if publishing stops part-way, what is left is the lowest.
+  return out.sort((a, b) => rank(a.routingKey) - rank(b.routingKey));
 }
+
+const rank = (priority: string) => PRIORITIES.indexOf(priority as (typeof PRIORITIES)[number]);

@@ -460,7 +460,7 @@ describe('dispatcher loop', () => {
   });
 
   test('DISPATCH_TASKS_PER_MESSAGE: tasks of a priority share messages; a failed message fails every task it carries', async () => {
-    const { dispatcher, repository, publisher } = setup({ dispatch: { tasksPerMessage: 2 } });
+    const { dispatcher, repository, publisher, metrics } = setup({ dispatch: { tasksPerMessage: 2 } });
     publisher.answer = (key) => (key === 'low' ? 'UNROUTABLE' : 'confirm');
     const high = repository.add('high', 3);
     const low = repository.add('low', 2);
@@ -472,8 +472,8 @@ describe('dispatcher loop', () => {
     // Two of the three high tasks together, the third alone in the one-task form, both low together.
     expect(carried).toEqual([
       ['high', high.slice(0, 2)],
-      ['low', low],
       ['high', high.slice(2)],
+      ['low', low],
     ]);
     expect([...(batch?.sent ?? [])].sort()).toEqual([...high].sort());
     expect(batch?.failed.map((f) => [f.task.id, f.reason])).toEqual(low.map((id) => [id, 'UNROUTABLE']));
@@ -483,6 +483,10 @@ describe('dispatcher loop', () => {
         .map((r) => r.id)
         .sort(),
     ).toEqual([...low].sort());
+    // One message failed, carrying two tasks.
+    expect((await metrics.publishFailures.get()).values).toEqual([
+      expect.objectContaining({ labels: { reason: 'UNROUTABLE' }, value: 1 }),
+    ]);
   });
 
   test('record delay: confirmed tasks wait it out; one reported meanwhile gets no record, and still counts', async () => {
