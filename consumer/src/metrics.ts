@@ -17,7 +17,7 @@ export function createConsumerMetrics() {
     registry,
     processed: new Counter({
       name: 'consumer_tasks_processed_total',
-      help: 'Work messages processed successfully (result published, message acked)',
+      help: 'Tasks processed successfully (result published, their work message acked)',
       labelNames: ['queue'] as const,
       registers,
     }),
@@ -29,13 +29,13 @@ export function createConsumerMetrics() {
     }),
     retried: new Counter({
       name: 'consumer_tasks_retried_total',
-      help: 'Failed work messages published to a retry exchange',
+      help: 'Failed tasks published to a retry exchange',
       labelNames: ['queue', 'delay_seconds'] as const,
       registers,
     }),
     deadLettered: new Counter({
       name: 'consumer_tasks_dead_lettered_total',
-      help: 'Work messages rejected to tasks.dlx after MAX_RETRIES retries',
+      help: 'Tasks dead-lettered to tasks.dlx after MAX_RETRIES retries',
       labelNames: ['queue'] as const,
       registers,
     }),
@@ -65,7 +65,7 @@ export function createConsumerMetrics() {
     }),
     processingDuration: new Histogram({
       name: 'consumer_processing_duration_seconds',
-      help: 'Delivery to settlement of a work message (simulated work plus confirmed publish)',
+      help: 'Delivery to settlement of a work message, all its tasks (simulated work plus confirmed publishes)',
       labelNames: ['queue'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,

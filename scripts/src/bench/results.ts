@@ -11,7 +11,7 @@ export interface Rate {
   count: number;
   elapsedMs: number;
   perSecond: number;
-  /** Messages seen more than once by the sink (should be 0). */
+  /** Tasks seen more than once by the sink (should be 0). */
   duplicates?: number;
 }
 

@@ -6,6 +6,7 @@ import {
   confirmedPublisher,
   HEADERS,
   JSON_CONTENT_TYPE,
+  MAX_TASKS_PER_WORK_MESSAGE,
   QUEUES,
   retryExchangeName,
 } from '@task-pipeline/rabbitmq';
@@ -92,6 +93,30 @@ function variants(
       list.push({
         label: 'results-real-old-attempt-and-unknown',
         body: { results: [result(real.id, Math.max(1, real.attempts - 1)), result(unknownId(), 1)] },
+      });
+    }
+  }
+  if (!isResults) {
+    // The form a dispatcher sends several tasks in (to a work queue, or dead-lettered as it was).
+    const task = (taskId: string, attempt: number) => good(taskId, attempt);
+    list.push(
+      { label: 'tasks-empty', body: { tasks: [] } },
+      { label: 'tasks-not-a-list', body: { tasks: 'all of them' } },
+      { label: 'tasks-one-bad-item', body: { tasks: [task(unknownId(), 1), { taskId: 'nope' }] } },
+      { label: 'tasks-two-unknown', body: { tasks: [task(unknownId(), 1), task(unknownId(), 2)] } },
+      {
+        label: 'tasks-two-priorities',
+        body: { tasks: [task(unknownId(), 1), { ...task(unknownId(), 1), priority: 'high' }] },
+      },
+      {
+        label: 'tasks-too-many',
+        body: { tasks: Array.from({ length: MAX_TASKS_PER_WORK_MESSAGE + 1 }, () => task(unknownId(), 1)) },
+      },
+    );
+    if (real) {
+      list.push({
+        label: 'tasks-real-old-attempt-and-unknown',
+        body: { tasks: [task(real.id, Math.max(1, real.attempts - 1)), task(unknownId(), 1)] },
       });
     }
   }

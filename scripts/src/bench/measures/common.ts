@@ -74,7 +74,7 @@ export async function sinkRate(sink: Sink, options: SinkRateOptions): Promise<Ra
   for (;;) {
     alive();
     const elapsed = Date.now() - start;
-    bar.update(Math.min(elapsed, windowMs), `${formatNumber(perSecond(sink.count, elapsed))} msg/s`);
+    bar.update(Math.min(elapsed, windowMs), `${formatNumber(perSecond(sink.count, elapsed))} tasks/s`);
     if (sink.count >= total) {
       const span = Math.max(1, (sink.lastAt ?? start) - start);
       return {

@@ -75,7 +75,7 @@ async function publishRate(
           diagnose,
         });
         const resources = sampler.stop();
-        bar.finish(`${formatNumber(rate.perSecond)} msg/s`);
+        bar.finish(`${formatNumber(rate.perSecond)} tasks/s`);
         return { ...rate, resources, cpuItems: rate.count - countedBefore };
       },
       async () => {

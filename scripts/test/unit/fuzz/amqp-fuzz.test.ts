@@ -23,6 +23,8 @@ describe('malformedMessages', () => {
     const kinds = new Set(messages.map((m) => m.label));
     for (const k of ['not-json', 'oversize', 'invalid-utf8-and-nul', 'real-task-future-attempt'])
       expect(kinds).toContain(k);
+    for (const k of ['tasks-one-bad-item', 'tasks-too-many', 'tasks-real-old-attempt-and-unknown'])
+      expect(kinds).toContain(k);
     expect(messages.find((m) => m.label === 'oversize')?.content.length).toBeGreaterThan(64 * 1024);
   });
 });
