@@ -1,4 +1,4 @@
-// Where a failed work message goes next (PROTOCOL §5, §7): the retry exchange for its retry count,
+// Where a failed task goes next (PROTOCOL §5, §7): the retry exchange for its retry count,
 // or the dead-letter exchange once MAX_RETRIES retries are spent. More retries than delays reuse
 // the last delay.
 import { HEADERS, retryExchangeName } from '@task-pipeline/rabbitmq/contract';

@@ -1,6 +1,7 @@
-// The worker (PROTOCOL §7): a work message becomes an outcome value (ack | retry | dead-letter |
-// park) in a pure function; one wrapper turns the outcome into confirmed publishes followed by the
-// ack or nack on the delivering channel. A failed publish returns the message to its queue.
+// The worker (PROTOCOL §7): a work message becomes outcome values in a pure function (park, or one
+// of ack | retry | dead-letter for each task it carries); one wrapper turns them into confirmed
+// publishes followed by one ack or nack on the delivering channel. A failed publish returns the
+// whole message to its queue.
 
 import type { Broker } from '@task-pipeline/rabbitmq';
 import {
@@ -88,6 +89,16 @@ function decideTask(policy: WorkPolicy, task: WorkMessage, retryCount: number): 
   };
 }
 
+/**
+ * Waits for every publish to end, then fails with the first failure: a message is settled only then,
+ * since a requeue while some still ran would let its redelivery publish those outcomes a second time.
+ */
+async function allPublished(publishes: Promise<void>[]): Promise<void> {
+  const ended = await Promise.allSettled(publishes);
+  const failed = ended.find((p) => p.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 /** Headers the broker writes when it dead-letters; a fresh retry copy starts without them. */
 const BROKER_HEADERS = /^x-(death|first-death-|last-death-|delivery-count)/;
 
@@ -112,7 +123,7 @@ export interface WorkerOptions {
   prefetch: number;
   processingTimeMs: number;
   policy: WorkPolicy;
-  /** Retry copies and parked messages, one confirmed publish each. */
+  /** Retry copies, dead letters of tasks that shared a message, parked messages: one confirmed publish each. */
   publisher: Publisher;
   /** Results, gathered many to a message. */
   publishResult: ResultPublisher;
@@ -208,13 +219,7 @@ export function createWorker(options: WorkerOptions): Worker {
       }
       return;
     }
-    // Every publish ends before the message is settled: a requeue while some still ran would let its
-    // redelivery publish those outcomes a second time.
-    const published = await Promise.allSettled(
-      tasks.map((task) => publishOutcome(delivery, task, tasks.length > 1)),
-    );
-    const failed = published.find((p) => p.status === 'rejected');
-    if (failed) throw failed.reason;
+    await allPublished(tasks.map((task) => publishOutcome(delivery, task, tasks.length > 1)));
     if (!settleOrDrop(metrics, delivery, 'ack')) return;
     for (const task of tasks) {
       if (task.kind === 'ack') {
@@ -250,7 +255,7 @@ export function createWorker(options: WorkerOptions): Worker {
   ): Promise<void> {
     await publishParked(publisher, delivery, outcome.reason);
     // Reported before the ack: a task whose message was unusable must not stay `sent`.
-    await Promise.all(outcome.reports.map((report) => publishResult(report)));
+    await allPublished(outcome.reports.map((report) => publishResult(report)));
     if (settleOrDrop(metrics, delivery, 'ack')) {
       metrics.parked.inc({ queue: delivery.queue });
       const taskIds = outcome.reports.map((r) => r.taskId);

@@ -5,7 +5,7 @@ import { PRIORITIES } from './topology.js';
 
 export const MAX_TEXT_LENGTH = 10_000;
 export const MAX_ERROR_LENGTH = 2_000;
-/** A work message carries at most 10k code points (≤ 40 KB UTF-8) plus a small envelope. */
+/** Any work message: one task of 10k code points (≤ 40 KB UTF-8, more when JSON escapes it) fits. */
 export const MAX_WORK_MESSAGE_BYTES = 64 * 1024;
 
 export const JSON_CONTENT_TYPE = 'application/json';
@@ -56,7 +56,7 @@ export type WorkMessage = z.infer<typeof WorkMessageSchema>;
  */
 export const MAX_TASKS_PER_WORK_MESSAGE = 64;
 
-export const WorkBatchSchema = z.object({
+const WorkBatchSchema = z.object({
   tasks: z
     .array(WorkMessageSchema)
     .min(1)
@@ -65,7 +65,6 @@ export const WorkBatchSchema = z.object({
     .refine((tasks) => tasks.every((t) => t.priority === tasks[0]?.priority), 'tasks of several priorities')
     .refine((tasks) => new Set(tasks.map((t) => t.taskId)).size === tasks.length, 'a task twice'),
 });
-export type WorkBatch = z.infer<typeof WorkBatchSchema>;
 
 /** One task's result, as a worker found it. */
 export const TaskResultSchema = z.object({
@@ -155,10 +154,7 @@ function validate<T>(schema: z.ZodType<T>, json: unknown): ParseResult<T> {
 
 const TaskReferenceSchema = z.object({ taskId: TaskIdSchema, attempt: z.int().positive() });
 
-export interface TaskReference {
-  taskId: string;
-  attempt: number;
-}
+export type TaskReference = z.infer<typeof TaskReferenceSchema>;
 
 export interface TaskReferences {
   /** Distinct (taskId, attempt) pairs, at most MAX_TASKS_PER_WORK_MESSAGE. */

@@ -103,7 +103,7 @@ export function workMessage(overrides: Partial<WorkMessage> = {}): WorkMessage {
   };
 }
 
-/** Publishes like the dispatcher: persistent, JSON, messageId = taskId, confirmed. */
+/** Publishes one task as the dispatcher does a task alone: persistent, JSON, messageId = taskId, confirmed. */
 export async function publishWork(channel: ConfirmChannel, message: WorkMessage): Promise<void> {
   channel.publish(EXCHANGES.tasks, message.priority, Buffer.from(JSON.stringify(message)), {
     persistent: true,

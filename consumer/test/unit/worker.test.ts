@@ -124,25 +124,24 @@ describe('decideWork', () => {
     ]);
   });
 
-  test.each([
-    ['of several priorities', (t: Record<string, unknown>) => ({ ...t, priority: 'high' })],
-    ['with a task twice', (t: Record<string, unknown>) => t],
-  ])('a message of several tasks %s → park', (_name, second) => {
-    const task = JSON.parse(workBody.toString());
-    const outcome = decideWork(policy(0), {
-      content: body({ tasks: [task, second(task)] }),
-      contentType: json,
-      headers: {},
-    });
-    expect(outcome.kind).toBe('park');
+  const nth = (i: number) => ({
+    ...JSON.parse(workBody.toString()),
+    taskId: `5b0c3c1e-9d5c-4c1a-8f0e-${String(i).padStart(12, '0')}`,
   });
 
-  test('more tasks than a message may carry → park', () => {
-    const many = Array.from({ length: MAX_TASKS_PER_WORK_MESSAGE + 1 }, () =>
-      JSON.parse(workBody.toString()),
-    );
-    const outcome = decideWork(policy(0), { content: body({ tasks: many }), contentType: json, headers: {} });
-    expect(outcome.kind).toBe('park');
+  test.each([
+    ['of several priorities', [nth(1), { ...nth(2), priority: 'high' }], /several priorities/],
+    ['with a task twice', [nth(1), nth(1)], /a task twice/],
+    [
+      'of more tasks than a message may carry',
+      Array.from({ length: MAX_TASKS_PER_WORK_MESSAGE + 1 }, (_, i) => nth(i)),
+      /64/,
+    ],
+    ['of distinct tasks of one priority (the control)', [nth(1), nth(2)], undefined],
+  ])('a message of several tasks %s', (_name, tasks, reason) => {
+    const outcome = decideWork(policy(0), { content: body({ tasks }), contentType: json, headers: {} });
+    if (reason === undefined) expect(kinds(outcome)).toEqual(['ack', 'ack']);
+    else expect(outcome).toMatchObject({ kind: 'park', reason: expect.stringMatching(reason) });
   });
 });
 

@@ -517,7 +517,7 @@ export class Dispatcher {
 
   async #publishClaimed(claimed: ClaimedTask[], claimedAt: number) {
     await this.#o.hooks.afterClaim?.(claimed);
-    return this.#publish(claimed, claimedAt);
+    return this.#publish(buildWorkMessages(claimed, this.#o.config.tasksPerMessage), claimedAt);
   }
 
   async #settle(
@@ -589,7 +589,11 @@ export class Dispatcher {
     }
   }
 
-  async #publish(tasks: readonly ClaimedTask[], claimedAt: number): Promise<Published> {
+  /**
+   * Publishes a batch's work messages, taking them off `messages` one by one: what then awaits the
+   * confirms holds the tasks' refs only, not their texts.
+   */
+  async #publish(messages: OutgoingMessage[], claimedAt: number): Promise<Published> {
     const { broker, publisher: publishers, config, hooks, metrics } = this.#o;
     // Publishing must end early enough that every confirm (bounded by the confirm timeout), the record
     // delay and the record land before the lease runs out and another dispatcher may claim the task
@@ -599,8 +603,6 @@ export class Dispatcher {
     const publisher = publishers.current();
     const outcomes: Promise<FailedPublish[] | TaskRef[]>[] = [];
     const unpublished: TaskRef[] = [];
-    // Taken off one by one, so that what awaits the confirms holds the tasks' refs, not their texts.
-    const messages = buildWorkMessages(tasks, config.tasksPerMessage);
     for (let i = 0; messages.length > 0; i += 1) {
       const message = messages.shift() as OutgoingMessage;
       if (hooks.beforePublish) await hooks.beforePublish(message.tasks, i);

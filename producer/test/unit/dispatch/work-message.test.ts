@@ -20,6 +20,15 @@ const claimed = (priority: ClaimedTask['priority'], text = 'x'): ClaimedTask => 
 
 const ids = (tasks: readonly ClaimedTask[]) => tasks.map((t) => t.id);
 
+/** A task's own work message, as the contract spells it. */
+const toJson = (t: ClaimedTask) => ({
+  taskId: t.id,
+  text: t.text,
+  priority: t.priority,
+  createdAt: t.createdAt.toISOString(),
+  attempt: t.attempt,
+});
+
 describe('buildWorkMessages', () => {
   test('one task a message: the contract work message, routed by priority, identified by the task id', () => {
     const task = { ...claimed('high', 'héllo 🌍 "quoted"'), attempt: 3 };
@@ -71,5 +80,18 @@ describe('buildWorkMessages', () => {
       expect(m.body.length).toBeLessThanOrEqual(MAX_WORK_MESSAGE_BYTES);
       expect(parseWorkMessage(m.body, JSON_CONTENT_TYPE).ok).toBe(true);
     }
+  });
+
+  test('the envelope and the commas count: three tasks that fit only without them go out as two messages', () => {
+    // Each task's own JSON is a third of the limit, less 4 bytes: 3 of them fit in 64 KiB bare, but
+    // not with `{"tasks":[`, `]}` and two commas (14 bytes).
+    const sized = (text: string) => claimed('low', text);
+    const overhead = Buffer.byteLength(JSON.stringify(toJson(sized(''))));
+    const part = Math.floor(MAX_WORK_MESSAGE_BYTES / 3) - 4;
+    const tasks = Array.from({ length: 3 }, () => sized('a'.repeat(part - overhead)));
+    expect(tasks.map((t) => Buffer.byteLength(JSON.stringify(toJson(t))))).toEqual([part, part, part]);
+    const messages = buildWorkMessages(tasks, 3);
+    expect(messages.map((m) => m.tasks.length)).toEqual([2, 1]);
+    expect(messages[0]?.body.length).toBe(2 * part + 13);
   });
 });
