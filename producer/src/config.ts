@@ -35,9 +35,10 @@ export const ProducerEnvSchema = z
     DISPATCHER_ENABLED: bool.default(true),
     DISPATCH_BATCH_SIZE: int(1, 10_000).default(500),
     // Tasks of one priority and one claim that may share a work message (PROTOCOL §5): the broker's
-    // work is per message, and 20 a message halved the CPU a task costs in the drain. 1 sends every
-    // task alone, the only form consumers before this setting read.
-    DISPATCH_TASKS_PER_MESSAGE: int(1, MAX_TASKS_PER_WORK_MESSAGE).default(20),
+    // work is per message, and 20 a message halved the CPU a task costs in the drain. 1 (the default)
+    // sends every task alone: the only form consumers before this setting read, and the one where
+    // WORKER_PREFETCH bounds the tasks a worker holds, which strict priorities need (README).
+    DISPATCH_TASKS_PER_MESSAGE: int(1, MAX_TASKS_PER_WORK_MESSAGE).default(1),
     DISPATCH_POLL_INTERVAL_MS: int(10).default(1000),
     DISPATCH_ORDER: z.enum(['random', 'fifo']).default('random'),
     DISPATCH_LEASE_S: int(1).default(30),

@@ -150,3 +150,17 @@ export function parseArgs(argv: readonly string[]): CliOptions {
   const plan = planFor(profile, measures);
   return { plan: peers ? plan : { ...plan, drain: { ...plan.drain, peers } }, outDir };
 }
+
+/**
+ * Our producer at its best documented settings, as every peer runs at its own: 20 tasks a work
+ * message (README, `DISPATCH_TASKS_PER_MESSAGE`), which the default of 1 trades for strict priorities
+ * and upgrade safety.
+ */
+export const OUR_BEST_SETTINGS: Readonly<Record<string, string>> = { DISPATCH_TASKS_PER_MESSAGE: '20' };
+
+/** `NAME=value` pairs as the report prints them. */
+export function settingsText(settings: Readonly<Record<string, string>>): string {
+  return Object.entries(settings)
+    .map(([name, value]) => `${name}=${value}`)
+    .join(' ');
+}

@@ -2,6 +2,7 @@
 // Everything above NOTES_MARKER is regenerated on every run; what a person wrote below it (profiles,
 // findings, before/after) is carried over from the existing file.
 import { accountOf, type CpuAccount } from './cpu.js';
+import { OUR_BEST_SETTINGS, settingsText } from './plan.js';
 import { type ProcessUsage, SERVER_LABELS } from './resources.js';
 import type {
   BenchResults,
@@ -237,7 +238,8 @@ function machine(r: BenchResults): string {
 
 Every part runs in its own database and RabbitMQ vhost, created for it and dropped after, and
 PostgreSQL checkpoints before each measured window (peers' too), so no part pays for the writes of
-the one before it. Our services run as the images run them: built (\`npm run build\`, redone when \`dist/\` is older than
+the one before it. Our producer runs at its best documented settings, as each peer does
+(\`${settingsText(OUR_BEST_SETTINGS)}\`; the default of 1 keeps strict priorities). Our services run as the images run them: built (\`npm run build\`, redone when \`dist/\` is older than
 the sources), \`node producer/dist/server.js\` and \`node consumer/dist/main.js\`, each in its own
 process, with \`LOG_LEVEL=${r.serviceLogLevel}\` (the baselines log nothing either). The baselines
 (the naive loop and route, the peers' workers, the raw publisher) are built and run the same way,
@@ -274,7 +276,7 @@ the same kind of quorum queue, confirmed, with at most ${formatNumber(raw.window
 and nothing else to do: **${rateCell(raw.rate, 'msg/s')}** (${formatNumber(raw.rate.count)} in
 ${formatNumber(raw.rate.elapsedMs / 1000)} s, ${microsCell(accountOf(raw.rate))} of CPU per message with the broker). That is
 the ceiling of one message a task; the dispatcher sends up to \`DISPATCH_TASKS_PER_MESSAGE\` tasks of a
-priority in one message (20 by default), so its tasks per second may pass it.`
+priority in one message (20 in these runs), so its tasks per second may pass it.`
     : 'The raw confirmed-publish run failed in this run (see the end).';
   return `## 1. Dispatcher vs the naive loop and the broker's ceiling
 

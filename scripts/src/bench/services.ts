@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { freePort } from '@task-pipeline/testkit/private-process';
 import { type Service, startService, waitForHttp } from '@task-pipeline/testkit/processes';
 import { SERVICE_NODE_ARGS } from '../launcher/plan.js';
+import { OUR_BEST_SETTINGS } from './plan.js';
 import { type Baseline, type BenchRuntime, baselineEntry, SERVICE_ENTRIES } from './runtime.js';
 import type { Sandbox } from './sandbox.js';
 
@@ -54,6 +55,7 @@ export async function startProducer(
       AMQP_URL: sandbox.amqpUrl,
       STATUS_API_TOKEN: BENCH_TOKEN,
       LOG_LEVEL: SERVICE_LOG_LEVEL,
+      ...OUR_BEST_SETTINGS,
       ...options.env,
     },
     {

@@ -17,6 +17,7 @@ import {
 } from '../baselines/peer-settings.js';
 import { peerProbe, prefillPeer } from '../baselines/peers.js';
 import type { ServerGroup } from '../cpu.js';
+import { OUR_BEST_SETTINGS, settingsText } from '../plan.js';
 import { betweenIdleSamples, type SampledProcess, sampleResources } from '../resources.js';
 import type { DrainRow } from '../results.js';
 import { countUnfinished, lastFinishedAt, type Sandbox, type Sql, withSandbox } from '../sandbox.js';
@@ -160,7 +161,7 @@ export async function oursDrain(
     return {
       system: 'task-pipeline' as const,
       tasks,
-      settings: `${WORKER_PROCESSES} consumers, WORKER_PREFETCH and DISPATCH_* at their defaults`,
+      settings: `${WORKER_PROCESSES} consumers, ${settingsText(OUR_BEST_SETTINGS)}, the rest at their defaults`,
       ...run,
     };
   });
