@@ -16,6 +16,9 @@ export interface Sink {
   close(): Promise<void>;
 }
 
+/** How a work message of several tasks starts (PROTOCOL §5, as the dispatcher writes it). */
+const SEVERAL = Buffer.from('{"tasks":');
+
 export async function startSink(amqpUrl: string): Promise<Sink> {
   const connection = await amqp.connect(amqpUrl, { clientProperties: { connection_name: 'bench-sink' } });
   const channel = await connection.createChannel();
@@ -32,10 +35,18 @@ export async function startSink(amqpUrl: string): Promise<Sink> {
       (message) => {
         if (!message) return;
         const now = Date.now();
-        const tasks = readTaskReferences(message.content).references;
-        state.count += tasks.length;
         state.firstAt ??= now;
         state.lastAt = now;
+        // The sink shares the cores with what it measures: a one-task message (messageId = taskId)
+        // is counted unread; only a message of several is parsed for its tasks.
+        const { messageId } = message.properties;
+        if (!message.content.subarray(0, SEVERAL.length).equals(SEVERAL) && typeof messageId === 'string') {
+          state.count += 1;
+          ids.add(messageId);
+          return;
+        }
+        const tasks = readTaskReferences(message.content).references;
+        state.count += tasks.length;
         for (const task of tasks) ids.add(task.taskId);
       },
       { noAck: true },

@@ -55,13 +55,19 @@ async function rateByColumn(
 ): Promise<Rate | undefined> {
   const rows = await sql<{ at: number }[]>`
     select (extract(epoch from ${sql(column)}) * 1000)::float8 as at from tasks where ${sql(column)} is not null`;
+  if (column === 'sent_at')
+    return rateAfterWarmUp(
+      rows.map((r) => r.at),
+      warmUp,
+      windowMs,
+    );
   const [lastSent] = await sql<{ at: number | null }[]>`
     select (extract(epoch from max(sent_at)) * 1000)::float8 as at from tasks`;
   return rateAfterWarmUp(
     rows.map((r) => r.at),
     warmUp,
     windowMs,
-    column === 'finished_at' ? (lastSent?.at ?? undefined) : undefined,
+    lastSent?.at ?? undefined,
   );
 }
 
