@@ -59,10 +59,11 @@ interface ClaimRow {
   attempts: number;
 }
 
-interface FencedRow {
+/** A row the fenced update did not change. */
+interface UnchangedRow {
   id: string;
-  /** True: this call changed the row; false: still waiting with the same attempt, but locked. */
-  done: boolean;
+  /** True: still waiting with the same attempt, but locked; false: reported or re-claimed. */
+  locked: boolean;
 }
 
 /**
@@ -116,7 +117,8 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
    * Applies `set` to the tasks still waiting with their claimed attempt, reaching each row through
    * the primary key (the cost grows with the batch, not the table). Returns the rows it changed and
    * the rows it skipped because another transaction held them locked; a row that no longer matches
-   * (reported, re-claimed) is in neither. Only the rows not changed are read again, from the
+   * (reported, re-claimed) is in neither. Only the rows not changed come back (none, as a rule: a
+   * record of 500 rows answered 500 ids the dispatcher already holds), read again from the
    * statement's snapshot, which still shows them as they were before any concurrent change.
    */
   async function fencedUpdate(
@@ -127,9 +129,9 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
     if (tasks.length === 0) return { done: [], locked: [] };
     const ids = arrayLiteral(tasks.map((t) => t.id));
     const attempts = arrayLiteral(tasks.map((t) => t.attempt));
-    const rows = await deadline(
+    const unchanged = await deadline(
       statement,
-      sql<FencedRow[]>`
+      sql<UnchangedRow[]>`
       WITH claimed AS (
         SELECT * FROM unnest(${ids}::uuid[], ${attempts}::int[]) AS c(id, attempt)
       ),
@@ -144,15 +146,16 @@ export function createDispatchRepository(sql: Sql, options: DispatchRepositoryOp
         WHERE t.id = l.id
         RETURNING t.id
       )
-      SELECT id, true AS done FROM updated
-      UNION ALL
-      SELECT c.id, false FROM claimed c
-      WHERE c.id NOT IN (SELECT id FROM updated)
-        AND (SELECT t.status = 'waiting' AND t.attempts = c.attempt FROM tasks t WHERE t.id = c.id)`,
+      SELECT c.id,
+             coalesce((SELECT t.status = 'waiting' AND t.attempts = c.attempt FROM tasks t WHERE t.id = c.id),
+                      false) AS locked
+        FROM claimed c
+       WHERE c.id NOT IN (SELECT id FROM updated)`,
     );
+    const notDone = new Set(unchanged.map((r) => r.id));
     return {
-      done: rows.filter((r) => r.done).map((r) => r.id),
-      locked: rows.filter((r) => !r.done).map((r) => r.id),
+      done: tasks.filter((t) => !notDone.has(t.id)).map((t) => t.id),
+      locked: unchanged.filter((r) => r.locked).map((r) => r.id),
     };
   }
 
