@@ -9,18 +9,17 @@ import { ProducerEnvSchema } from '../../../producer/src/config.js';
 export type Env = Record<string, string | undefined>;
 
 /**
- * The node flags every service runs with, here as in the images' CMD (a test keeps them equal). The
- * young generation is fixed at V8's cap (2 × 16 MiB), which V8 otherwise scales down with the memory
- * it sees (a small container): under Node 24, 4 MiB semi-spaces cost 7% more CPU per task and 6-10%
- * of the drain rate (three alternating pairs).
- * Memory can be traded for CPU: `--max-semi-space-size=8 --heap-growing-percent=50` (the old
- * generation grows to 1.5 × its live set between full collections instead of up to 4 ×) brought the
- * producer's peak RSS in the drain from 220-247 to 141-146 MiB and the consumers' from 134-162 to
- * 126-129 MiB, but in four alternating pairs of drains (`BENCH_NODE=<wrapper> npm run bench --
- * --only=drain --no-peers`) it cost 8% of the drain rate and 9% more CPU per task (the producer's
- * own +27%). The throughput targets come first here; BENCHMARKS.md (issue 16 notes) has the runs.
+ * The node flags every service runs with, here as in the images' CMD (a test keeps them equal). They
+ * hold V8's heap near what the services use: a young generation of 2 × 4 MiB, where V8 takes up to
+ * 2 × 16 MiB, and an old generation capped at 512 MiB, which also makes V8 let it grow to about 1.4 ×
+ * what survived the last full collection instead of up to 4 × (V8 scales that factor with the cap).
+ * The live heap is about 30 MiB in the producer and 17 MiB in a consumer; past the heap, ~50 MiB of a
+ * service's RSS is the node binary's own code. In the drain benchmark (BENCHMARKS.md, issue 16 notes)
+ * peak RSS fell from 198-214 to 131-137 MiB (producer) and from 126-132 to 113-116 MiB (consumers),
+ * for about a tenth more CPU per task. Where throughput matters more than memory,
+ * `--max-semi-space-size=16` alone is the other end of that trade (README, Containers).
  */
-export const SERVICE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=16'];
+export const SERVICE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=4', '--max-old-space-size=512'];
 
 export interface ServicePlan {
   /** Log prefix and process name: `producer`, `consumer-1`, ... */
