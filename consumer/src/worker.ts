@@ -1,8 +1,10 @@
 // The worker (PROTOCOL §7): a work message becomes outcome values in a pure function (park, or one
 // of ack | retry | dead-letter for each task it carries); one wrapper turns them into confirmed
 // publishes followed by one ack or nack on the delivering channel. A failed publish returns the
-// whole message to its queue.
+// whole message to its queue, after a backoff (REQUEUE_BACKOFF).
 
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffMs } from '@task-pipeline/common';
 import type { Broker } from '@task-pipeline/rabbitmq';
 import {
   EXCHANGES,
@@ -23,7 +25,7 @@ import { cancelAll, consumeAll, type Delivery, flushSettlements, settleOrDrop } 
 import type { ConsumerMetrics } from './metrics.js';
 import { publishParked } from './parking.js';
 import type { Publisher, ResultPublisher } from './publishing.js';
-import { decideRetry, type RetryPolicy, readRetryCount } from './retry-policy.js';
+import { decideRetry, REQUEUE_BACKOFF, type RetryPolicy, readRetryCount } from './retry-policy.js';
 import { type SimulationPolicy, simulateOutcome } from './simulate-processing.js';
 
 /** What becomes of one task of a work message. */
@@ -41,14 +43,19 @@ export type TaskOutcome =
       error: string;
     }
   /**
-   * Failed for the last time: to tasks.dlq. A message of one task is nacked without requeue (the
-   * broker dead-letters it); a task that shares its message is published there on its own.
+   * Failed for the last time: to tasks.dlq. A message in one task's own form is nacked without
+   * requeue (the broker dead-letters it); a task of a `{"tasks": [...]}` message is published there
+   * on its own.
    */
   | { kind: 'dead-letter'; task: WorkMessage; retryCount: number; error: string };
 
 export type WorkOutcome =
-  /** Usable: every task's outcome is made durable (confirmed publishes), then the message is acked. */
-  | { kind: 'tasks'; tasks: TaskOutcome[] }
+  /**
+   * Usable: every task's outcome is made durable (confirmed publishes), then the message is acked.
+   * `listed`: the message is in the `{"tasks": [...]}` form, so a task's retry copy or dead letter is
+   * written in its own form rather than being the message itself.
+   */
+  | { kind: 'tasks'; tasks: TaskOutcome[]; listed: boolean }
   /** Unusable: copy to tasks.parking (and report invalid_message for each task it names), then ack. */
   | { kind: 'park'; reason: string; reports: TaskResult[] };
 
@@ -69,7 +76,11 @@ export function decideWork(policy: WorkPolicy, message: IncomingWork): WorkOutco
     return { kind: 'park', reason: parsed.reason, reports };
   }
   const retryCount = readRetryCount(message.headers);
-  return { kind: 'tasks', tasks: parsed.value.map((task) => decideTask(policy, task, retryCount)) };
+  return {
+    kind: 'tasks',
+    tasks: parsed.value.map((task) => decideTask(policy, task, retryCount)),
+    listed: parsed.listed,
+  };
 }
 
 function decideTask(policy: WorkPolicy, task: WorkMessage, retryCount: number): TaskOutcome {
@@ -143,6 +154,9 @@ export function createWorker(options: WorkerOptions): Worker {
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
   let consumerTags: string[] = [];
+  /** Messages in a row whose outcomes could not be published: sets the hold before a requeue. */
+  let failedInARow = 0;
+  const stopped = new AbortController();
 
   const onDelivery = (delivery: Delivery) => {
     const handled = handle(delivery).finally(() => inFlight.delete(handled));
@@ -189,11 +203,19 @@ export function createWorker(options: WorkerOptions): Worker {
       if (outcome.kind === 'park') await park(delivery, outcome, log);
       else {
         if (processingTimeMs > 0) await new Promise((r) => setTimeout(r, processingTimeMs));
-        await applyTasks(delivery, outcome.tasks, log);
+        await applyTasks(delivery, outcome, log);
       }
+      failedInARow = 0;
     } catch (err) {
-      // Only publishes throw: the outcome could not be made durable, so the message goes back.
-      log().warn({ err, outcome: outcome.kind }, 'could not publish the outcome; returning the message');
+      // Only publishes throw: the outcome could not be made durable, so the message goes back, held
+      // for a while first (REQUEUE_BACKOFF), and at once when the worker stops.
+      failedInARow += 1;
+      const holdMs = backoffMs(failedInARow, REQUEUE_BACKOFF);
+      log().warn(
+        { err, outcome: outcome.kind, returnInMs: holdMs },
+        'could not publish the outcome; returning the message',
+      );
+      await sleep(holdMs, undefined, { signal: stopped.signal }).catch(() => undefined);
       settleOrDrop(metrics, delivery, 'requeue');
     } finally {
       stopTimer();
@@ -205,10 +227,14 @@ export function createWorker(options: WorkerOptions): Worker {
    * dead-lettered is only nacked (the broker moves it, with x-death); a publish that fails returns the
    * whole message, and the outcomes already out come again with it (a duplicate result is fenced).
    */
-  async function applyTasks(delivery: Delivery, tasks: TaskOutcome[], log: () => Logger): Promise<void> {
+  async function applyTasks(
+    delivery: Delivery,
+    { tasks, listed }: Extract<WorkOutcome, { kind: 'tasks' }>,
+    log: () => Logger,
+  ): Promise<void> {
     const queue = delivery.queue;
     const [only] = tasks;
-    if (tasks.length === 1 && only?.kind === 'dead-letter') {
+    if (!listed && only?.kind === 'dead-letter') {
       if (settleOrDrop(metrics, delivery, 'reject')) {
         metrics.failed.inc({ queue });
         metrics.deadLettered.inc({ queue });
@@ -219,7 +245,7 @@ export function createWorker(options: WorkerOptions): Worker {
       }
       return;
     }
-    await allPublished(tasks.map((task) => publishOutcome(delivery, task, tasks.length > 1)));
+    await allPublished(tasks.map((task) => publishOutcome(delivery, task, listed)));
     if (!settleOrDrop(metrics, delivery, 'ack')) return;
     for (const task of tasks) {
       if (task.kind === 'ack') {
@@ -232,14 +258,15 @@ export function createWorker(options: WorkerOptions): Worker {
     }
   }
 
-  function publishOutcome(delivery: Delivery, outcome: TaskOutcome, shared: boolean): Promise<void> {
+  function publishOutcome(delivery: Delivery, outcome: TaskOutcome, listed: boolean): Promise<void> {
     if (outcome.kind === 'ack') return publishResult(outcome.result);
     const { properties, content } = delivery.message;
-    // A task alone in its message travels on as that message; one of several, in its own form.
-    const body = shared ? Buffer.from(JSON.stringify(outcome.task)) : content;
+    // A message in one task's form travels on as it is; a task of a list, in its own form, which
+    // every consumer reads (also one from before lists, during an upgrade).
+    const body = listed ? Buffer.from(JSON.stringify(outcome.task)) : content;
     const options = {
       messageId: outcome.task.taskId,
-      contentType: shared ? JSON_CONTENT_TYPE : properties.contentType,
+      contentType: listed ? JSON_CONTENT_TYPE : properties.contentType,
       timestamp: properties.timestamp,
       headers: retryHeaders(properties.headers, outcome.retryCount, outcome.error),
     };
@@ -267,6 +294,7 @@ export function createWorker(options: WorkerOptions): Worker {
     channel,
     async stop(signal) {
       stopping = true;
+      stopped.abort();
       await cancelAll(channel.current(), consumerTags, signal);
       const aborted = new Promise<void>((resolve) => {
         if (signal.aborted) resolve();

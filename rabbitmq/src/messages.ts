@@ -99,8 +99,7 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: strin
 export function parseResultMessage(body: Buffer, contentType: string | undefined): ParseResult<TaskResult[]> {
   const json = decodeJson(body, contentType, MAX_RESULT_MESSAGE_BYTES);
   if (!json.ok) return json;
-  const isList = typeof json.value === 'object' && json.value !== null && 'results' in json.value;
-  if (isList) {
+  if (hasField(json.value, 'results')) {
     const parsed = validate(ResultMessageSchema, json.value);
     return parsed.ok ? { ok: true, value: parsed.value.results } : parsed;
   }
@@ -109,22 +108,26 @@ export function parseResultMessage(body: Buffer, contentType: string | undefined
 }
 
 /**
- * The tasks of a work message: `{"tasks": [...]}` (several tasks) or one task's own form, which retry
- * copies, dead letters and a dispatcher sending one task a message keep using.
+ * The tasks of a work message: `{"tasks": [...]}` (several tasks; `listed`) or one task's own form,
+ * which retry copies, dead letters and a dispatcher sending one task a message keep using.
  */
-export function parseWorkMessage(body: Buffer, contentType: string | undefined): ParseResult<WorkMessage[]> {
+export function parseWorkMessage(
+  body: Buffer,
+  contentType: string | undefined,
+): { ok: true; value: WorkMessage[]; listed: boolean } | { ok: false; reason: string } {
   const json = decodeJson(body, contentType, MAX_WORK_MESSAGE_BYTES);
   if (!json.ok) return json;
-  if (!isBatch(json.value)) {
+  if (!hasField(json.value, 'tasks')) {
     const single = validate(WorkMessageSchema, json.value);
-    return single.ok ? { ok: true, value: [single.value] } : single;
+    return single.ok ? { ok: true, value: [single.value], listed: false } : single;
   }
   const parsed = validate(WorkBatchSchema, json.value);
-  return parsed.ok ? { ok: true, value: parsed.value.tasks } : parsed;
+  return parsed.ok ? { ok: true, value: parsed.value.tasks, listed: true } : parsed;
 }
 
-function isBatch(json: unknown): boolean {
-  return typeof json === 'object' && json !== null && 'tasks' in json;
+/** Which form a message has: the list form names its list; the one-item form does not. */
+function hasField(json: unknown, field: string): boolean {
+  return typeof json === 'object' && json !== null && field in json;
 }
 
 function decodeJson(body: Buffer, contentType: string | undefined, maxBytes: number): ParseResult<unknown> {
@@ -176,7 +179,7 @@ export function readTaskReferences(body: Buffer): TaskReferences {
   } catch {
     return { references: [], unreadable: 1 };
   }
-  const items = isBatch(json) ? (json as { tasks: unknown }).tasks : [json];
+  const items = hasField(json, 'tasks') ? (json as { tasks: unknown }).tasks : [json];
   if (!Array.isArray(items)) return { references: [], unreadable: 1 };
   const seen = new Map<string, TaskReference>();
   let readable = 0;

@@ -1,7 +1,15 @@
 // The worker on a real broker, reporting to a real HTTP server that plays the producer's batch
 // route: success, the retry path, dead-lettering, and poison messages.
 import { randomUUID } from 'node:crypto';
-import { HEADERS, QUEUES, WORK_QUEUES, type WorkMessage } from '@task-pipeline/rabbitmq';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  HEADERS,
+  QUEUES,
+  retryExchangeName,
+  retryQueueName,
+  WORK_QUEUES,
+  type WorkMessage,
+} from '@task-pipeline/rabbitmq';
 import { eventually } from '@task-pipeline/testkit/eventually';
 import { useTestVhost } from '@task-pipeline/testkit/hooks';
 import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
@@ -172,6 +180,51 @@ describe('worker', () => {
       'work and dead letters acked',
       async () =>
         (await channel.checkQueue(WORK_QUEUES.low)).messageCount === 0 &&
+        (await channel.checkQueue(QUEUES.deadLetter)).messageCount === 0,
+    );
+  });
+
+  test('a retry copy the broker cannot route: the whole message comes back after a hold, and is not dead-lettered', async () => {
+    const policy = { failureSeed: `unroutable-${randomUUID()}`, failureRate: 0.5 };
+    const outcome = (m: WorkMessage, retryCount: number) =>
+      simulateOutcome(policy, { taskId: m.taskId, attempt: m.attempt, retryCount }).ok;
+    const siblings: WorkMessage[] = [];
+    while (siblings.length < 3) {
+      const m = workMessage({ priority: 'high', attempt: 2 });
+      if (outcome(m, 0)) siblings.push(m);
+    }
+    let retried = workMessage({ priority: 'high', attempt: 2 });
+    while (outcome(retried, 0) || !outcome(retried, 1))
+      retried = workMessage({ priority: 'high', attempt: 2 });
+    const c = await start({ amqpUrl: vhost.url, ...policy, maxRetries: 3, retryDelaysSeconds: [1] });
+    // The retry copy's mandatory publish comes back unroutable: its outcome cannot be made durable.
+    const retryQueue = retryQueueName(1);
+    await channel.unbindQueue(retryQueue, retryExchangeName(1), '');
+    await publishWorkBatch(channel, [...siblings, retried]);
+    const first = siblings[0] as WorkMessage;
+    await eventually(
+      'the whole message came back and was worked again',
+      () => acceptedFor(first.taskId).length >= 2,
+    );
+    expect(acceptedFor(retried.taskId)).toEqual([]);
+    // The route stays broken a while. Returned at once, the message came back every 0.3-0.5 s here
+    // and reached the delivery limit (20) within these 10 s: dead-lettered, every task reported `error`.
+    await sleep(10_000);
+    await channel.bindQueue(retryQueue, retryExchangeName(1), '');
+    await eventually('the retried task is reported', () => acceptedFor(retried.taskId).length > 0);
+    for (const m of [...siblings, retried]) {
+      // Every report, the duplicates of the siblings included, is the success of the attempt sent.
+      expect(new Set(acceptedFor(m.taskId).map((r) => JSON.stringify(r)))).toEqual(
+        new Set([JSON.stringify({ taskId: m.taskId, attempt: m.attempt, taskStatus: 'success' })]),
+      );
+    }
+    expect(await metricValue(c, 'consumer_tasks_dead_lettered_total')).toBe(0);
+    // Held before each return (0.25 s, 0.5 s, 1 s, ...): a few deliveries, not the 20 of the limit.
+    expect(acceptedFor(first.taskId).length).toBeLessThan(10);
+    await eventually(
+      'the work message acked',
+      async () =>
+        (await channel.checkQueue(WORK_QUEUES.high)).messageCount === 0 &&
         (await channel.checkQueue(QUEUES.deadLetter)).messageCount === 0,
     );
   });

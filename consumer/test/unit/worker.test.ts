@@ -26,6 +26,7 @@ describe('decideWork', () => {
     expect(decideWork(policy(0), { content: workBody, contentType: json, headers: {} })).toEqual({
       kind: 'tasks',
       tasks: [{ kind: 'ack', result: { taskId, attempt: 1, status: 'success' } }],
+      listed: false,
     });
   });
 
@@ -45,6 +46,7 @@ describe('decideWork', () => {
           error: 'simulated processing failure',
         },
       ],
+      listed: false,
     });
   });
 
@@ -106,6 +108,18 @@ describe('decideWork', () => {
     );
     expect(kinds(outcome)).toEqual(expected);
     expect(new Set(expected)).toEqual(new Set(['ack', 'retry']));
+    expect(outcome).toMatchObject({ listed: true });
+  });
+
+  test('a list of one task is still a list: its retry copy is written in the task’s own form', () => {
+    const task = JSON.parse(workBody.toString());
+    const outcome = decideWork(policy(1), {
+      content: body({ tasks: [task] }),
+      contentType: json,
+      headers: {},
+    });
+    expect(outcome).toMatchObject({ kind: 'tasks', listed: true });
+    expect(kinds(outcome)).toEqual(['retry']);
   });
 
   test('a message of several tasks that fails validation is parked whole; each task it names is reported', () => {
