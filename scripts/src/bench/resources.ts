@@ -5,8 +5,7 @@
 // serves every tenant's vhost. Other tenants' load on the shared parts is estimated by idle samples
 // of the same groups just before and just after the run, and taken off (see cpu.ts).
 import { readdirSync, readFileSync } from 'node:fs';
-import { idleEstimate, type ServerGroup } from './cpu.js';
-import { checkpoint } from './sandbox.js';
+import type { ServerGroup } from './cpu.js';
 
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat, 100 on every Linux this runs on. */
 const TICKS_PER_SECOND = 100;
@@ -174,7 +173,7 @@ function sampler(processes: readonly SampledProcess[], scope: ServerScope, inter
 type IdleRates = Partial<Record<ServerGroup, number>>;
 
 /** The servers' CPU in % of one core over `ms` while the measure's own processes are not running. */
-async function sampleIdle(scope: ServerScope, ms: number): Promise<IdleRates> {
+export async function sampleIdle(scope: ServerScope, ms: number): Promise<IdleRates> {
   const s = sampler([], scope, Math.min(500, ms));
   await new Promise((resolve) => setTimeout(resolve, ms));
   const seconds = s.finish();
@@ -207,32 +206,4 @@ export function sampleResources(
       });
     },
   };
-}
-
-/**
- * Runs a measure between two idle samples of its servers: before it starts its processes, and after
- * `stop` ended them. Its server rows get both samples and the estimate of other tenants' load.
- * PostgreSQL checkpoints first, so that the run does not pay for the writes made before it.
- */
-export async function betweenIdleSamples<T extends { resources: ProcessUsage[] }>(
-  scope: ServerScope,
-  ms: number,
-  run: () => Promise<T>,
-  stop: () => Promise<void>,
-): Promise<T> {
-  if (scope.servers.includes('postgresql')) await checkpoint();
-  const before = await sampleIdle(scope, ms);
-  let result: T;
-  try {
-    result = await run();
-  } finally {
-    await stop();
-  }
-  const after = await sampleIdle(scope, ms);
-  const resources = result.resources.map((u): ProcessUsage => {
-    if (!u.server) return u;
-    const samples: [number, number] = [before[u.server] ?? 0, after[u.server] ?? 0];
-    return { ...u, idleSamples: samples, idleCpuPercent: idleEstimate(...samples) };
-  });
-  return { ...result, resources };
 }

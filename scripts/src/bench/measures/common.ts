@@ -1,7 +1,11 @@
-// Pieces several measures share: a rate over a fixed window, counted by the sink or by the database.
+// Pieces several measures share: a rate over a fixed window, counted by the sink or by the database,
+// and the frame every measured window runs in (a checkpoint, then idle samples around it).
+import { idleEstimate } from '../cpu.js';
 import type { Progress, ProgressBar } from '../progress.js';
+import { type ProcessUsage, type ServerScope, sampleIdle } from '../resources.js';
 import type { MeasureFailure, Rate } from '../results.js';
 import type { BenchRuntime } from '../runtime.js';
+import { checkpoint } from '../sandbox.js';
 import type { Sink } from '../sink.js';
 import { formatNumber, perSecond } from '../stats.js';
 
@@ -139,4 +143,32 @@ export async function drainRate(
     }
     await sleep(Math.min(probe.pollMs, windowMs - elapsed));
   }
+}
+
+/**
+ * Runs a measure between two idle samples of its servers: before it starts its processes, and after
+ * `stop` ended them. Its server rows get both samples and the estimate of other tenants' load.
+ * PostgreSQL checkpoints first, so that the run does not pay for the writes made before it.
+ */
+export async function betweenIdleSamples<T extends { resources: ProcessUsage[] }>(
+  scope: ServerScope,
+  ms: number,
+  run: () => Promise<T>,
+  stop: () => Promise<void>,
+): Promise<T> {
+  if (scope.servers.includes('postgresql')) await checkpoint();
+  const before = await sampleIdle(scope, ms);
+  let result: T;
+  try {
+    result = await run();
+  } finally {
+    await stop();
+  }
+  const after = await sampleIdle(scope, ms);
+  const resources = result.resources.map((u): ProcessUsage => {
+    if (!u.server) return u;
+    const samples: [number, number] = [before[u.server] ?? 0, after[u.server] ?? 0];
+    return { ...u, idleSamples: samples, idleCpuPercent: idleEstimate(...samples) };
+  });
+  return { ...result, resources };
 }

@@ -7,13 +7,13 @@ import { assertRunning, type Service } from '@task-pipeline/testkit/processes';
 import { rawWorkMessage } from '../baselines/raw-message.js';
 import type { ServerGroup } from '../cpu.js';
 import type { Progress } from '../progress.js';
-import { betweenIdleSamples, sampleResources } from '../resources.js';
+import { sampleResources } from '../resources.js';
 import type { DispatchRow, MeasuredRate, RawBrokerResult } from '../results.js';
 import { countByStatus, type Sandbox, seedTasks, withSandbox } from '../sandbox.js';
 import { type RunningProducer, startBaseline, startProducer } from '../services.js';
 import { startSink } from '../sink.js';
 import { formatNumber } from '../stats.js';
-import { attempt, type MeasureContext, sinkRate } from './common.js';
+import { attempt, betweenIdleSamples, type MeasureContext, sinkRate } from './common.js';
 
 export interface DispatchOptions {
   backlogs: readonly number[];

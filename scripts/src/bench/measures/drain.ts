@@ -18,12 +18,12 @@ import {
 import { peerProbe, prefillPeer } from '../baselines/peers.js';
 import type { ServerGroup } from '../cpu.js';
 import { OUR_BEST_SETTINGS, settingsText } from '../plan.js';
-import { betweenIdleSamples, type SampledProcess, sampleResources } from '../resources.js';
+import { type SampledProcess, sampleResources } from '../resources.js';
 import type { DrainRow } from '../results.js';
 import { countUnfinished, lastFinishedAt, type Sandbox, type Sql, withSandbox } from '../sandbox.js';
 import { startBaseline, startConsumer, startProducer } from '../services.js';
 import { formatNumber } from '../stats.js';
-import { attempt, type DrainProbe, drainRate, type MeasureContext } from './common.js';
+import { attempt, betweenIdleSamples, type DrainProbe, drainRate, type MeasureContext } from './common.js';
 import { seedWithBar } from './dispatch.js';
 
 export interface DrainOptions {

@@ -8,12 +8,12 @@ import { performance } from 'node:perf_hooks';
 import { freePort } from '@task-pipeline/testkit/private-process';
 import { assertRunning, type Service, stopAll } from '@task-pipeline/testkit/processes';
 import { Pool } from 'undici';
-import { betweenIdleSamples, sampleResources } from '../resources.js';
+import { sampleResources } from '../resources.js';
 import type { LatencyResult } from '../results.js';
 import { countUnfinished, withSandbox } from '../sandbox.js';
 import { type RunningProducer, startConsumer, startProducer } from '../services.js';
 import { formatNumber, percentile, perSecond } from '../stats.js';
-import { type MeasureContext, MeasureError, sleep } from './common.js';
+import { betweenIdleSamples, type MeasureContext, MeasureError, sleep } from './common.js';
 import { WORKER_PROCESSES } from './drain.js';
 
 export interface LatencyOptions {
