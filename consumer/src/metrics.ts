@@ -45,6 +45,12 @@ export function createConsumerMetrics() {
       labelNames: ['queue'] as const,
       registers,
     }),
+    returned: new Counter({
+      name: 'consumer_messages_returned_total',
+      help: 'Work messages returned to their queue because an outcome could not be published (held first, REQUEUE_BACKOFF)',
+      labelNames: ['queue'] as const,
+      registers,
+    }),
     reported: new Counter({
       name: 'consumer_reports_total',
       help: 'Reports answered by the producer, by reported status and outcome (applied, stale, conflict, parked, retry)',
@@ -65,7 +71,7 @@ export function createConsumerMetrics() {
     }),
     processingDuration: new Histogram({
       name: 'consumer_processing_duration_seconds',
-      help: 'Delivery to settlement of a work message, all its tasks (simulated work plus confirmed publishes)',
+      help: 'Delivery to settlement of a work message, all its tasks (simulated work plus confirmed publishes); one whose publish failed counts until the failure, not its hold',
       labelNames: ['queue'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,

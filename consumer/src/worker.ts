@@ -3,6 +3,7 @@
 // publishes followed by one ack or nack on the delivering channel. A failed publish returns the
 // whole message to its queue, after a backoff (REQUEUE_BACKOFF).
 
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffMs } from '@task-pipeline/common';
 import type { Broker } from '@task-pipeline/rabbitmq';
@@ -25,7 +26,13 @@ import { cancelAll, consumeAll, type Delivery, flushSettlements, settleOrDrop } 
 import type { ConsumerMetrics } from './metrics.js';
 import { publishParked } from './parking.js';
 import type { Publisher, ResultPublisher } from './publishing.js';
-import { decideRetry, REQUEUE_BACKOFF, type RetryPolicy, readRetryCount } from './retry-policy.js';
+import {
+  decideRetry,
+  FailedMessages,
+  REQUEUE_BACKOFF,
+  type RetryPolicy,
+  readRetryCount,
+} from './retry-policy.js';
 import { type SimulationPolicy, simulateOutcome } from './simulate-processing.js';
 
 /** What becomes of one task of a work message. */
@@ -154,9 +161,11 @@ export function createWorker(options: WorkerOptions): Worker {
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
   let consumerTags: string[] = [];
-  /** Messages in a row whose outcomes could not be published: sets the hold before a requeue. */
-  let failedInARow = 0;
+  /** Failed publishes per message: sets its hold before it is returned. */
+  const failedMessages = new FailedMessages();
   const stopped = new AbortController();
+  // Every held message listens for the stop; hundreds may be held at once.
+  setMaxListeners(0, stopped.signal);
 
   const onDelivery = (delivery: Delivery) => {
     const handled = handle(delivery).finally(() => inFlight.delete(handled));
@@ -199,26 +208,27 @@ export function createWorker(options: WorkerOptions): Worker {
     });
     // A child logger costs an object and its serialised bindings: only the rare outcomes log.
     const log = () => logger.child({ queue: delivery.queue, messageId: properties.messageId });
+    // A message without an id (not one of ours) shares one count per queue.
+    const key = `${delivery.queue}/${properties.messageId ?? ''}`;
     try {
       if (outcome.kind === 'park') await park(delivery, outcome, log);
       else {
         if (processingTimeMs > 0) await new Promise((r) => setTimeout(r, processingTimeMs));
         await applyTasks(delivery, outcome, log);
       }
-      failedInARow = 0;
+      if (failedMessages.size > 0) failedMessages.settled(key);
+      stopTimer();
     } catch (err) {
+      stopTimer();
       // Only publishes throw: the outcome could not be made durable, so the message goes back, held
       // for a while first (REQUEUE_BACKOFF), and at once when the worker stops.
-      failedInARow += 1;
-      const holdMs = backoffMs(failedInARow, REQUEUE_BACKOFF);
+      const holdMs = backoffMs(failedMessages.failed(key), REQUEUE_BACKOFF);
       log().warn(
         { err, outcome: outcome.kind, returnInMs: holdMs },
         'could not publish the outcome; returning the message',
       );
       await sleep(holdMs, undefined, { signal: stopped.signal }).catch(() => undefined);
-      settleOrDrop(metrics, delivery, 'requeue');
-    } finally {
-      stopTimer();
+      if (settleOrDrop(metrics, delivery, 'requeue')) metrics.returned.inc({ queue: delivery.queue });
     }
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { decideRetry, readRetryCount } from '../../src/retry-policy.js';
+import { decideRetry, FailedMessages, readRetryCount } from '../../src/retry-policy.js';
 
 describe('decideRetry', () => {
   const policy = { maxRetries: 4, retryDelaysSeconds: [1, 5, 30] };
@@ -31,5 +31,28 @@ describe('readRetryCount', () => {
     [{ 'x-retry-count': 'many' }, 0],
   ])('%o → %i', (headers, expected) => {
     expect(readRetryCount(headers)).toBe(expected);
+  });
+});
+
+describe('FailedMessages', () => {
+  test('counts failures per message; a settled message starts again', () => {
+    const failed = new FailedMessages();
+    expect([failed.failed('a'), failed.failed('a'), failed.failed('b'), failed.failed('a')]).toEqual([
+      1, 2, 1, 3,
+    ]);
+    failed.settled('a');
+    expect(failed.failed('a')).toBe(1);
+    expect(failed.failed('b')).toBe(2);
+  });
+
+  test('remembers at most its limit, forgetting the message that failed longest ago', () => {
+    const failed = new FailedMessages(2);
+    failed.failed('a');
+    failed.failed('b');
+    failed.failed('a');
+    failed.failed('c');
+    expect(failed.size).toBe(2);
+    expect(failed.failed('b')).toBe(1);
+    expect(failed.failed('c')).toBe(2);
   });
 });
