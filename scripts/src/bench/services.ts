@@ -60,7 +60,7 @@ export async function startProducer(
     },
     {
       execPath: runtime.node.execPath,
-      nodeArgs: [...profileArgs('producer'), ...SERVICE_NODE_ARGS, ...(options.nodeArgs ?? [])],
+      nodeArgs: [...profileArgs('producer'), ...SERVICE_NODE_ARGS.producer, ...(options.nodeArgs ?? [])],
     },
   );
   const url = `http://127.0.0.1:${port}`;
@@ -97,7 +97,11 @@ export async function startConsumer(
     },
     {
       execPath: runtime.node.execPath,
-      nodeArgs: [...profileArgs(`consumer-${index}`), ...SERVICE_NODE_ARGS, ...(options.nodeArgs ?? [])],
+      nodeArgs: [
+        ...profileArgs(`consumer-${index}`),
+        ...SERVICE_NODE_ARGS.consumer,
+        ...(options.nodeArgs ?? []),
+      ],
     },
   );
   try {

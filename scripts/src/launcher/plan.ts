@@ -9,17 +9,21 @@ import { ProducerEnvSchema } from '../../../producer/src/config.js';
 export type Env = Record<string, string | undefined>;
 
 /**
- * The node flags every service runs with, here as in the images' CMD (a test keeps them equal). They
- * hold V8's heap near what the services use: a young generation of 2 × 4 MiB, where V8 takes up to
- * 2 × 16 MiB, and an old generation capped at 512 MiB, which also makes V8 let it grow to about 1.4 ×
- * what survived the last full collection instead of up to 4 × (V8 scales that factor with the cap).
- * The live heap is about 30 MiB in the producer and 17 MiB in a consumer; past the heap, ~50 MiB of a
- * service's RSS is the node binary's own code. In the drain benchmark (BENCHMARKS.md, issue 16 notes)
- * peak RSS fell from 198-214 to 131-137 MiB (producer) and from 126-132 to 113-116 MiB (consumers),
- * for about a tenth more CPU per task. Where throughput matters more than memory,
- * `--max-semi-space-size=16` alone is the other end of that trade (README, Containers).
+ * The node flags each service runs with, here as in the images' CMD (a test keeps them equal). They
+ * hold V8's heap near what the services use: an old generation capped at 512 MiB, which also makes
+ * V8 let it grow to about 1.4 × what survived the last full collection instead of up to 4 × (V8
+ * scales that factor with the cap), and a young generation of 2 × 8 MiB for the producer and 2 × 4 MiB
+ * for a consumer, where V8 takes up to 2 × 16 MiB. The live heap is about 30 MiB in the producer and
+ * 17 MiB in a consumer; past the heap, ~50 MiB of a service's RSS is the node binary's own code. In
+ * alternating drains (BENCHMARKS.md, the eleventh session on issue 16) peak RSS fell from 196-210 to
+ * 139-140 MiB (producer) and from 127-129 to 112-114 MiB (consumers) at the same CPU per task; a
+ * 4 MiB young generation for the producer as well cost a fifth of the drain rate (it allocates far
+ * more per task, and a smaller young generation promotes more of what is in flight).
  */
-export const SERVICE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=4', '--max-old-space-size=512'];
+export const SERVICE_NODE_ARGS = {
+  producer: ['--max-semi-space-size=8', '--max-old-space-size=512'],
+  consumer: ['--max-semi-space-size=4', '--max-old-space-size=512'],
+} as const satisfies Record<ServicePlan['role'], readonly string[]>;
 
 export interface ServicePlan {
   /** Log prefix and process name: `producer`, `consumer-1`, ... */

@@ -26,7 +26,7 @@ export function startService(
 ): RunningService {
   // Own process group: a Ctrl-C in the terminal reaches only the launcher, which then stops each
   // service exactly once (a second signal would make a service skip its graceful shutdown).
-  const child = spawn(process.execPath, [...SERVICE_NODE_ARGS, ...extraNodeArgs, plan.entry], {
+  const child = spawn(process.execPath, [...SERVICE_NODE_ARGS[plan.role], ...extraNodeArgs, plan.entry], {
     cwd: root,
     env: plan.env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -274,7 +274,7 @@ describe('docker-compose.yml, profile cluster', () => {
 });
 
 describe('Dockerfiles', () => {
-  test.each(['producer', 'consumer'])(
+  test.each(['producer', 'consumer'] as const)(
     '%s: slim Node 24 stages, production deps, non-root, exec-form CMD',
     (name) => {
       const text = read(`${name}/Dockerfile`);
@@ -293,7 +293,7 @@ describe('Dockerfiles', () => {
       const entry = name === 'producer' ? 'dist/server.js' : 'dist/main.js';
       // The same flags as every local run and the benchmark.
       expect(last).toContain(
-        `CMD ${JSON.stringify(['node', ...SERVICE_NODE_ARGS, entry])}`.replaceAll(',', ', '),
+        `CMD ${JSON.stringify(['node', ...SERVICE_NODE_ARGS[name], entry])}`.replaceAll(',', ', '),
       );
     },
   );
