@@ -11,8 +11,8 @@ import { HEADERS, retryExchangeName } from '@task-pipeline/rabbitmq/contract';
  * was still there, and spent the work queue's delivery limit (20) within seconds: dead-lettered,
  * every task reported `error`, for a failure of the broker, not of the tasks (and where the broker
  * does not count a requeue towards the limit, RabbitMQ 4.3 on, it loops hot). Held, the 20 deliveries
- * take minutes; meanwhile the message takes a prefetch slot, so a worker whose publishes all fail
- * slows its own intake.
+ * take minutes (over a minute among three replicas: each counts only its own failures); meanwhile
+ * the message takes a prefetch slot, so a worker whose publishes all fail slows its own intake.
  */
 export const REQUEUE_BACKOFF: BackoffPolicy = { initialMs: 250, maxMs: 15_000 };
 

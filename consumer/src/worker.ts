@@ -108,13 +108,18 @@ function decideTask(policy: WorkPolicy, task: WorkMessage, retryCount: number): 
 }
 
 /**
- * Waits for every publish to end, then fails with the first failure: a message is settled only then,
+ * Waits for every publish to end, then answers the first failure: a message is settled only then,
  * since a requeue while some still ran would let its redelivery publish those outcomes a second time.
  */
-async function allPublished(publishes: Promise<void>[]): Promise<void> {
+async function allPublished(publishes: Promise<void>[]): Promise<PublishFailure | undefined> {
   const ended = await Promise.allSettled(publishes);
   const failed = ended.find((p) => p.status === 'rejected');
-  if (failed) throw failed.reason;
+  return failed && { error: failed.reason };
+}
+
+/** An outcome that could not be made durable: the message was not settled and goes back. */
+interface PublishFailure {
+  error: unknown;
 }
 
 /** Headers the broker writes when it dead-letters; a fresh retry copy starts without them. */
@@ -168,7 +173,11 @@ export function createWorker(options: WorkerOptions): Worker {
   setMaxListeners(0, stopped.signal);
 
   const onDelivery = (delivery: Delivery) => {
-    const handled = handle(delivery).finally(() => inFlight.delete(handled));
+    // handle() settles or returns every message it can; what throws past it is a defect (a metric,
+    // a log) after the settlement, which must not turn into a requeue of a settled message.
+    const handled = handle(delivery)
+      .catch((err: unknown) => logger.error({ err, queue: delivery.queue }, 'a work message handler failed'))
+      .finally(() => inFlight.delete(handled));
     inFlight.add(handled);
   };
 
@@ -208,28 +217,29 @@ export function createWorker(options: WorkerOptions): Worker {
     });
     // A child logger costs an object and its serialised bindings: only the rare outcomes log.
     const log = () => logger.child({ queue: delivery.queue, messageId: properties.messageId });
-    // A message without an id (not one of ours) shares one count per queue.
-    const key = `${delivery.queue}/${properties.messageId ?? ''}`;
-    try {
-      if (outcome.kind === 'park') await park(delivery, outcome, log);
-      else {
-        if (processingTimeMs > 0) await new Promise((r) => setTimeout(r, processingTimeMs));
-        await applyTasks(delivery, outcome, log);
-      }
-      if (failedMessages.size > 0) failedMessages.settled(key);
-      stopTimer();
-    } catch (err) {
-      stopTimer();
-      // Only publishes throw: the outcome could not be made durable, so the message goes back, held
-      // for a while first (REQUEUE_BACKOFF), and at once when the worker stops.
-      const holdMs = backoffMs(failedMessages.failed(key), REQUEUE_BACKOFF);
-      log().warn(
-        { err, outcome: outcome.kind, returnInMs: holdMs },
-        'could not publish the outcome; returning the message',
-      );
-      await sleep(holdMs, undefined, { signal: stopped.signal }).catch(() => undefined);
-      if (settleOrDrop(metrics, delivery, 'requeue')) metrics.returned.inc({ queue: delivery.queue });
+    // One count per message: a task's retry copies share its id (and queue), not its retry count. A
+    // message without an id (not one of ours) shares one count per queue.
+    const failureKey = () =>
+      `${delivery.queue}/${properties.messageId ?? ''}/${readRetryCount(properties.headers)}`;
+    if (outcome.kind === 'tasks' && processingTimeMs > 0) {
+      await new Promise((r) => setTimeout(r, processingTimeMs));
     }
+    const failure =
+      outcome.kind === 'park' ? await park(delivery, outcome, log) : await applyTasks(delivery, outcome, log);
+    stopTimer();
+    if (!failure) {
+      if (failedMessages.size > 0) failedMessages.settled(failureKey());
+      return;
+    }
+    // The outcome could not be made durable, so the message goes back (it was not settled), held for
+    // a while first (REQUEUE_BACKOFF), and at once when the worker stops.
+    const holdMs = backoffMs(failedMessages.failed(failureKey()), REQUEUE_BACKOFF);
+    log().warn(
+      { err: failure.error, outcome: outcome.kind, returnInMs: holdMs },
+      'could not publish the outcome; returning the message',
+    );
+    await sleep(holdMs, undefined, { signal: stopped.signal }).catch(() => undefined);
+    if (settleOrDrop(metrics, delivery, 'requeue')) metrics.returned.inc({ queue: delivery.queue });
   }
 
   /**
@@ -241,7 +251,7 @@ export function createWorker(options: WorkerOptions): Worker {
     delivery: Delivery,
     { tasks, listed }: Extract<WorkOutcome, { kind: 'tasks' }>,
     log: () => Logger,
-  ): Promise<void> {
+  ): Promise<PublishFailure | undefined> {
     const queue = delivery.queue;
     const [only] = tasks;
     if (!listed && only?.kind === 'dead-letter') {
@@ -255,7 +265,8 @@ export function createWorker(options: WorkerOptions): Worker {
       }
       return;
     }
-    await allPublished(tasks.map((task) => publishOutcome(delivery, task, listed)));
+    const failure = await allPublished(tasks.map((task) => publishOutcome(delivery, task, listed)));
+    if (failure) return failure;
     if (!settleOrDrop(metrics, delivery, 'ack')) return;
     for (const task of tasks) {
       if (task.kind === 'ack') {
@@ -289,10 +300,12 @@ export function createWorker(options: WorkerOptions): Worker {
     delivery: Delivery,
     outcome: Extract<WorkOutcome, { kind: 'park' }>,
     log: () => Logger,
-  ): Promise<void> {
-    await publishParked(publisher, delivery, outcome.reason);
+  ): Promise<PublishFailure | undefined> {
+    const parked = await allPublished([publishParked(publisher, delivery, outcome.reason)]);
+    if (parked) return parked;
     // Reported before the ack: a task whose message was unusable must not stay `sent`.
-    await allPublished(outcome.reports.map((report) => publishResult(report)));
+    const failure = await allPublished(outcome.reports.map((report) => publishResult(report)));
+    if (failure) return failure;
     if (settleOrDrop(metrics, delivery, 'ack')) {
       metrics.parked.inc({ queue: delivery.queue });
       const taskIds = outcome.reports.map((r) => r.taskId);

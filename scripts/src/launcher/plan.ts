@@ -16,7 +16,7 @@ export type Env = Record<string, string | undefined>;
  * for a consumer, where V8 takes up to 2 × 16 MiB. The live heap is about 30 MiB in the producer and
  * 17 MiB in a consumer; past the heap, ~50 MiB of a service's RSS is the node binary's own code. In
  * alternating drains (BENCHMARKS.md, the eleventh session on issue 16) peak RSS fell from 196-210 to
- * 139-140 MiB (producer) and from 127-129 to 112-114 MiB (consumers) at the same CPU per task; a
+ * 139-140 MiB (producer) and from 127-129 to 112-114 MiB (consumers) at about the same CPU per task; a
  * 4 MiB young generation for the producer as well cost a fifth of the drain rate (it allocates far
  * more per task, and a smaller young generation promotes more of what is in flight).
  */
