@@ -11,8 +11,9 @@ import { HEADERS, retryExchangeName } from '@task-pipeline/rabbitmq/contract';
  * was still there, and spent the work queue's delivery limit (20) within seconds: dead-lettered,
  * every task reported `error`, for a failure of the broker, not of the tasks (and where the broker
  * does not count a requeue towards the limit, RabbitMQ 4.3 on, it loops hot). Held, the 20 deliveries
- * take minutes (over a minute among three replicas: each counts only its own failures); meanwhile
- * the message takes a prefetch slot, so a worker whose publishes all fail slows its own intake.
+ * take minutes (by the expected holds, ~170 s on one replica and ~70 s among three, each counting
+ * only its own failures); meanwhile the message takes a prefetch slot, so a worker whose publishes
+ * all fail slows its own intake.
  */
 export const REQUEUE_BACKOFF: BackoffPolicy = { initialMs: 250, maxMs: 15_000 };
 
@@ -20,7 +21,7 @@ export const REQUEUE_BACKOFF: BackoffPolicy = { initialMs: 250, maxMs: 15_000 };
 export const REMEMBERED_FAILED_MESSAGES = 10_000;
 
 /**
- * Failed publishes per message, by a key of the worker's choosing (queue and message id): the
+ * Failed publishes per message, by a key of the worker's choosing (queue, message id, retry count): the
  * count a message's next hold grows with. Counted per message, not per worker, so the messages that
  * still go through do not cut a failing one's hold short, and a burst of failures at once (a
  * publishing channel lost with hundreds of messages in hand) does not hold each for the longest.

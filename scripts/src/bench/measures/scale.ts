@@ -55,20 +55,19 @@ async function rateByColumn(
 ): Promise<Rate | undefined> {
   const rows = await sql<{ at: number }[]>`
     select (extract(epoch from ${sql(column)}) * 1000)::float8 as at from tasks where ${sql(column)} is not null`;
-  if (column === 'sent_at')
-    return rateAfterWarmUp(
-      rows.map((r) => r.at),
-      warmUp,
-      windowMs,
-    );
-  const [lastSent] = await sql<{ at: number | null }[]>`
-    select (extract(epoch from max(sent_at)) * 1000)::float8 as at from tasks`;
+  const endAt = column === 'finished_at' ? await lastSentAt(sql) : undefined;
   return rateAfterWarmUp(
     rows.map((r) => r.at),
     warmUp,
     windowMs,
-    lastSent?.at ?? undefined,
+    endAt,
   );
+}
+
+async function lastSentAt(sql: Sql): Promise<number | undefined> {
+  const [row] = await sql<{ at: number | null }[]>`
+    select (extract(epoch from max(sent_at)) * 1000)::float8 as at from tasks`;
+  return row?.at ?? undefined;
 }
 
 interface DispatchRun {
